@@ -1,0 +1,25 @@
+"""symdiff: source-to-source symbolic differentiation of numpy functions.
+
+Trace a function into an array IR, differentiate it with SymPy to any order, and run generated,
+readable, vectorized numpy code.
+"""
+
+__version__ = "0.1.0"
+
+from .api import Transform, derivative, grad, hessian, jacobian, value_and_grad
+from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
+
+__all__ = [
+    "CompileError",
+    "DtypeError",
+    "NotScalarError",
+    "ShapeError",
+    "SymdiffError",
+    "TraceError",
+    "Transform",
+    "derivative",
+    "grad",
+    "hessian",
+    "jacobian",
+    "value_and_grad",
+]

@@ -1,0 +1,538 @@
+"""The public transforms: thin wrappers that string the pipeline together.
+
+``trace -> differentiate -> optimize -> emit -> load``, in that order, for every transform. A
+transform's result is again a function, so it can be called with arrays (compiled and cached) or
+traced by another transform (its derivative graph is inlined), which is how ``grad(grad(f))`` works.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import re
+
+import numpy as np
+import sympy
+
+from . import differentiate as D
+from . import emit, ir, load, optimize, trace
+from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
+from .evaluate import evaluate
+from .ir import placeholder
+
+KINDS = ("grad", "value_and_grad", "jacobian", "hessian", "derivative")
+_SUMMARY = {
+    "grad": "Gradient of {f} with respect to {wrt}.",
+    "value_and_grad": "Value and gradient of {f} with respect to {wrt}.",
+    "jacobian": "Jacobian of {f} with respect to {wrt} (output axes first, then input axes).",
+    "hessian": "Hessian of {f} with respect to {wrt}.",
+    "derivative": "Derivative {order} of {f} with respect to {wrt}, elementwise over broadcast arguments.",
+}
+
+
+def version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+class Transform:
+    """A derivative of ``fun``: callable on arrays, traceable by other transforms, inspectable."""
+
+    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1):
+        if not callable(fun):
+            raise SymdiffError(f"{kind} expects a function, got {type(fun).__name__}")
+        if kind == "derivative" and (not isinstance(order, int) or order < 0):
+            raise SymdiffError(f"order must be a non-negative integer, got {order!r}")
+        self.fun, self.kind, self.has_aux, self.order = fun, kind, has_aux, order
+        self.signature = _parse_signature(signature) if signature is not None else None
+        self.argnums, self.wrt = argnums, wrt
+        self.param_names = _param_names(fun)
+        self.positions = self._resolve_positions(argnums, wrt)
+        functools.update_wrapper(self, fun, assigned=("__module__", "__name__", "__qualname__"), updated=())
+
+    # -- argument selection -------------------------------------------------------------------
+    def _resolve_positions(self, argnums, wrt):
+        if wrt is not None:
+            names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+            unknown = [n for n in names if n not in self.param_names]
+            if unknown:
+                raise SymdiffError(
+                    f"wrt names {unknown} are not parameters of {self.__name__ if hasattr(self, '__name__') else 'the function'}"
+                    f" (its parameters are {list(self.param_names)})"
+                )
+            positions = tuple(self.param_names.index(n) for n in names)
+            return positions if not isinstance(wrt, str) else positions[0]
+        if isinstance(argnums, (tuple, list)):
+            return tuple(int(a) for a in argnums)
+        if not isinstance(argnums, (int, np.integer)):
+            raise SymdiffError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
+        return int(argnums)
+
+    def _wrt_list(self, n_args):
+        pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
+        out = []
+        for p in pos:
+            if not -n_args <= p < n_args:
+                raise SymdiffError(f"argnums {p} is out of range for a call with {n_args} arguments")
+            out.append(p % n_args)
+        return out
+
+    # -- the symbolic core ----------------------------------------------------------------------
+    def symbolic(self, in_nodes, base_out=None):
+        """Output nodes of this transform, as a function of ``in_nodes``."""
+        wrt_pos = self._wrt_list(len(in_nodes))
+        for p in wrt_pos:
+            trace.check_differentiable(in_nodes[p].dtype, f"argument {self._arg_name(p)!r}")
+        if self.kind == "derivative":
+            return self._derivative(in_nodes, wrt_pos, base_out)
+        primal = _primal(self.fun, in_nodes, base_out)
+        aux = None
+        if self.has_aux:
+            if not (isinstance(primal, tuple) and len(primal) == 2):
+                raise SymdiffError("has_aux=True needs the function to return a pair (output, aux)")
+            primal, aux = primal
+        if not isinstance(primal, ir.Node):
+            raise SymdiffError(
+                f"{self.kind} needs the function to return one array, got a {type(primal).__name__}"
+                + ("; pass has_aux=True to return (output, aux)" if isinstance(primal, tuple) else "")
+            )
+        wrt = [in_nodes[p] for p in wrt_pos]
+        single = not isinstance(self.positions, tuple)
+        if self.kind in ("grad", "value_and_grad"):
+            if primal.shape != ():
+                raise NotScalarError(
+                    f"{self.kind} only applies to functions with a scalar output, but {self.__name__} returns "
+                    f"shape {primal.shape}; use symdiff.jacobian for array outputs, symdiff.derivative for "
+                    "elementwise derivatives of scalar functions, or signature='(n)->()' for a batch of points"
+                )
+            grads = D.vjp([primal], [ir.fill(1, (), primal.dtype)], wrt)
+            grads = [_cast(g, w.dtype) for g, w in zip(grads, wrt)]
+            result = grads[0] if single else tuple(grads)
+            if self.kind == "value_and_grad":
+                result = (primal, result)
+        elif self.kind == "jacobian":
+            jacs = [_jacobian(primal, w) for w in wrt]
+            result = jacs[0] if single else tuple(jacs)
+        else:  # hessian
+            if primal.shape != ():
+                raise NotScalarError(
+                    f"hessian needs a scalar output, but {self.__name__} returns shape {primal.shape}; "
+                    "use jacobian(jacobian(f)) for array outputs, or signature='(n)->()' for a batch of points"
+                )
+            grads = D.vjp([primal], [ir.fill(1, (), primal.dtype)], wrt)
+            rows = []
+            for g in grads:
+                rows.append(tuple(_jacobian(g, w) for w in wrt))
+            result = rows[0][0] if single else tuple(rows)
+        return (result, aux) if self.has_aux else result
+
+    def _derivative(self, in_nodes, wrt_pos, base_out):
+        scalars = [n if n.shape == () else ir.input_node(i, (), n.dtype) for i, n in enumerate(in_nodes)]
+        fresh = any(n.shape != () for n in in_nodes) or base_out is None
+        out = _primal(self.fun, scalars, None if fresh else base_out)
+        if not isinstance(out, ir.Node):
+            raise SymdiffError("derivative needs a function that returns one scalar")
+        if out.shape != ():
+            raise NotScalarError(
+                f"derivative needs a function of scalars that returns a scalar, but {self.__name__} returns "
+                f"shape {out.shape}; use symdiff.jacobian for array functions"
+            )
+        (fused,) = optimize.optimize([out])
+        body = _scalar_body(fused, scalars)
+        if body is None:
+            raise TraceError(
+                f"derivative needs {self.__name__} to be built from elementwise operations on scalar arguments; "
+                "use symdiff.grad or symdiff.jacobian for functions with array operations"
+            )
+        variables = [placeholder(i) for i in range(len(in_nodes))]
+        if isinstance(self.positions, tuple):
+            sequence = [variables[p] for p in wrt_pos]
+        else:
+            sequence = [variables[wrt_pos[0]]] * self.order
+        try:
+            d = body
+            if sequence:
+                from .primitives import clean_derivative
+
+                d = clean_derivative(sympy.diff(body, *sequence))
+        except Exception as e:  # SymPy internals: say what was being differentiated
+            raise CompileError(f"SymPy failed to differentiate {body}: {type(e).__name__}: {e}") from e
+        dtype = ir.result_dtype(*(in_nodes[p].dtype for p in wrt_pos))
+        return ir.elementwise(d, in_nodes, dtype=dtype)
+
+    def _arg_name(self, p):
+        return self.param_names[p] if p < len(self.param_names) else f"arg{p}"
+
+    # -- calling --------------------------------------------------------------------------------
+    def __call__(self, *args):
+        if any(isinstance(a, trace.Tracer) for a in args):
+            nodes = [trace.as_node(a) for a in args]
+            return _wrap(self.symbolic(nodes))
+        compiled, arrays, consts, meta, scalar_call = self._compile(args)
+        fn = compiled.function(meta["name"])
+        flat = fn(*arrays, **consts)
+        if not isinstance(flat, tuple):
+            flat = (flat,)
+        return _unflatten(meta["tree"], [_finish(v, scalar_call) for v in flat])
+
+    def _specs(self, args):
+        if not args:
+            raise SymdiffError(f"{self.kind} of {self.__name__} needs at least one argument")
+        arrays, specs, core_ranks = [], [], {}
+        cores = self.signature[0] if self.signature else None
+        if cores is not None and len(cores) != len(args):
+            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments")
+        dims: dict = {}
+        for i, a in enumerate(args):
+            arr = np.asarray(a)
+            if arr.dtype == object or arr.dtype.kind not in "biuf":
+                raise DtypeError(f"argument {self._arg_name(i)!r} is a {type(a).__name__}, not a real number array")
+            if arr.dtype.kind in "biu":
+                if i in self._wrt_list(len(args)):
+                    trace.check_differentiable(arr.dtype, f"argument {self._arg_name(i)!r}")
+            shape = arr.shape
+            if self.kind == "derivative":
+                shape = ()
+            elif cores is not None:
+                core = cores[i]
+                if arr.ndim < len(core):
+                    raise ShapeError(
+                        f"argument {self._arg_name(i)!r} has shape {arr.shape}, fewer axes than its core "
+                        f"dimensions {core} in the signature"
+                    )
+                shape = arr.shape[arr.ndim - len(core) :]
+                for name, d in zip(core, shape):
+                    if name.isdigit() and int(name) != d or dims.setdefault(name, d) != d:
+                        raise ShapeError(f"argument {self._arg_name(i)!r}: core dimension {name} is {d}, expected {dims.get(name, name)}")
+                if arr.ndim > len(core):
+                    core_ranks[i] = len(core)
+            arrays.append(arr)
+            specs.append((shape, str(arr.dtype)))
+        return arrays, specs, core_ranks
+
+    def _compile(self, args):
+        arrays, specs, core_ranks = self._specs(args)
+        in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
+        base_fun = _base(self)
+        base_out = _primal(base_fun, in_nodes, None)
+        flat_base, _ = _flatten(base_out)
+        constants = {n.params[0].digest: n.params[0].value for n in ir.toposort(flat_base) if n.op == "const"}
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "graph": ir.structure_key(flat_base),
+                    "chain": _chain_spec(self),
+                    "specs": specs,
+                    "batched": sorted(core_ranks.items()),
+                    "version": version(),
+                }
+            ).encode()
+        ).hexdigest()[:32]
+        build_consts: dict = {}
+
+        def build():
+            source, meta, values = self._build(in_nodes, base_out, core_ranks)
+            build_consts.update(values)
+            return source, meta
+
+        try:
+            compiled = load.lookup(key, build)
+        except SymdiffError:
+            raise
+        except (RecursionError, MemoryError, NotImplementedError, ValueError, TypeError, AttributeError, KeyError) as e:
+            raise CompileError(f"compiling the {self.kind} of {self.__name__} failed: {type(e).__name__}: {e}") from e
+        meta = compiled.meta
+        values = {**constants, **build_consts}
+        missing = [d for d in meta["constants"] if d not in values]
+        if missing:  # a constant created while differentiating a re-traced inner function
+            source, meta, extra = self._build(in_nodes, base_out, core_ranks)
+            values.update(extra)
+        consts = {name: values[d] for name, d in zip(meta["constant_names"], meta["constants"])}
+        return compiled, arrays, consts, meta, all(_is_python_scalar(a) for a in args)
+
+    def _build(self, in_nodes, base_out, core_ranks):
+        out = self.symbolic(in_nodes, base_out)
+        flat, tree = _flatten(out)
+        flat = optimize.optimize(flat)
+        names = _sanitized_params(self.param_names, len(in_nodes))
+        wrt_names = [names[p] for p in self._wrt_list(len(in_nodes))]
+        fname = emit.sanitize(f"{self.kind}_{getattr(_base(self), '__name__', 'f')}", set(names))
+        summary = _SUMMARY[self.kind].format(
+            f=emit.sanitize(getattr(_base(self), "__name__", "f"), set()),
+            wrt=", ".join(wrt_names),
+            order=self.order,
+        )
+        if _base(self) is not self.fun:
+            summary += f" (composed: {' of '.join(_chain_kinds(self))})"
+        doc = ["Arguments:"]
+        for i, n in enumerate(in_nodes):
+            shape = "any shape (broadcast)" if self.kind == "derivative" else f"shape {n.shape}"
+            batch = " with leading batch axes" if i in core_ranks else ""
+            doc.append(f"    {names[i]}: {n.dtype}, {shape}{batch}")
+        doc.append("Returns:")
+        for o in flat:
+            doc.append(f"    {o.dtype} array of shape {o.shape}" if self.kind != "derivative" else f"    {o.dtype} array")
+        formula = _short_formula(flat, names)
+        if formula:
+            doc += ["Formula:", f"    {formula}"]
+        plan = emit.FunctionPlan(
+            name=fname,
+            summary=summary,
+            param_names=names,
+            inputs=in_nodes,
+            outputs=flat,
+            output_dtypes=[o.dtype for o in flat],
+            doc=doc,
+            core_ranks=core_ranks,
+        )
+        try:
+            source, (digests,) = emit.render(f"{summary}", [], [plan], version())
+        except SymdiffError:
+            raise
+        except Exception as e:
+            raise CompileError(f"emitting the {self.kind} of {self.__name__} failed: {type(e).__name__}: {e}") from e
+        const_names = re.search(r"\*, (.*)\):", source.split(f"def {fname}(", 1)[1].split("\n", 1)[0])
+        const_names = [c.strip() for c in const_names.group(1).split(",")] if const_names else []
+        values = {n.params[0].digest: n.params[0].value for n in ir.toposort(flat) if n.op == "const"}
+        meta = {"name": fname, "tree": tree, "constants": digests, "constant_names": const_names}
+        return source, meta, values
+
+    # -- inspection -----------------------------------------------------------------------------
+    def source(self, *args) -> str:
+        """The generated module that runs for arguments like ``args``: exactly the code that executes."""
+        return self._compile(args)[0].source
+
+    def graph(self, *args) -> str:
+        """The optimized IR of this transform for arguments like ``args``, as text."""
+        arrays, specs, core_ranks = self._specs(args)
+        in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
+        flat, _ = _flatten(self.symbolic(in_nodes))
+        return ir.format_graph(optimize.optimize(flat))
+
+    def formula(self, *args):
+        """The result as SymPy: an expression for scalars, a Matrix or Array for arrays."""
+        arrays, specs, _ = self._specs(args)
+        in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
+        out = self.symbolic(in_nodes)
+        flat, tree = _flatten(out)
+        flat = optimize.optimize(flat)
+        names = _sanitized_params(self.param_names, len(in_nodes))
+        if sum(int(np.prod(s, dtype=np.int64)) for s, _ in specs) > 400:
+            raise SymdiffError("formula() scalarizes every element; use arguments with at most 400 elements")
+        inputs = {}
+        for i, (shape, _) in enumerate(specs):
+            if shape == ():
+                inputs[i] = np.array(sympy.Symbol(names[i], real=True), dtype=object)
+            else:
+                arr = np.empty(shape, dtype=object)
+                for idx in np.ndindex(shape):
+                    arr[idx] = sympy.Symbol(f"{names[i]}_{'_'.join(map(str, idx))}", real=True)
+                inputs[i] = arr
+        values = evaluate(flat, inputs, symbolic=True)
+        return _unflatten(tree, [_to_sympy(v) for v in values])
+
+
+def _to_sympy(v):
+    v = np.asarray(v, dtype=object)
+    if v.ndim == 0:
+        return sympy.sympify(v[()])
+    if v.ndim <= 2:
+        return sympy.Matrix(v.reshape(v.shape[0], -1) if v.ndim == 2 else v.reshape(-1, 1))
+    return sympy.Array(v.tolist())
+
+
+def _short_formula(flat, names):
+    if len(flat) != 1 or flat[0].op != "elementwise" or any(i.op != "input" for i in flat[0].inputs):
+        return None
+    body = flat[0].body
+    if sympy.count_ops(body) > 30:
+        return None
+    subs = {placeholder(i): sympy.Symbol(names[x.params[0]], real=True) for i, x in enumerate(flat[0].inputs)}
+    return str(body.xreplace(subs))
+
+
+def _cast(node, dtype):
+    if node.dtype == dtype:
+        return node
+    return ir.elementwise(placeholder(0), (node,), dtype=dtype)
+
+
+def _jacobian(out: ir.Node, w: ir.Node) -> ir.Node:
+    """d out / d w with shape out.shape + w.shape, vectorized over a basis axis (no Python loop)."""
+    dtype = ir.result_dtype(out.dtype, w.dtype)
+    n_in, n_out = w.size, out.size
+    if n_in <= n_out:
+        basis = ir.eye_basis(w.shape, dtype)
+        (t,) = D.jvp([out], [w], [basis], lead=(n_in,))
+        t = ir.transpose(t, tuple(range(1, t.ndim)) + (0,))
+        return ir.reshape(t, t.ndim, out.shape + w.shape)
+    basis = ir.eye_basis(out.shape, dtype)
+    (g,) = D.vjp([out], [basis], [w], lead=(n_out,))
+    return ir.reshape(g, g.ndim, out.shape + w.shape)
+
+
+def _scalar_body(node, scalars):
+    """The SymPy body of a fused scalar graph over placeholders by input position, or None."""
+    if node.op == "input":
+        return placeholder(node.params[0])
+    if node.op != "elementwise":
+        return None
+    if not node.inputs:
+        return node.body
+    subs = {}
+    for i, x in enumerate(node.inputs):
+        if x.op != "input":
+            return None
+        subs[placeholder(i)] = sympy.Dummy(f"p{x.params[0]}")
+    expr = node.body.xreplace(subs)
+    return expr.xreplace({d: placeholder(int(d.name[1:])) for d in subs.values()})
+
+
+def _primal(fun, in_nodes, base_out):
+    if isinstance(fun, Transform):
+        return fun.symbolic(in_nodes, base_out)
+    if base_out is not None:
+        return base_out
+    return trace.run(fun, in_nodes)
+
+
+def _base(t):
+    while isinstance(t, Transform):
+        t = t.fun
+    return t
+
+
+def _chain_spec(t):
+    spec = []
+    while isinstance(t, Transform):
+        spec.append([t.kind, repr(t.positions), t.has_aux, t.order, t.signature is not None])
+        t = t.fun
+    return spec
+
+
+def _chain_kinds(t):
+    kinds = []
+    while isinstance(t, Transform):
+        kinds.append(t.kind)
+        t = t.fun
+    return kinds
+
+
+def _param_names(fun):
+    if isinstance(fun, Transform):
+        return fun.param_names
+    try:
+        params = inspect.signature(fun).parameters.values()
+    except (TypeError, ValueError):
+        return ()
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _sanitized_params(names, n):
+    taken: set = set()
+    return [emit.sanitize(names[i] if i < len(names) else f"arg{i}", taken) for i in range(n)]
+
+
+_SIG = re.compile(r"^\s*(\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\)(?:\s*,\s*\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\))*)\s*->\s*(\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\))\s*$")
+
+
+def _parse_signature(sig: str):
+    """numpy's generalized-ufunc signature, e.g. '(n),(n,k)->()', as (input cores, output core)."""
+    m = _SIG.match(sig) if isinstance(sig, str) else None
+    if not m:
+        raise ShapeError(
+            f"malformed signature {sig!r}: use numpy's gufunc syntax, e.g. '(n)->()' or '(n),(n,k)->()'"
+        )
+    groups = re.findall(r"\(([^)]*)\)", m.group(1))
+    cores = [tuple(d.strip() for d in g.split(",") if d.strip()) for g in groups]
+    out = tuple(d.strip() for d in m.group(2).strip("()").split(",") if d.strip())
+    return cores, out
+
+
+def _flatten(tree):
+    flat: list = []
+
+    def go(t):
+        if isinstance(t, ir.Node):
+            flat.append(t)
+            return len(flat) - 1
+        if isinstance(t, (tuple, list)):
+            return {"t": type(t).__name__, "c": [go(x) for x in t]}
+        if isinstance(t, dict):
+            return {"t": "dict", "k": [str(k) for k in t], "c": [go(v) for v in t.values()]}
+        raise SymdiffError(f"cannot return a {type(t).__name__} from a differentiated function")
+
+    return flat, go(tree)
+
+
+def _unflatten(tree, flat):
+    if isinstance(tree, int):
+        return flat[tree]
+    children = [_unflatten(c, flat) for c in tree["c"]]
+    if tree["t"] == "dict":
+        return dict(zip(tree["k"], children))
+    return tuple(children) if tree["t"] == "tuple" else list(children)
+
+
+def _wrap(tree):
+    if isinstance(tree, ir.Node):
+        return trace.Tracer(tree)
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_wrap(t) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _wrap(v) for k, v in tree.items()}
+    return tree
+
+
+def _is_python_scalar(a):
+    return isinstance(a, (int, float)) and not isinstance(a, bool)
+
+
+def _finish(value, scalar_call):
+    value = np.asarray(value)
+    if scalar_call and value.ndim == 0:
+        return float(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+def _decorator(kind, fun, **kw):
+    if fun is None:
+        return lambda f: Transform(f, kind, **kw)
+    return Transform(fun, kind, **kw)
+
+
+def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None):
+    """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype."""
+    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature)
+
+
+def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None):
+    """``(fun(*args), grad(fun)(*args))`` computed together, sharing work."""
+    return _decorator("value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature)
+
+
+def jacobian(fun=None, argnums=0, *, wrt=None, signature=None):
+    """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``)."""
+    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature)
+
+
+def hessian(fun=None, argnums=0, *, wrt=None, signature=None):
+    """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``."""
+    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature)
+
+
+def derivative(fun=None, order=1, argnums=0, *, wrt=None):
+    """Elementwise ``order``-th derivative of a function of scalars, broadcast like a ufunc.
+
+    ``wrt=("x", "x", "z")`` differentiates in sequence (SymPy's ``diff(f, x, x, z)``)."""
+    if isinstance(fun, int) and not callable(fun):
+        fun, order = None, fun
+    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt)

@@ -1,0 +1,434 @@
+"""Stage 4, emit: turn an optimized IR graph into the source of a standalone numpy module.
+
+The emitter only prepares a data model (names, statements as plain dicts) and renders the jinja2
+templates in ``templates/``; SymPy's printer writes the scalar bodies. Afterwards the source imports
+numpy and nothing else, and every identifier in it was generated or sanitized here.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import jinja2
+import numpy as np
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+from . import ir
+from .ir import Node, placeholder
+from .primitives import LogAddExp, Sigmoid, Where, _Comparison
+
+RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range"}
+_INTERNAL = re.compile(r"^[tck]\d+$")
+
+
+class Printer(NumPyPrinter):
+    """SymPy's numpy printer with ``np.`` names and stable, broadcasting forms of our functions."""
+
+    def _module_format(self, fqn, register=True):
+        return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Heaviside(self, expr):
+        return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
+
+    def _print_Where(self, expr):
+        c, x, y = (self._print(a) for a in expr.args)
+        return f"np.where({c}, {x}, {y})"
+
+    def _print_LogAddExp(self, expr):
+        return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Sigmoid(self, expr):
+        return f"(0.5 + 0.5*np.tanh(0.5*{self.parenthesize(expr.args[0], 100)}))"
+
+    def _print_Max(self, expr):
+        return self._nested("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._nested("np.minimum", expr.args)
+
+    def _print_sign(self, expr):
+        return f"np.sign({self._print(expr.args[0])})"
+
+    def _nested(self, fn, args):
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fn}({out}, {self._print(a)})"
+        return out
+
+    def _print_Function(self, expr):
+        if isinstance(expr, _Comparison):
+            a, b = (self._print(x) for x in expr.args)
+            return f"np.{expr.numpy_name}({a}, {b})"
+        return super()._print_Function(expr)
+
+
+for _cls in (Where, LogAddExp, Sigmoid):
+    assert hasattr(Printer, f"_print_{_cls.__name__}")
+
+_PRINTER = Printer({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
+
+
+def print_expr(expr) -> str:
+    return _PRINTER.doprint(expr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+# ---------------------------------------------------------------------------------------------
+
+
+def sanitize(name: str, taken: set) -> str:
+    """A readable, safe ASCII identifier for user-supplied ``name``, unique within ``taken``."""
+    base = re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:40].strip("_") or "arg"
+    if base[0].isdigit():
+        base = "arg_" + base
+    if keyword.iskeyword(base) or base in RESERVED or _INTERNAL.match(base) or base.startswith("__"):
+        base = base.strip("_") + "_"
+        if keyword.iskeyword(base) or not base.isidentifier():
+            base = "arg_" + base
+    candidate, k = base, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{base}{k}"
+    taken.add(candidate)
+    return candidate
+
+
+# ---------------------------------------------------------------------------------------------
+# Data model of one generated function
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FunctionPlan:
+    """What one generated function computes: inputs, outputs, and the words for its docstring."""
+
+    name: str
+    summary: str
+    param_names: list  # sanitized, one per input position
+    inputs: list  # input nodes, one per position
+    outputs: list  # flat list of output nodes
+    output_dtypes: list  # dtype each output is returned as
+    doc: list = field(default_factory=list)
+    core_ranks: dict = field(default_factory=dict)  # position -> core rank, for batched arguments
+
+
+def render(title: str, notes: list, plans: list, version: str) -> tuple[str, list]:
+    """Source text of a module holding every plan's function, and each function's constant digests."""
+    functions, constants = [], []
+    for plan in plans:
+        model, consts = _function_model(plan)
+        functions.append(model)
+        constants.append(consts)
+    text = _environment().get_template("module.py.j2").render(
+        module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version, "functions": functions}
+    )
+    return text.rstrip() + "\n", constants
+
+
+def _doc_text(s: str) -> str:
+    """Text that is safe inside a triple-quoted docstring."""
+    return str(s).replace("\\", "\\\\").replace('"""', "'''")
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = [os.path.join(here, "templates"), os.path.join(os.path.dirname(here), "templates")]
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([p for p in paths if os.path.isdir(p)]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _batched_nodes(outputs, plan: FunctionPlan) -> set:
+    batched = {id(plan.inputs[p]) for p in plan.core_ranks}
+    for n in ir.toposort(outputs):
+        if any(id(i) in batched for i in n.inputs):
+            batched.add(id(n))
+    return batched
+
+
+def _align_batched(outputs, plan: FunctionPlan) -> list:
+    """With batch axes in front of every batched array, operands of lower rank need explicit
+    size-1 axes so that numpy's trailing alignment pairs the right axes."""
+    if not plan.core_ranks:
+        return outputs
+    batched = _batched_nodes(outputs, plan)
+    mapping: dict = {}
+    for node in ir.toposort(outputs):
+        inputs = [mapping[id(i)] for i in node.inputs]
+        if node.op == "elementwise":
+            inputs = [_pad(x, node.ndim) if id(orig) in batched else x for x, orig in zip(inputs, node.inputs)]
+        elif node.op == "einsum":
+            terms = node.params[0].split("->")[0].split(",")
+            lead = node.ndim - len(node.params[0].split("->")[1])
+            inputs = [
+                _pad(x, lead + len(t)) if id(orig) in batched else x
+                for x, orig, t in zip(inputs, node.inputs, terms)
+            ]
+        new = node if all(a is b for a, b in zip(inputs, node.inputs)) else Node(
+            node.op, tuple(inputs), node.shape, node.dtype, node.params
+        )
+        mapping[id(node)] = new
+        if id(node) in batched:
+            batched.add(id(new))
+    return [mapping[id(o)] for o in outputs]
+
+
+def _pad(x: Node, rank: int) -> Node:
+    if x.ndim >= rank:
+        return x
+    return ir.reshape(x, x.ndim, (1,) * (rank - x.ndim) + x.shape)
+
+
+def _function_model(plan: FunctionPlan):
+    outputs = _align_batched(plan.outputs, plan)
+    batched = _batched_nodes(outputs, plan)
+    nodes = ir.toposort(outputs)
+    names: dict = {}
+    taken = set(plan.param_names) | RESERVED
+    for pos, node in enumerate(plan.inputs):
+        names[id(node)] = plan.param_names[pos]
+    consts, const_names = [], []
+    counter = iter(range(10**9))
+
+    def new_name(prefix="t"):
+        while True:
+            n = f"{prefix}{next(counter)}"
+            if n not in taken:
+                taken.add(n)
+                return n
+
+    symbol_of: dict = {}
+
+    def sym(node):
+        return symbol_of.setdefault(id(node), sympy.Symbol(names[id(node)], real=True))
+
+    # name every node; collect elementwise bodies over named symbols for one global cse
+    bodies, body_nodes = [], []
+    for node in nodes:
+        if id(node) in names:
+            continue
+        if node.op == "const":
+            const = node.params[0]
+            if const.digest not in [c for c in consts]:
+                consts.append(const.digest)
+                const_names.append(new_name("k"))
+            names[id(node)] = const_names[consts.index(const.digest)]
+            continue
+        names[id(node)] = new_name()
+        if node.op == "elementwise" and node.inputs:
+            body = node.body.xreplace({placeholder(i): sym(x) for i, x in enumerate(node.inputs)})
+            bodies.append(body)
+            body_nodes.append(node)
+    shapes = {names[id(n)]: n.shape for n in nodes}
+    replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none") if bodies else ([], [])
+    temps = dict(replacements)
+    reduced_of = {id(n): e for n, e in zip(body_nodes, reduced)}
+    consumers_need_shape = _needs_exact_shape(nodes, outputs)
+
+    statements, emitted = [], set()
+
+    def emit_temps(expr):
+        for s in sorted(expr.free_symbols, key=lambda s: s.name):
+            if s in temps and s not in emitted:
+                emit_temps(temps[s])
+                emitted.add(s)
+                statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s])})
+
+    for node in nodes:
+        target = names[id(node)]
+        x = names[id(node.inputs[0])] if node.inputs else None
+        is_b = id(node) in batched
+        if node.op in ("input", "const"):
+            continue
+        if node.op == "elementwise" and not node.inputs:
+            statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
+                               "value": print_expr(node.body)})
+        elif node.op == "elementwise":
+            expr = reduced_of[id(node)]
+            emit_temps(expr)
+            full = id(node) in consumers_need_shape and _static_shape(expr, temps, shapes) != node.shape
+            statements.append({"op": "assign_full" if full else "assign", "target": target,
+                               "expr": print_expr(expr), "shape": node.shape, "batched": is_b})
+        elif node.op == "eye":
+            (n_basis,) = node.params
+            statements.append({"op": "eye", "target": target, "n": n_basis, "shape": node.shape,
+                               "dtype": _np_dtype(node.dtype)})
+        elif node.op in ("sum", "prod"):
+            (axes,) = node.params
+            statements.append({"op": node.op, "target": target, "x": x, "axes": list(axes),
+                               "all": not is_b and len(axes) == node.inputs[0].ndim})
+        elif node.op in ("reshape", "broadcast"):
+            r_in, core = node.params
+            statements.append({"op": node.op, "target": target, "x": x, "r_in": r_in if node.op == "reshape" else len(core),
+                               "core": core, "shape": node.shape, "batched": is_b})
+        elif node.op == "transpose":
+            statements.append(_transpose(target, x, node, is_b))
+        elif node.op == "einsum":
+            statements.append(_einsum(target, node, [names[id(i)] for i in node.inputs],
+                                      [id(i) in batched for i in node.inputs]))
+        elif node.op == "index":
+            idx, _core = node.params
+            statements.append({"op": "index", "target": target, "x": x, "index": _index_text(idx)})
+        elif node.op == "scatter":
+            idx, core = node.params
+            statements.append({"op": "scatter", "target": target, "x": x, "index": _index_text(idx),
+                               "core": core, "shape": node.shape, "batched": is_b,
+                               "r_in": len(ir.index_shape(idx, core))})
+        elif node.op == "concat":
+            statements.append({"op": "concat", "target": target, "axis": node.params[0],
+                               "operands": [names[id(i)] for i in node.inputs]})
+        else:  # pragma: no cover
+            raise NotImplementedError(node.op)
+
+    returns = []
+    for node, dtype in zip(outputs, plan.output_dtypes):
+        name = names[id(node)]
+        if plan.core_ranks and id(node) not in batched:
+            name = f"np.broadcast_to({name}, batch + {_shape_text(node.shape)}).copy()"
+        if np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input":
+            name = f"np.asarray({name}, dtype=np.{_np_dtype(dtype)})"
+        returns.append(name)
+    model = {
+        "name": plan.name,
+        "params": plan.param_names,
+        "constants": const_names,
+        "summary": _doc_text(plan.summary),
+        "doc": [_doc_text(d) for d in plan.doc],
+        "batch_args": [{"name": plan.param_names[p], "core_rank": r} for p, r in sorted(plan.core_ranks.items())],
+        "statements": statements,
+        "returns": ", ".join(returns),
+    }
+    return model, consts
+
+
+def _np_dtype(dtype: str) -> str:
+    return {"bool": "bool_"}.get(str(dtype), str(dtype))
+
+
+def _shape_text(shape) -> str:
+    return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
+
+
+def _cse_symbols(taken):
+    k = 0
+    while True:
+        name = f"c{k}"
+        k += 1
+        if name not in taken:
+            taken.add(name)
+            yield sympy.Symbol(name, real=True)
+
+
+def _needs_exact_shape(nodes, outputs) -> set:
+    """Elementwise results read by structural ops or returned must have their full shape; elementwise
+    consumers broadcast anyway."""
+    need = {id(o) for o in outputs}
+    for n in nodes:
+        if n.op != "elementwise":
+            need.update(id(i) for i in n.inputs)
+    return need
+
+
+def _static_shape(expr, temps, shapes):
+    syms = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        for s in e.free_symbols:
+            if s in temps:
+                stack.append(temps[s])
+            else:
+                syms.add(s)
+    return tuple(np.broadcast_shapes(*(shapes[s.name] for s in syms))) if syms else ()
+
+
+def _index_text(idx) -> str:
+    parts = ["..."]
+    for e in idx:
+        if e is None:
+            parts.append("None")
+        elif isinstance(e, tuple):
+            start, stop, step = e
+            if step < 0 and stop < 0:
+                text = f"{start}::{step}"
+            else:
+                text = f"{start}:{stop}" + (f":{step}" if step != 1 else "")
+            parts.append(text)
+        else:
+            parts.append(str(e))
+    return ", ".join(parts)
+
+
+def _transpose(target, x, node, batched):
+    (perm,) = node.params
+    r = len(perm)
+    if r >= 2 and list(perm) == list(range(r - 2)) + [r - 1, r - 2]:
+        return {"op": "transpose", "target": target, "x": x, "matrix_t": "T" if node.ndim == 2 and not batched else "mT"}
+    letters = string.ascii_lowercase[:r]
+    spec = f"...{letters}->...{''.join(letters[p] for p in perm)}"
+    return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "spec": spec}
+
+
+def _einsum(target, node, operands, batched):
+    spec = node.params[0]
+    ins, out = spec.split("->")
+    terms = ins.split(",")
+    leads = [x.ndim - len(t) for x, t in zip(node.inputs, terms)]
+    mm = _matmul_form(terms, out)
+    if mm is not None:
+        (ta, tb), swap = mm
+        vector = len(terms[0]) == 1 or len(terms[1]) == 1
+        if not vector or (not any(leads) and not any(batched)):
+            if vector:
+                a, b = operands
+            elif swap:  # (A B)^T = B^T A^T
+                a = operands[1] + ("" if tb else ".mT")
+                b = operands[0] + ("" if ta else ".mT")
+            else:
+                a = operands[0] + (".mT" if ta else "")
+                b = operands[1] + (".mT" if tb else "")
+            return {"op": "matmul", "target": target, "a": a, "b": b}
+    text = ",".join("..." + t for t in terms) + "->..." + out
+    return {"op": "einsum", "target": target, "spec": text, "operands": operands}
+
+
+def _matmul_form(terms, out):
+    """If the 2-operand einsum is a (possibly transposed) matrix product, say how to write it with @."""
+    if len(terms) != 2:
+        return None
+    a, b = terms
+    shared = set(a) & set(b)
+    if len(shared) != 1 or shared & set(out) or len(set(a + b)) != len(a + b) - 1:
+        return None
+    (c,) = shared
+    a_free, b_free = a.replace(c, ""), b.replace(c, "")
+    if len(a) > 2 or len(b) > 2:
+        return None
+    if len(a) == 1 or len(b) == 1:  # vector forms: only the plain ones numpy's @ understands
+        if len(a) == 2 and a[1] == c and out == a_free and len(b) == 1:
+            return (False, False), False
+        if len(b) == 2 and b[0] == c and out == b_free and len(a) == 1:
+            return (False, False), False
+        if len(a) == 1 and len(b) == 1 and out == "":
+            return (False, False), False
+        return None
+    ta, tb = a[0] == c, b[1] == c
+    if out == a_free + b_free:
+        return (ta, tb), False
+    if out == b_free + a_free:
+        return (ta, tb), True
+    return None

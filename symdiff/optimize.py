@@ -1,0 +1,184 @@
+"""Stage 3, optimize: make the IR smaller before it is emitted.
+
+Guarantees afterwards: identical nodes are merged, arrays that are one repeated number (structural
+zeros above all) are folded into the bodies that use them, identity operations are gone, and chains
+of elementwise nodes are fused into single SymPy bodies. Common subexpressions *across* bodies are
+left to ``sympy.cse`` at emission, where all outputs of one generated function are seen together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from . import ir
+from .ir import Node, placeholder
+
+
+def optimize(outputs: list) -> list:
+    outputs = _rebuild(outputs, _fold)
+    outputs = _fuse(outputs)
+    return _rebuild(outputs, _fold)
+
+
+def _rebuild(outputs, rewrite) -> list:
+    """Recreate the graph bottom-up through ``rewrite``, merging structurally identical nodes."""
+    mapping: dict = {}
+    interned: dict = {}
+    for node in ir.toposort(outputs):
+        inputs = tuple(mapping[id(i)] for i in node.inputs)
+        new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
+        new = rewrite(new)
+        key = _key(new)
+        mapping[id(node)] = interned.setdefault(key, new)
+    return [mapping[id(o)] for o in outputs]
+
+
+def _key(node: Node):
+    if node.op == "input":
+        return ("input", node.params, node.shape, node.dtype)
+    params = tuple(p.digest if isinstance(p, ir.Constant) else p for p in node.params)
+    return (node.op, tuple(id(i) for i in node.inputs), node.shape, node.dtype, params)
+
+
+def _fill_value(node: Node):
+    return node.body if ir.is_fill(node) else None
+
+
+def _fold(node: Node) -> Node:
+    op = node.op
+    if op == "elementwise":
+        return _fold_elementwise(node)
+    values = [_fill_value(i) for i in node.inputs]
+    if not node.inputs or all(v is None for v in values):
+        return node
+    if op == "einsum" and any(v == 0 for v in values):
+        return ir.fill(0, node.shape, node.dtype)
+    if op == "scatter" and values[0] == 0:
+        return ir.fill(0, node.shape, node.dtype)
+    if op == "concat" and len(set(values)) == 1:
+        return ir.fill(values[0], node.shape, node.dtype)
+    if op in ("reshape", "broadcast", "transpose", "index"):
+        return ir.fill(values[0], node.shape, node.dtype)
+    if op == "sum":
+        count = node.inputs[0].size // max(node.size, 1)
+        return ir.fill(values[0] * count, node.shape, node.dtype)
+    if op == "prod":
+        count = node.inputs[0].size // max(node.size, 1)
+        return ir.fill(values[0] ** count, node.shape, node.dtype)
+    return node
+
+
+def _fold_elementwise(node: Node) -> Node:
+    body, inputs = node.body, list(node.inputs)
+    if body.is_number:
+        return ir.fill(body, node.shape, node.dtype) if inputs else node
+    values = [_fill_value(x) for x in inputs]
+    if all(v is not None for v in values):
+        value = body.xreplace({placeholder(i): v for i, v in enumerate(values)})
+        if value.is_number:
+            return ir.fill(value, node.shape, node.dtype)
+    # inline one-number inputs whose shape the output does not need
+    keep, subs = [], {}
+    for i, x in enumerate(inputs):
+        v = _fill_value(x)
+        others = [y for j, y in enumerate(inputs) if j != i and _fill_value(y) is None]
+        if v is not None and _shape_kept(others, node.shape):
+            subs[placeholder(i)] = v
+        else:
+            keep.append(i)
+    if subs:
+        body = body.xreplace(subs)
+        if body.is_number:
+            return ir.fill(body, node.shape, node.dtype)
+        body, inputs = _renumber(body, [inputs[i] for i in keep], keep)
+        new = Node("elementwise", tuple(inputs), node.shape, node.dtype, (body,))
+        return _fold_elementwise(new) if len(inputs) != len(node.inputs) else new
+    # identity: a0 on an input of the same shape and dtype
+    if body == placeholder(0) and len(inputs) == 1 and inputs[0].shape == node.shape and inputs[0].dtype == node.dtype:
+        return inputs[0]
+    return _drop_unused(node)
+
+
+def _shape_kept(inputs, shape) -> bool:
+    if not inputs:
+        return shape == ()
+    return np.broadcast_shapes(*(x.shape for x in inputs)) == tuple(shape)
+
+
+def _renumber(body, inputs, old_positions):
+    mapping = {placeholder(old): placeholder(new) for new, old in enumerate(old_positions)}
+    return body.xreplace(mapping), inputs
+
+
+def _drop_unused(node: Node) -> Node:
+    used = {int(s.name[1:]) for s in node.body.free_symbols}
+    if len(used) == len(node.inputs):
+        return node
+    keep = [i for i in range(len(node.inputs)) if i in used]
+    inputs = [node.inputs[i] for i in keep]
+    if not _shape_kept(inputs, node.shape):
+        return node
+    body, inputs = _renumber(node.body, inputs, keep)
+    return Node("elementwise", tuple(inputs), node.shape, node.dtype, (body,))
+
+
+def _fuse(outputs: list) -> list:
+    """Inline every elementwise node that has a single consumer into that consumer's body."""
+    uses: dict = {}
+    for node in ir.toposort(outputs):
+        for i in set(map(id, node.inputs)):
+            uses[i] = uses.get(i, 0) + 1
+    for o in outputs:
+        uses[id(o)] = uses.get(id(o), 0) + 1
+
+    def inlinable(x: Node) -> bool:
+        return (
+            x.op == "elementwise"
+            and x.inputs
+            and uses.get(id(x), 0) == 1
+            and (x.dtype == "bool" or x.dtype == ir.result_dtype(*(i.dtype for i in x.inputs)))
+        )
+
+    def rewrite(node: Node) -> Node:
+        if node.op != "elementwise" or not any(inlinable(x) for x in node.inputs):
+            return node
+        new_inputs: list = []
+        subs = {}
+
+        def slot(x):
+            if x not in new_inputs:
+                new_inputs.append(x)
+            return placeholder(new_inputs.index(x))
+
+        for i, x in enumerate(node.inputs):
+            if inlinable(x) and _shape_kept(list(x.inputs), x.shape):
+                inner = {placeholder(j): slot(y) for j, y in enumerate(x.inputs)}
+                subs[placeholder(i)] = x.body.xreplace(inner)
+            else:
+                subs[placeholder(i)] = slot(x)
+        body = node.body.xreplace(subs)
+        if not _shape_kept(new_inputs, node.shape):
+            return node
+        return Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
+
+    # inlining is transitive because _rebuild visits producers first and use counts are per node
+    mapping: dict = {}
+    for node in ir.toposort(outputs):
+        inputs = tuple(mapping[id(i)] for i in node.inputs)
+        new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
+        uses[id(new)] = uses.get(id(node), 0)
+        mapping[id(node)] = rewrite(new)
+        uses[id(mapping[id(node)])] = uses.get(id(node), 0)
+    return [mapping[id(o)] for o in outputs]
+
+
+def count_ops(outputs) -> int:
+    """Operations in the elementwise bodies plus one per structural node (a size-free measure)."""
+    total = 0
+    for n in ir.toposort(outputs):
+        if n.op == "elementwise":
+            total += int(sympy.count_ops(n.body))
+        elif n.op not in ("input", "const"):
+            total += 1
+    return total

@@ -1,0 +1,166 @@
+"""The rule table for elementwise primitives: numpy ufunc name -> SymPy scalar body.
+
+SymPy supplies every derivative through ``diff``; the few functions SymPy lacks (``where``,
+comparisons, a stable ``logaddexp``) are defined here with their derivatives (``fdiff``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sympy
+from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
+
+
+class Where(sympy.Function):
+    """``numpy.where(c, x, y)``; the condition carries no derivative."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, c, x, y):
+        if x == y:
+            return x
+        if c.is_number:
+            return x if c != 0 else y
+        return None
+
+    def fdiff(self, argindex=1):
+        c = self.args[0]
+        if argindex == 1:
+            return sympy.S.Zero
+        return Where(c, 1, 0) if argindex == 2 else Where(c, 0, 1)
+
+
+class _Comparison(sympy.Function):
+    """A boolean-valued elementwise comparison; its derivative is zero everywhere."""
+
+    nargs = 2
+    numpy_name = ""
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+
+def _comparison(name: str, numpy_name: str):
+    return type(name, (_Comparison,), {"numpy_name": numpy_name})
+
+
+Greater = _comparison("Greater", "greater")
+GreaterEqual = _comparison("GreaterEqual", "greater_equal")
+Less = _comparison("Less", "less")
+LessEqual = _comparison("LessEqual", "less_equal")
+Equal = _comparison("Equal", "equal")
+NotEqual = _comparison("NotEqual", "not_equal")
+
+
+class LogAddExp(sympy.Function):
+    """``log(exp(a) + exp(b))`` evaluated without overflow; derivatives are stable sigmoids."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return Sigmoid(a - b) if argindex == 1 else Sigmoid(b - a)
+
+
+class Sigmoid(sympy.Function):
+    """The logistic function, printed in a form that cannot overflow."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_zero:
+            return sympy.S.Half
+        return None
+
+    def fdiff(self, argindex=1):
+        s = Sigmoid(self.args[0])
+        return s * (1 - s)
+
+
+def _floor_div(a, b):
+    return sympy.floor(a / b)
+
+
+UNARY = {
+    "negative": lambda a: -a,
+    "positive": lambda a: a,
+    "absolute": sympy.Abs,
+    "fabs": sympy.Abs,
+    "sign": sympy.sign,
+    "exp": sympy.exp,
+    "exp2": exp2,
+    "expm1": expm1,
+    "log": sympy.log,
+    "log2": log2,
+    "log10": log10,
+    "log1p": log1p,
+    "sqrt": sympy.sqrt,
+    "cbrt": sympy.cbrt,
+    "square": lambda a: a**2,
+    "reciprocal": lambda a: 1 / a,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "arcsin": sympy.asin,
+    "arccos": sympy.acos,
+    "arctan": sympy.atan,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "tanh": sympy.tanh,
+    "arcsinh": sympy.asinh,
+    "arccosh": sympy.acosh,
+    "arctanh": sympy.atanh,
+    "floor": sympy.floor,
+    "ceil": sympy.ceiling,
+}
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "subtract": lambda a, b: a - b,
+    "multiply": lambda a, b: a * b,
+    "true_divide": lambda a, b: a / b,
+    "divide": lambda a, b: a / b,
+    "power": lambda a, b: a**b,
+    "float_power": lambda a, b: a**b,
+    "floor_divide": _floor_div,
+    "arctan2": sympy.atan2,
+    "hypot": lambda a, b: sympy.sqrt(a**2 + b**2),
+    "logaddexp": LogAddExp,
+    "maximum": sympy.Max,
+    "minimum": sympy.Min,
+    "fmax": sympy.Max,
+    "fmin": sympy.Min,
+    "greater": Greater,
+    "greater_equal": GreaterEqual,
+    "less": Less,
+    "less_equal": LessEqual,
+    "equal": Equal,
+    "not_equal": NotEqual,
+}
+
+BOOLEAN_RESULT = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
+
+
+def clean_derivative(expr: sympy.Expr) -> sympy.Expr:
+    """Fix the conventions SymPy leaves open: distributions and derivatives of step functions are zero
+    almost everywhere, so they become 0 (as in JAX)."""
+    if expr.has(sympy.DiracDelta):
+        expr = expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.S.Zero)
+    if expr.has(sympy.Derivative):
+        step = (sympy.floor, sympy.ceiling, sympy.sign, _Comparison)
+        expr = expr.replace(
+            lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, step),
+            lambda e: sympy.S.Zero,
+        )
+    if expr.has(sympy.Subs):
+        expr = expr.replace(lambda e: isinstance(e, sympy.Subs), lambda e: e.doit())
+    return expr
+
+
+@lru_cache(maxsize=65536)
+def local_derivative(body: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
+    """d body / d symbol: the only place the differentiation stage calls SymPy, cached per pair."""
+    return clean_derivative(sympy.diff(body, symbol))
