@@ -254,16 +254,23 @@ class Transform:
         return compiled, arrays, consts, meta, all(_is_python_scalar(a) for a in args)
 
     def _build(self, in_nodes, base_out, core_ranks):
+        plan, tree, values = self.plan(in_nodes, base_out, core_ranks)
+        source, (digests,), (const_names,) = _render(plan.summary, [plan])
+        meta = {"name": plan.name, "tree": tree, "constants": digests, "constant_names": const_names}
+        return source, meta, values
+
+    def plan(self, in_nodes, base_out=None, core_ranks=None):
+        """The emitter's data model of this transform's generated function (and its output tree)."""
+        core_ranks = core_ranks or {}
         out = self.symbolic(in_nodes, base_out)
         flat, tree = _flatten(out)
         flat = optimize.optimize(flat)
         names = _sanitized_params(self.param_names, len(in_nodes))
         wrt_names = [names[p] for p in self._wrt_list(len(in_nodes))]
-        fname = emit.sanitize(f"{self.kind}_{getattr(_base(self), '__name__', 'f')}", set(names))
+        base_name = getattr(_base(self), "__name__", "f")
+        fname = emit.sanitize(f"{self.kind}_{base_name}", set(names))
         summary = _SUMMARY[self.kind].format(
-            f=emit.sanitize(getattr(_base(self), "__name__", "f"), set()),
-            wrt=", ".join(wrt_names),
-            order=self.order,
+            f=emit.sanitize(base_name, set()), wrt=", ".join(wrt_names), order=self.order
         )
         if _base(self) is not self.fun:
             summary += f" (composed: {' of '.join(_chain_kinds(self))})"
@@ -288,17 +295,8 @@ class Transform:
             doc=doc,
             core_ranks=core_ranks,
         )
-        try:
-            source, (digests,) = emit.render(f"{summary}", [], [plan], version())
-        except SymdiffError:
-            raise
-        except Exception as e:
-            raise CompileError(f"emitting the {self.kind} of {self.__name__} failed: {type(e).__name__}: {e}") from e
-        const_names = re.search(r"\*, (.*)\):", source.split(f"def {fname}(", 1)[1].split("\n", 1)[0])
-        const_names = [c.strip() for c in const_names.group(1).split(",")] if const_names else []
         values = {n.params[0].digest: n.params[0].value for n in ir.toposort(flat) if n.op == "const"}
-        meta = {"name": fname, "tree": tree, "constants": digests, "constant_names": const_names}
-        return source, meta, values
+        return plan, tree, values
 
     # -- inspection -----------------------------------------------------------------------------
     def source(self, *args) -> str:
@@ -333,6 +331,52 @@ class Transform:
                 inputs[i] = arr
         values = evaluate(flat, inputs, symbolic=True)
         return _unflatten(tree, [_to_sympy(v) for v in values])
+
+
+def _render(title, plans):
+    """Render plans into one module; wrap SymPy/jinja2 failures in CompileError."""
+    try:
+        source, digests = emit.render(title, [], plans, version())
+    except SymdiffError:
+        raise
+    except Exception as e:
+        raise CompileError(f"emitting {', '.join(p.name for p in plans)} failed: {type(e).__name__}: {e}") from e
+    return source, digests, [p.constant_names for p in plans]
+
+
+def emit_module(transforms, *args, title=None) -> str:
+    """One standalone module holding the generated function of every transform for ``args``.
+
+    With several transforms it also holds ``all_<name>``, which computes every result in one pass so
+    that they share their common subexpressions."""
+    transforms = list(transforms)
+    if not transforms:
+        raise SymdiffError("emit_module needs at least one transform")
+    first = transforms[0]
+    arrays, specs, core_ranks = first._specs(args)
+    in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
+    plans = [t.plan(in_nodes, None, core_ranks)[0] for t in transforms]
+    names = {p.name for p in plans}
+    if len({p.name for p in plans}) != len(plans):
+        raise SymdiffError("two of the requested transforms are the same; request each once")
+    if len(plans) > 1:
+        outputs = [o for p in plans for o in p.outputs]
+        base = getattr(_base(first), "__name__", "f")
+        combined = emit.FunctionPlan(
+            name=emit.sanitize(f"all_{base}", names | set(plans[0].param_names)),
+            summary="All of the above in one pass, sharing common subexpressions: returns "
+            + ", ".join(f"the outputs of {p.name}" for p in plans) + ", in that order.",
+            param_names=plans[0].param_names,
+            inputs=in_nodes,
+            outputs=optimize.optimize(outputs),
+            output_dtypes=[o.dtype for o in outputs],
+            doc=[],
+            core_ranks=core_ranks,
+        )
+        plans.append(combined)
+    title = title or "; ".join(p.summary for p in plans[: len(transforms)])
+    source, _, _ = _render(title, plans)
+    return source
 
 
 def _to_sympy(v):
@@ -536,3 +580,46 @@ def derivative(fun=None, order=1, argnums=0, *, wrt=None):
     if isinstance(fun, int) and not callable(fun):
         fun, order = None, fun
     return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt)
+
+
+def compile_graph(in_nodes, outputs, name: str = "f", summary: str = "Generated function."):
+    """Compile IR ``outputs`` (over input nodes ``in_nodes``, positions 0..n-1) into a callable.
+
+    The lower-level entry point for front ends that build IR themselves (``symdiff.torchlike``):
+    optimize, emit and load with the same cache as the transforms. The callable takes the input
+    arrays positionally and returns a list of arrays, one per output."""
+    in_nodes, outputs = list(in_nodes), list(outputs)
+    for i, n in enumerate(in_nodes):
+        if n.op != "input" or n.params[0] != i:
+            raise SymdiffError(f"compile_graph: input {i} must be ir.input_node({i}, ...)")
+    key = hashlib.sha256(
+        json.dumps({"graph": ir.structure_key(outputs), "name": name, "version": version()}).encode()
+    ).hexdigest()[:32]
+    values = {n.params[0].digest: n.params[0].value for n in ir.toposort(outputs) if n.op == "const"}
+
+    def build():
+        flat = optimize.optimize(outputs)
+        taken: set = set()
+        plan = emit.FunctionPlan(
+            name=emit.sanitize(name, set()),
+            summary=summary,
+            param_names=[emit.sanitize(f"x{i}", taken) for i in range(len(in_nodes))],
+            inputs=in_nodes,
+            outputs=flat,
+            output_dtypes=[o.dtype for o in outputs],
+        )
+        source, (digests,), (const_names,) = _render(summary, [plan])
+        return source, {"name": plan.name, "constants": digests, "constant_names": const_names}
+
+    compiled = load.lookup(key, build)
+    meta = compiled.meta
+    fn = compiled.function(meta["name"])
+    consts = {n: values[d] for n, d in zip(meta["constant_names"], meta["constants"])}
+    single = len(outputs) == 1
+
+    def call(*arrays):
+        out = fn(*arrays, **consts)
+        return [out] if single else list(out)
+
+    call.source = compiled.source
+    return call

@@ -120,6 +120,7 @@ class FunctionPlan:
     output_dtypes: list  # dtype each output is returned as
     doc: list = field(default_factory=list)
     core_ranks: dict = field(default_factory=dict)  # position -> core rank, for batched arguments
+    constant_names: list = field(default_factory=list)  # filled by render: keyword names of constants
 
 
 def render(title: str, notes: list, plans: list, version: str) -> tuple[str, list]:
@@ -127,6 +128,7 @@ def render(title: str, notes: list, plans: list, version: str) -> tuple[str, lis
     functions, constants = [], []
     for plan in plans:
         model, consts = _function_model(plan)
+        plan.constant_names = list(model["constants"])
         functions.append(model)
         constants.append(consts)
     text = _environment().get_template("module.py.j2").render(

@@ -134,3 +134,33 @@ def _write_disk(key: str, source: str, meta: dict) -> None:
 
 def clear_memory() -> None:
     _memory.clear()
+
+
+def cache_info() -> dict:
+    """Where the disk cache is, how many entries it holds and their total size in bytes."""
+    d = cache_dir()
+    entries = []
+    if d and os.path.isdir(d):
+        entries = [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".py") and not f.startswith(".tmp-")]
+    return {
+        "directory": d,
+        "entries": len(entries),
+        "bytes": sum(os.path.getsize(p) for p in entries if os.path.exists(p)),
+        "in_memory": len(_memory),
+    }
+
+
+def cache_clear() -> int:
+    """Delete every disk entry and forget the in-memory ones; return how many files were removed."""
+    removed = 0
+    d = cache_dir()
+    if d and os.path.isdir(d):
+        for f in os.listdir(d):
+            if f.endswith(".py"):
+                try:
+                    os.unlink(os.path.join(d, f))
+                    removed += 1
+                except OSError:
+                    pass
+    clear_memory()
+    return removed
