@@ -7,6 +7,7 @@ readable, vectorized numpy code.
 __version__ = "0.1.0"
 
 from .api import Transform, derivative, grad, hessian, jacobian, value_and_grad
+from .trace import logsumexp
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "grad",
     "hessian",
     "jacobian",
+    "logsumexp",
     "value_and_grad",
 ]

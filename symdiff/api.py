@@ -94,6 +94,8 @@ class Transform:
             if not (isinstance(primal, tuple) and len(primal) == 2):
                 raise SymdiffError("has_aux=True needs the function to return a pair (output, aux)")
             primal, aux = primal
+        if isinstance(primal, ir.Node):  # fuse and stabilize before differentiating
+            (primal,) = optimize.optimize([primal], keep=in_nodes)
         if not isinstance(primal, ir.Node):
             raise SymdiffError(
                 f"{self.kind} needs the function to return one array, got a {type(primal).__name__}"
@@ -242,7 +244,7 @@ class Transform:
             compiled = load.lookup(key, build)
         except SymdiffError:
             raise
-        except (RecursionError, MemoryError, NotImplementedError, ValueError, TypeError, AttributeError, KeyError) as e:
+        except (RecursionError, MemoryError, NotImplementedError, ValueError, TypeError, AttributeError, KeyError, SyntaxError) as e:
             raise CompileError(f"compiling the {self.kind} of {self.__name__} failed: {type(e).__name__}: {e}") from e
         meta = compiled.meta
         values = {**constants, **build_consts}

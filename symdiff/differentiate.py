@@ -119,6 +119,23 @@ def _vjp_rule(node: Node, g: Node, active: set, n_lead: int):
         gp = ir.elementwise(placeholder(0) * placeholder(1), (g, node))
         gp = ir.broadcast(ir.reshape(gp, node.ndim, with_ones), x.ndim, x.shape)
         yield 0, ir.elementwise(placeholder(0) / placeholder(1), (gp, x))
+    elif op in ("max", "min"):
+        (axes,) = node.params
+        x = xs[0]
+        mask, count = _extreme_mask(node)
+        q = ir.elementwise(placeholder(0) / placeholder(1), (g, count))
+        with_ones = tuple(1 if k - x.ndim in axes else d for k, d in enumerate(x.shape))
+        q = ir.broadcast(ir.reshape(q, node.ndim, with_ones), x.ndim, x.shape)
+        yield 0, ir.elementwise(placeholder(0) * placeholder(1), (q, mask))
+    elif op == "cumsum":
+        axis, reverse = node.params
+        yield 0, ir.cumsum(g, axis, not reverse)
+    elif op == "gather":
+        layout, core = node.params
+        yield 0, ir.scatter_add(g, layout, core, xs[1:])
+    elif op == "scatter_add":
+        layout, core = node.params
+        yield 0, ir.gather(g, layout, core, xs[1:])
     elif op == "reshape":
         r_in, new_core = node.params
         x = xs[0]
@@ -167,6 +184,19 @@ def _vjp_rule(node: Node, g: Node, active: set, n_lead: int):
             yield i, unbroadcast(c, g.shape[:n_lead] + xs[i].shape, n_lead)
     else:  # pragma: no cover - every op the tracer records has a rule
         raise NotImplementedError(f"no reverse-mode rule for {op}")
+
+
+def _extreme_mask(node: Node):
+    """Where x attains its max/min (1.0, else 0.0) and how often: ties share the derivative equally,
+    as in JAX."""
+    from .primitives import Equal, Where
+
+    (axes,) = node.params
+    x = node.inputs[0]
+    with_ones = tuple(1 if k - x.ndim in axes else d for k, d in enumerate(x.shape))
+    m = ir.broadcast(ir.reshape(node, node.ndim, with_ones), x.ndim, x.shape)
+    mask = ir.elementwise(Where(Equal(placeholder(0), placeholder(1)), 1, 0), (x, m), dtype=x.dtype)
+    return mask, ir.reduce_sum(mask, axes)
 
 
 def _order(have: str, want: list) -> tuple:
@@ -240,6 +270,16 @@ def _jvp_rule(node: Node, ts, lead):
     if op == "concat":
         return ir.concat([filled(i) for i in range(len(xs))], node.params[0])
     t = ts[0]
+    if op in ("max", "min"):
+        mask, count = _extreme_mask(node)
+        s = ir.reduce_sum(ir.elementwise(placeholder(0) * placeholder(1), (t, mask)), node.params[0])
+        return ir.elementwise(placeholder(0) / placeholder(1), (s, count))
+    if op == "cumsum":
+        return ir.cumsum(t, *node.params)
+    if op == "gather":
+        return ir.gather(t, *node.params, xs[1:])
+    if op == "scatter_add":
+        return ir.scatter_add(t, *node.params, xs[1:])
     if op == "sum":
         return ir.reduce_sum(t, node.params[0])
     if op == "reshape":

@@ -290,6 +290,22 @@ def _function_model(plan: FunctionPlan):
             statements.append({"op": "scatter", "target": target, "x": x, "index": _index_text(idx),
                                "core": core, "shape": node.shape, "batched": is_b,
                                "r_in": len(ir.index_shape(idx, core))})
+        elif node.op in ("max", "min"):
+            (axes,) = node.params
+            statements.append({"op": "extreme", "fn": node.op, "target": target, "x": x, "axes": list(axes),
+                               "all": not is_b and len(axes) == node.inputs[0].ndim})
+        elif node.op == "cumsum":
+            axis, reverse = node.params
+            statements.append({"op": "cumsum", "target": target, "x": x, "axis": axis, "reverse": reverse})
+        elif node.op in ("gather", "scatter_add"):
+            layout, core = node.params
+            text = _gather_text(layout, [names[id(i)] for i in node.inputs[1:]])
+            if node.op == "gather":
+                statements.append({"op": "index", "target": target, "x": x, "index": text})
+            else:
+                r_in = node.inputs[0].ndim - (node.ndim - len(core))
+                statements.append({"op": "scatter_add", "target": target, "x": x, "index": text, "core": core,
+                                   "shape": node.shape, "batched": is_b, "r_in": r_in})
         elif node.op == "concat":
             statements.append({"op": "concat", "target": target, "axis": node.params[0],
                                "operands": [names[id(i)] for i in node.inputs]})
@@ -372,6 +388,18 @@ def _index_text(idx) -> str:
             parts.append(text)
         else:
             parts.append(str(e))
+    return ", ".join(parts)
+
+
+def _gather_text(layout, index_names) -> str:
+    parts = ["..."]
+    for e in layout:
+        if e is None:
+            parts.append("None")
+        elif e[0] == "a":
+            parts.append(index_names[e[1]])
+        else:
+            parts.append(_index_text((e[1],))[5:])
     return ", ".join(parts)
 
 

@@ -56,6 +56,24 @@ def _step(node, xs, inputs, symbolic):
         out = np.zeros(x.shape[: x.ndim - r_out] + core, dtype=object if symbolic else x.dtype)
         out[(Ellipsis,) + _key(idx)] = x
         return out
+    if op in ("max", "min"):
+        return (np.max if op == "max" else np.min)(x, axis=node.params[0])
+    if op == "cumsum":
+        axis, reverse = node.params
+        if reverse:
+            return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
+        return np.cumsum(x, axis=axis)
+    if op in ("gather", "scatter_add"):
+        layout, core = node.params
+        key = (Ellipsis,) + ir.gather_key(layout, xs[1:])
+        if op == "gather":
+            return x[key]
+        r_out = np.empty(core, dtype=np.int8)[key[1:]].ndim
+        out = np.zeros(x.shape[: x.ndim - r_out] + core, dtype=object if symbolic else x.dtype)
+        if symbolic:
+            out[...] = sympy.S.Zero
+        np.add.at(out, key, x)
+        return out
     if op == "concat":
         return np.concatenate(xs, axis=node.params[0])
     if op == "einsum":

@@ -85,9 +85,9 @@ def input_node(position: int, shape, dtype: str) -> Node:
     return Node("input", (), shape, dtype, (position,))
 
 
-def const_node(value) -> Node:
+def const_node(value, keep_dtype: bool = False) -> Node:
     arr = np.array(value)
-    if arr.dtype.kind in "biu" and arr.dtype != np.bool_:
+    if arr.dtype.kind in "biu" and arr.dtype != np.bool_ and not keep_dtype:
         arr = arr.astype(np.float64)
     return Node("const", (), arr.shape, str(arr.dtype), (Constant(arr),))
 
@@ -218,6 +218,46 @@ def scatter(g: Node, idx: tuple, core) -> Node:
     """The adjoint of ``index``: a zero array of trailing shape ``core`` with ``g`` written at ``idx``."""
     r_out = len(index_shape(idx, core))
     return Node("scatter", (g,), _lead(g.shape, r_out) + tuple(core), g.dtype, (idx, tuple(core)))
+
+
+def reduce_extreme(x: Node, axes, which: str) -> Node:
+    """``max`` or ``min`` over negative axes."""
+    axes = tuple(sorted(set(axes)))
+    keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
+    return Node(which, (x,), keep, x.dtype, (axes,))
+
+
+def cumsum(x: Node, axis: int, reverse: bool = False) -> Node:
+    """Cumulative sum along a negative axis (``reverse`` sums from the end: the adjoint)."""
+    return Node("cumsum", (x,), x.shape, x.dtype, (axis, reverse))
+
+
+def gather(x: Node, layout: tuple, core, index_nodes) -> Node:
+    """Integer-array indexing of the trailing axes. ``layout`` has one entry per key item:
+    ("s", (start, stop, step)), ("a", k) for index array k, or None for a new axis."""
+    key = gather_key(layout, [np.zeros(n.shape, dtype=np.intp) for n in index_nodes])
+    out_core = np.empty(core, dtype=np.int8)[key].shape
+    return Node("gather", (x, *index_nodes), _lead(x.shape, len(core)) + out_core, x.dtype, (layout, tuple(core)))
+
+
+def scatter_add(g: Node, layout: tuple, core, index_nodes) -> Node:
+    """The adjoint of ``gather``: zeros of trailing shape ``core`` with ``g`` added at the key."""
+    key = gather_key(layout, [np.zeros(n.shape, dtype=np.intp) for n in index_nodes])
+    r_out = np.empty(core, dtype=np.int8)[key].ndim
+    return Node("scatter_add", (g, *index_nodes), _lead(g.shape, r_out) + tuple(core), g.dtype, (layout, tuple(core)))
+
+
+def gather_key(layout, arrays) -> tuple:
+    key = []
+    for e in layout:
+        if e is None:
+            key.append(None)
+        elif e[0] == "s":
+            start, stop, step = e[1]
+            key.append(slice(start, None if stop < 0 else stop, step))
+        else:
+            key.append(arrays[e[1]])
+    return tuple(key)
 
 
 def index_shape(idx, core):

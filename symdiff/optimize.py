@@ -13,19 +13,35 @@ import sympy
 
 from . import ir
 from .ir import Node, placeholder
+from .primitives import stable_forms
 
 
-def optimize(outputs: list) -> list:
-    outputs = _rebuild(outputs, _fold)
-    outputs = _fuse(outputs)
-    return _rebuild(outputs, _fold)
+def optimize(outputs: list, keep=()) -> list:
+    """The optimized equivalent of ``outputs``; nodes in ``keep`` survive unchanged (so derivatives
+    can still be taken with respect to them)."""
+    keep = {id(k) for k in keep}
+    outputs = _rebuild(outputs, _fold, keep)
+    outputs = _fuse(outputs, keep)
+    return _rebuild(outputs, _fold_stable, keep)
 
 
-def _rebuild(outputs, rewrite) -> list:
+def _fold_stable(node: Node) -> Node:
+    node = _fold(node)
+    if node.op == "elementwise" and node.inputs:
+        body = sympy.factor_terms(stable_forms(node.body))
+        if body != node.body:
+            node = Node("elementwise", node.inputs, node.shape, node.dtype, (body,))
+    return node
+
+
+def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
     """Recreate the graph bottom-up through ``rewrite``, merging structurally identical nodes."""
     mapping: dict = {}
     interned: dict = {}
     for node in ir.toposort(outputs):
+        if id(node) in keep:
+            mapping[id(node)] = interned.setdefault(_key(node), node)
+            continue
         inputs = tuple(mapping[id(i)] for i in node.inputs)
         new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
         new = rewrite(new)
@@ -41,6 +57,18 @@ def _key(node: Node):
     return (node.op, tuple(id(i) for i in node.inputs), node.shape, node.dtype, params)
 
 
+def _only_new_axes(idx, core) -> bool:
+    """True if an index selects every element and only inserts axes: a reshape."""
+    k = 0
+    for e in idx:
+        if e is None:
+            continue
+        if not isinstance(e, tuple) or e != (0, core[k], 1):
+            return False
+        k += 1
+    return True
+
+
 def _fill_value(node: Node):
     return node.body if ir.is_fill(node) else None
 
@@ -49,6 +77,11 @@ def _fold(node: Node) -> Node:
     op = node.op
     if op == "elementwise":
         return _fold_elementwise(node)
+    if op in ("index", "scatter") and _only_new_axes(node.params[0], node.params[1]):
+        x = node.inputs[0]
+        selected = len(ir.index_shape(*node.params))  # rank of the indexed view
+        r_in, r_out = (len(node.params[1]), selected) if op == "index" else (selected, len(node.params[1]))
+        return ir.reshape(x, r_in, node.shape[node.ndim - r_out :])
     values = [_fill_value(i) for i in node.inputs]
     if not node.inputs or all(v is None for v in values):
         return node
@@ -58,8 +91,10 @@ def _fold(node: Node) -> Node:
         return ir.fill(0, node.shape, node.dtype)
     if op == "concat" and len(set(values)) == 1:
         return ir.fill(values[0], node.shape, node.dtype)
-    if op in ("reshape", "broadcast", "transpose", "index"):
+    if op in ("reshape", "broadcast", "transpose", "index", "gather", "max", "min") and values[0] is not None:
         return ir.fill(values[0], node.shape, node.dtype)
+    if op == "scatter_add" and values[0] == 0:
+        return ir.fill(0, node.shape, node.dtype)
     if op == "sum":
         count = node.inputs[0].size // max(node.size, 1)
         return ir.fill(values[0] * count, node.shape, node.dtype)
@@ -123,7 +158,7 @@ def _drop_unused(node: Node) -> Node:
     return Node("elementwise", tuple(inputs), node.shape, node.dtype, (body,))
 
 
-def _fuse(outputs: list) -> list:
+def _fuse(outputs: list, keep=frozenset()) -> list:
     """Inline every elementwise node that has a single consumer into that consumer's body."""
     uses: dict = {}
     for node in ir.toposort(outputs):
@@ -135,6 +170,7 @@ def _fuse(outputs: list) -> list:
     def inlinable(x: Node) -> bool:
         return (
             x.op == "elementwise"
+            and id(x) not in keep
             and x.inputs
             and uses.get(id(x), 0) == 1
             and (x.dtype == "bool" or x.dtype == ir.result_dtype(*(i.dtype for i in x.inputs)))
@@ -165,6 +201,9 @@ def _fuse(outputs: list) -> list:
     # inlining is transitive because _rebuild visits producers first and use counts are per node
     mapping: dict = {}
     for node in ir.toposort(outputs):
+        if id(node) in keep:
+            mapping[id(node)] = node
+            continue
         inputs = tuple(mapping[id(i)] for i in node.inputs)
         new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
         uses[id(new)] = uses.get(id(node), 0)

@@ -164,3 +164,69 @@ def clean_derivative(expr: sympy.Expr) -> sympy.Expr:
 def local_derivative(body: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
     """d body / d symbol: the only place the differentiation stage calls SymPy, cached per pair."""
     return clean_derivative(sympy.diff(body, symbol))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stable forms: numerically fragile idioms rewritten into primitives whose values and derivatives
+# of every order cannot overflow (softplus, sigmoid, log-sigmoid, log-sum-exp of two terms).
+# ---------------------------------------------------------------------------------------------
+
+
+def _softplus_argument(term):
+    """z if term is log(1 + exp(z)) or log1p(exp(z)), else None."""
+    if isinstance(term, log1p) and isinstance(term.args[0], sympy.exp):
+        return term.args[0].args[0]
+    if isinstance(term, sympy.log) and term.args[0].is_Add and len(term.args[0].args) == 2:
+        one, e = sorted(term.args[0].args, key=lambda t: not t.is_number)
+        if one == 1 and isinstance(e, sympy.exp):
+            return e.args[0]
+    return None
+
+
+def _rewrite_add(expr):
+    """max(z, 0) + softplus(-|z|)  ->  softplus(z), the stable form users write by hand."""
+    terms = list(expr.args)
+    for t in terms:
+        z = _softplus_argument(t)
+        if z is None or not isinstance(-z, sympy.Abs):
+            continue
+        inner = (-z).args[0]
+        m = sympy.Max(inner, 0)
+        if m in terms:
+            rest = [u for u in terms if u is not t and u != m]
+            return sympy.Add(LogAddExp(0, inner), *rest)
+    return expr
+
+
+def _rewrite_log(expr):
+    z = _softplus_argument(expr)
+    if z is not None and not isinstance(-z, sympy.Abs):
+        return LogAddExp(0, z)
+    arg = expr.args[0]
+    if isinstance(expr, sympy.log) and arg.is_Add and len(arg.args) == 2 and all(isinstance(t, sympy.exp) for t in arg.args):
+        return LogAddExp(arg.args[0].args[0], arg.args[1].args[0])
+    if isinstance(expr, sympy.log) and isinstance(arg, Sigmoid):
+        return -LogAddExp(0, -arg.args[0])
+    if isinstance(expr, sympy.log) and arg.is_Add and len(arg.args) == 2:
+        one, s = sorted(arg.args, key=lambda t: not t.is_number)
+        if one == 1 and s.could_extract_minus_sign() and isinstance(-s, Sigmoid):
+            return -LogAddExp(0, (-s).args[0])
+    return expr
+
+
+def _rewrite_pow(expr):
+    """1/(1 + exp(-z)) -> sigmoid(z)."""
+    base, exponent = expr.args
+    if exponent == -1 and base.is_Add and len(base.args) == 2:
+        one, e = sorted(base.args, key=lambda t: not t.is_number)
+        if one == 1 and isinstance(e, sympy.exp):
+            return Sigmoid(-e.args[0])
+    return expr
+
+
+def stable_forms(expr: sympy.Expr) -> sympy.Expr:
+    if not expr.has(sympy.exp):
+        return expr
+    expr = expr.replace(lambda e: isinstance(e, sympy.Pow), _rewrite_pow)
+    expr = expr.replace(lambda e: isinstance(e, (sympy.log, log1p)), _rewrite_log)
+    return expr.replace(lambda e: e.is_Add, _rewrite_add)

@@ -106,6 +106,15 @@ class Tracer:
     def sum(self, axis=None, keepdims=False, **kw): return reduce_sum(self, axis, keepdims, **kw)
     def mean(self, axis=None, keepdims=False, **kw): return mean(self, axis, keepdims, **kw)
     def prod(self, axis=None, keepdims=False, **kw): return prod(self, axis, keepdims, **kw)
+    def max(self, axis=None, keepdims=False, **kw): return extreme(self, axis, keepdims, "max", **kw)
+    def min(self, axis=None, keepdims=False, **kw): return extreme(self, axis, keepdims, "min", **kw)
+    def var(self, axis=None, ddof=0, keepdims=False, **kw): return var(self, axis, ddof=ddof, keepdims=keepdims, **kw)
+    def std(self, axis=None, ddof=0, keepdims=False, **kw): return std(self, axis, ddof=ddof, keepdims=keepdims, **kw)
+    def cumsum(self, axis=None, **kw): return cumsum(self, axis, **kw)
+    def squeeze(self, axis=None): return squeeze(self, axis)
+    def swapaxes(self, a, b): return swapaxes(self, a, b)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return diagonal(self, offset, axis1, axis2)
+    def trace(self, offset=0, axis1=0, axis2=1): return trace_(self, offset, axis1, axis2)
     def dot(self, o): return dot(self, o)
     def reshape(self, *shape, **kw):
         return reshape(self, shape[0] if len(shape) == 1 else shape, **kw)
@@ -200,7 +209,10 @@ def ufunc(name: str, *args):
     except (TypeError, ValueError) as e:
         raise _fail(f"numpy.{name} on these operands ({e})") from None
     dtype = "bool" if name in BOOLEAN_RESULT else None
-    return Tracer(ir.elementwise(body, nodes, dtype=dtype))
+    try:
+        return Tracer(ir.elementwise(body, nodes, dtype=dtype))
+    except ShapeError as e:
+        raise ShapeError(f"numpy.{name}: {e} at {user_location()}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,8 +421,10 @@ def stack(arrays, axis=0, out=None, **kw):
 def getitem(x, key):
     n = as_node(x)
     key = key if isinstance(key, tuple) else (key,)
-    if any(isinstance(k, (list, np.ndarray, Tracer)) for k in key):
-        raise _fail("integer-array or boolean indexing", "use basic indexing (ints, slices, ..., None)")
+    if any(isinstance(k, Tracer) for k in key):
+        raise _fail("indexing with a traced array", "index with constant integer arrays, or use np.where")
+    if any(isinstance(k, (list, np.ndarray)) for k in key):
+        return _gather(n, key)
     n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_real > n.ndim:
         raise ShapeError(f"too many indices for an array of dimension {n.ndim} at {user_location()}")
@@ -443,6 +457,248 @@ def getitem(x, key):
     return Tracer(ir.index(n, tuple(idx)))
 
 
+def _gather(n, key):
+    """Integer-array indexing: index arrays become integer constants passed to the generated code."""
+    dots = [i for i, k in enumerate(key) if k is Ellipsis]
+    if len(dots) > 1:
+        raise _fail("an index with more than one '...'")
+    if dots:
+        i = dots[0]
+        n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+        key = key[:i] + (slice(None),) * (n.ndim - n_real) + key[i + 1 :]
+    n_real = sum(1 for k in key if k is not None)
+    if n_real > n.ndim:
+        raise ShapeError(f"too many indices for an array of dimension {n.ndim} at {user_location()}")
+    key = key + (slice(None),) * (n.ndim - n_real)
+    positions = [i for i, k in enumerate(key) if isinstance(k, (list, np.ndarray, numbers.Integral))]
+    if positions != list(range(positions[0], positions[-1] + 1)):
+        raise _fail("integer-array indices separated by slices", "index one axis at a time")
+    layout, arrays, dim = [], [], 0
+    for k in key:
+        if k is None:
+            layout.append(None)
+            continue
+        size = n.shape[dim]
+        if isinstance(k, slice):
+            layout.append(("s", k.indices(size)))
+        else:
+            arr = np.asarray(k)
+            if arr.dtype.kind == "b":
+                raise _fail("boolean-mask indexing (its result shape depends on the data)", "use np.where")
+            if arr.dtype.kind not in "iu":
+                raise _fail(f"indexing with an array of dtype {arr.dtype}", "use integer arrays")
+            if arr.size and (arr.max() >= size or arr.min() < -size):
+                raise ShapeError(f"index out of bounds for axis {dim} with size {size} at {user_location()}")
+            layout.append(("a", len(arrays)))
+            arrays.append(ir.const_node(np.asarray(arr % size, dtype=np.intp), keep_dtype=True))
+        dim += 1
+    return Tracer(ir.gather(n, tuple(layout), n.shape, arrays))
+
+
+def extreme(x, axis=None, keepdims=False, which="max", out=None, initial=None, where=None, **kw):
+    _no_extra({"out": out, "initial": initial, "where": where, **kw}, which)
+    n = as_node(x)
+    axes = _axes(axis, n.ndim)
+    if not axes:
+        return Tracer(n)
+    return Tracer(_keep(n, ir.reduce_extreme(n, axes, which), axes, keepdims))
+
+
+def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    _no_extra({"dtype": dtype, "out": out, **kw}, "var")
+    n = as_node(x)
+    axes = _axes(axis, n.ndim)
+    count = int(np.prod([n.shape[a] for a in axes], dtype=np.int64))
+    centered = x - mean(x, axis, keepdims=True)
+    return reduce_sum(centered * centered, axis, keepdims) * (sympy.Integer(1) / (count - ddof))
+
+
+def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    return ufunc("sqrt", var(x, axis, dtype, out, ddof, keepdims, **kw))
+
+
+def cumsum(x, axis=None, dtype=None, out=None):
+    _no_extra({"dtype": dtype, "out": out}, "cumsum")
+    n = as_node(x)
+    if axis is None:
+        n, axis = ir.reshape(n, n.ndim, (n.size,)), 0
+    (ax,) = _axes(axis, n.ndim)
+    return Tracer(ir.cumsum(n, ax))
+
+
+def squeeze(x, axis=None):
+    n = as_node(x)
+    axes = [a for a in range(-n.ndim, 0) if n.shape[a] == 1] if axis is None else list(_axes(axis, n.ndim))
+    if any(n.shape[a] != 1 for a in axes):
+        raise ShapeError(f"cannot select an axis to squeeze out which has size not equal to one at {user_location()}")
+    return Tracer(ir.reshape(n, n.ndim, tuple(d for i, d in enumerate(n.shape) if i - n.ndim not in axes)))
+
+
+def expand_dims(x, axis):
+    n = as_node(x)
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    ndim = n.ndim + len(axes)
+    new = sorted(a % ndim for a in axes)
+    shape, it = [], iter(n.shape)
+    for i in range(ndim):
+        shape.append(1 if i in new else next(it))
+    return Tracer(ir.reshape(n, n.ndim, tuple(shape)))
+
+
+def broadcast_to(x, shape, subok=False):
+    n = as_node(x)
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    try:
+        return Tracer(ir.broadcast(n, n.ndim, shape))
+    except (ShapeError, ValueError) as e:
+        raise ShapeError(f"{e} at {user_location()}") from None
+
+
+def moveaxis(x, source, destination):
+    n = as_node(x)
+    src = [a % n.ndim for a in ((source,) if isinstance(source, numbers.Integral) else source)]
+    dst = [a % n.ndim for a in ((destination,) if isinstance(destination, numbers.Integral) else destination)]
+    order = [a for a in range(n.ndim) if a not in src]
+    for d, s_ in sorted(zip(dst, src)):
+        order.insert(d, s_)
+    return Tracer(ir.transpose(n, order))
+
+
+def split(x, indices_or_sections, axis=0):
+    n = as_node(x)
+    (ax,) = _axes(axis, n.ndim)
+    size = n.shape[ax]
+    if isinstance(indices_or_sections, numbers.Integral):
+        if size % indices_or_sections:
+            raise ShapeError(f"array split does not result in an equal division at {user_location()}")
+        step = size // indices_or_sections
+        bounds = list(range(0, size + 1, step))
+    else:
+        bounds = [0] + [min(int(i), size) for i in indices_or_sections] + [size]
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        key = (Ellipsis, slice(lo, hi)) + (slice(None),) * (-ax - 1)
+        parts.append(getitem(Tracer(n), key))
+    return parts
+
+
+def outer(a, b, out=None):
+    x, y = as_node(a), as_node(b)
+    x, y = ir.reshape(x, x.ndim, (x.size,)), ir.reshape(y, y.ndim, (y.size,))
+    return Tracer(ir.einsum("i,j->ij", x, y))
+
+
+def tensordot(a, b, axes=2):
+    x, y = as_node(a), as_node(b)
+    if isinstance(axes, numbers.Integral):
+        ax_a, ax_b = list(range(x.ndim - axes, x.ndim)), list(range(axes))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if isinstance(ax_a, numbers.Integral) else list(ax_a)
+        ax_b = [ax_b] if isinstance(ax_b, numbers.Integral) else list(ax_b)
+    ax_a, ax_b = [a_ % x.ndim for a_ in ax_a], [b_ % y.ndim for b_ in ax_b]
+    letters = iter(string.ascii_lowercase)
+    ta = [next(letters) for _ in range(x.ndim)]
+    tb = [next(letters) for _ in range(y.ndim)]
+    for i, j in zip(ax_a, ax_b):
+        if x.shape[i] != y.shape[j]:
+            raise ShapeError(f"shape-mismatch for sum in tensordot at {user_location()}")
+        tb[j] = ta[i]
+    out_ = [c for i, c in enumerate(ta) if i not in ax_a] + [c for j, c in enumerate(tb) if j not in ax_b]
+    return Tracer(ir.einsum(f"{''.join(ta)},{''.join(tb)}->{''.join(out_)}", x, y))
+
+
+def einsum(subscripts, *operands, **kw):
+    _no_extra({k: v for k, v in kw.items() if k != "optimize"}, "einsum")
+    spec = subscripts.replace(" ", "")
+    if "->" not in spec or "..." in spec:
+        raise _fail(f"einsum {subscripts!r}", "write explicit subscripts with '->' and no '...'")
+    ins, out = spec.split("->")
+    terms = ins.split(",")
+    nodes = [as_node(o) for o in operands]
+    if len(terms) != len(nodes):
+        raise ShapeError(f"einsum {subscripts!r} needs {len(terms)} operands at {user_location()}")
+    for k, (t, n) in enumerate(zip(terms, nodes)):
+        if len(t) != n.ndim:
+            raise ShapeError(f"einsum {subscripts!r}: operand {k} has {n.ndim} axes, subscripts say {len(t)}")
+        while len(set(t)) != len(t):  # a repeated letter: take that diagonal first
+            c = next(ch for ch in t if t.count(ch) > 1)
+            i, j = t.index(c), t.index(c, t.index(c) + 1)
+            n = _take_diagonal(n, i, j)
+            t = t[:i] + t[i + 1 : j] + t[j + 1 :] + c
+        terms[k], nodes[k] = t, n
+    if len(set(out)) != len(out) or not set(out) <= set("".join(terms)):
+        raise ShapeError(f"einsum {subscripts!r}: output subscripts must be distinct letters of the inputs")
+    try:
+        return Tracer(ir.einsum(f"{','.join(terms)}->{out}", *nodes))
+    except ShapeError as e:
+        raise ShapeError(f"{e} at {user_location()}") from None
+
+
+def _take_diagonal(n, i, j, offset=0):
+    """Axes i < j replaced by their diagonal, appended last (numpy's diagonal convention)."""
+    rest = [a for a in range(n.ndim) if a not in (i, j)]
+    n = ir.transpose(n, rest + [i, j])
+    rows, cols = n.shape[-2], n.shape[-1]
+    length = max(0, min(rows, cols - offset) if offset >= 0 else min(rows + offset, cols))
+    r = np.arange(length) + max(0, -offset)
+    c = np.arange(length) + max(0, offset)
+    layout = tuple(("s", (0, d, 1)) for d in n.shape[:-2]) + (("a", 0), ("a", 1))
+    idx = [ir.const_node(r.astype(np.intp), keep_dtype=True), ir.const_node(c.astype(np.intp), keep_dtype=True)]
+    return ir.gather(n, layout, n.shape, idx)
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    n = as_node(x)
+    a, b = sorted((axis1 % n.ndim, axis2 % n.ndim))
+    if (a, b) != (axis1 % n.ndim, axis2 % n.ndim):
+        offset = -offset
+    return Tracer(_take_diagonal(n, a, b, offset))
+
+
+def trace_(x, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    return reduce_sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def diag(v, k=0):
+    n = as_node(v)
+    if n.ndim == 2:
+        return diagonal(v, k)
+    if n.ndim != 1:
+        raise ShapeError(f"diag needs a 1-D or 2-D array at {user_location()}")
+    size = n.shape[0] + abs(k)
+    r = np.arange(n.shape[0]) + max(0, -k)
+    c = np.arange(n.shape[0]) + max(0, k)
+    idx = [ir.const_node(r.astype(np.intp), keep_dtype=True), ir.const_node(c.astype(np.intp), keep_dtype=True)]
+    return Tracer(ir.scatter_add(n, (("a", 0), ("a", 1)), (size, size), idx))
+
+
+def norm(x, ord=None, axis=None, keepdims=False):
+    n = as_node(x)
+    if ord in (None, "fro", 2) and (ord != 2 or axis is not None or n.ndim == 1):
+        return ufunc("sqrt", reduce_sum(x * x, axis, keepdims))
+    if ord == 1 and (n.ndim == 1 or axis is not None):
+        return reduce_sum(ufunc("absolute", x), axis, keepdims)
+    if ord == np.inf and (n.ndim == 1 or axis is not None):
+        return extreme(ufunc("absolute", x), axis, keepdims, "max")
+    raise _fail(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array", "use ord=None/'fro', 1 or inf on vectors")
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) without overflow: the max is subtracted first (its derivative cancels).
+
+    Works on numpy arrays too, so a function that uses it runs with or without symdiff."""
+    if not isinstance(x, Tracer):
+        x = np.asarray(x)
+        m = np.max(x, axis=axis, keepdims=True)
+        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        return r if keepdims else np.squeeze(r, axis=axis)
+    m = extreme(x, axis, True, "max")
+    inner = reduce_sum(ufunc("exp", x - m), axis, keepdims=True)
+    r = ufunc("log", inner) + m
+    return r if keepdims else squeeze(r, axis if axis is not None else None)
+
+
 FUNCTIONS = {
     np.sum: reduce_sum,
     np.mean: mean,
@@ -456,6 +712,26 @@ FUNCTIONS = {
     np.stack: stack,
     np.concatenate: concatenate,
     np.clip: clip,
+    np.max: lambda x, axis=None, out=None, keepdims=False, **kw: extreme(x, axis, keepdims, "max", **kw),
+    np.min: lambda x, axis=None, out=None, keepdims=False, **kw: extreme(x, axis, keepdims, "min", **kw),
+    np.amax: lambda x, axis=None, out=None, keepdims=False, **kw: extreme(x, axis, keepdims, "max", **kw),
+    np.amin: lambda x, axis=None, out=None, keepdims=False, **kw: extreme(x, axis, keepdims, "min", **kw),
+    np.var: var,
+    np.std: std,
+    np.cumsum: cumsum,
+    np.squeeze: squeeze,
+    np.expand_dims: expand_dims,
+    np.broadcast_to: broadcast_to,
+    np.moveaxis: moveaxis,
+    np.split: split,
+    np.outer: outer,
+    np.tensordot: tensordot,
+    np.einsum: einsum,
+    np.diagonal: diagonal,
+    np.trace: trace_,
+    np.diag: diag,
+    np.linalg.norm: norm,
+    np.atleast_1d: lambda x: x if x.ndim else reshape(x, (1,)),
     np.ravel: lambda x, order="C": reshape(x, -1, order),
     np.copy: lambda x, **kw: x,
     np.shape: lambda x: x.shape,
