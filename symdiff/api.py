@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 
 from . import differentiate as D
-from . import emit, ir, load, optimize, trace
+from . import emit, ir, load, optimize, scalarize, trace
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
 from .evaluate import evaluate
 from .ir import placeholder
@@ -103,6 +103,10 @@ class Transform:
             )
         wrt = [in_nodes[p] for p in wrt_pos]
         single = not isinstance(self.positions, tuple)
+        if (single or self.kind != "hessian") and scalarize.applicable(in_nodes, primal):
+            result = self._scalarized(in_nodes, primal, wrt_pos, single)
+            if result is not None:
+                return (result, aux) if self.has_aux else result
         if self.kind in ("grad", "value_and_grad"):
             if primal.shape != ():
                 raise NotScalarError(
@@ -130,6 +134,26 @@ class Transform:
                 rows.append(tuple(_jacobian(g, w) for w in wrt))
             result = rows[0][0] if single else tuple(rows)
         return (result, aux) if self.has_aux else result
+
+    def _scalarized(self, in_nodes, primal, wrt_pos, single):
+        """Small cores: every derivative entry its own expression; zeros skipped, symmetry used."""
+        if self.kind in ("grad", "value_and_grad", "hessian") and primal.shape != ():
+            return None  # let the general path raise its error
+        got = scalarize.scalar_outputs(primal, in_nodes)
+        if got is None:
+            return None
+        value, arrays, columns = got
+        build = scalarize.Builder(in_nodes, columns)
+        order = 2 if self.kind == "hessian" else 1
+        results = []
+        for p, d in zip(wrt_pos, scalarize.derivative_arrays(value, arrays, wrt_pos, order)):
+            w = in_nodes[p]
+            dtype = w.dtype if self.kind in ("grad", "value_and_grad") else ir.result_dtype(primal.dtype, w.dtype)
+            results.append(build.pack(scalarize.entries_of(d), d.shape, dtype))
+        result = results[0] if single else tuple(results)
+        if self.kind == "value_and_grad":
+            result = (build.entry(value[()], primal.dtype), result)
+        return result
 
     def _derivative(self, in_nodes, wrt_pos, base_out):
         scalars = [n if n.shape == () else ir.input_node(i, (), n.dtype) for i, n in enumerate(in_nodes)]

@@ -130,6 +130,13 @@ def _vjp_rule(node: Node, g: Node, active: set, n_lead: int):
     elif op == "cumsum":
         axis, reverse = node.params
         yield 0, ir.cumsum(g, axis, not reverse)
+    elif op == "pack":
+        where, core = node.params
+        for i in wanted:
+            total = None
+            for pos in where[i]:
+                total = add(total, ir.index(g, tuple(pos)) if pos else g)
+            yield i, unbroadcast(total, g.shape[:n_lead] + xs[i].shape, n_lead)
     elif op == "gather":
         layout, core = node.params
         yield 0, ir.scatter_add(g, layout, core, xs[1:])
@@ -276,6 +283,10 @@ def _jvp_rule(node: Node, ts, lead):
         return ir.elementwise(placeholder(0) / placeholder(1), (s, count))
     if op == "cumsum":
         return ir.cumsum(t, *node.params)
+    if op == "pack":
+        where, core = node.params
+        kept = [(x, w) for x, w in zip(ts, where) if x is not None]
+        return ir.pack([x for x, _ in kept], [w for _, w in kept], core, node.dtype, lead)
     if op == "gather":
         return ir.gather(t, *node.params, xs[1:])
     if op == "scatter_add":

@@ -242,6 +242,20 @@ def _function_model(plan: FunctionPlan):
     consumers_need_shape = _needs_exact_shape(nodes, outputs)
 
     statements, emitted = [], set()
+    uses: dict = {}
+    consumers: dict = {}
+    for n in nodes:
+        for i in n.inputs:
+            uses[id(i)] = uses.get(id(i), 0) + 1
+            consumers.setdefault(id(i), []).append(n)
+    returned = {id(o) for o in outputs}
+    inline = {
+        id(e)
+        for n in nodes
+        if n.op == "pack"
+        for e in n.inputs
+        if e.op == "elementwise" and e.inputs and uses.get(id(e)) == 1 and id(e) not in returned
+    }
 
     def emit_temps(expr):
         for s in sorted(expr.free_symbols, key=lambda s: s.name):
@@ -257,8 +271,12 @@ def _function_model(plan: FunctionPlan):
         if node.op in ("input", "const"):
             continue
         if node.op == "elementwise" and not node.inputs:
+            if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
+                continue
             statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
                                "value": print_expr(node.body)})
+        elif node.op == "elementwise" and id(node) in inline:
+            continue  # written straight into its slot by the pack that uses it
         elif node.op == "elementwise":
             expr = reduced_of[id(node)]
             emit_temps(expr)
@@ -306,6 +324,20 @@ def _function_model(plan: FunctionPlan):
                 r_in = node.inputs[0].ndim - (node.ndim - len(core))
                 statements.append({"op": "scatter_add", "target": target, "x": x, "index": text, "core": core,
                                    "shape": node.shape, "batched": is_b, "r_in": r_in})
+        elif node.op == "pack":
+            where, core = node.params
+            lines = []
+            for entry, positions in zip(node.inputs, where):
+                if ir.is_fill(entry) and entry.shape == ():
+                    value = print_expr(entry.body)
+                elif id(entry) in inline:
+                    emit_temps(reduced_of[id(entry)])
+                    value = print_expr(reduced_of[id(entry)])
+                else:
+                    value = names[id(entry)]
+                lines.append({"slots": [f"{target}[{_index_text(tuple(p))}]" for p in positions], "value": value})
+            statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b,
+                               "dtype": _np_dtype(node.dtype), "lines": lines})
         elif node.op == "concat":
             statements.append({"op": "concat", "target": target, "axis": node.params[0],
                                "operands": [names[id(i)] for i in node.inputs]})

@@ -57,7 +57,18 @@ def _step(node, xs, inputs, symbolic):
         out[(Ellipsis,) + _key(idx)] = x
         return out
     if op in ("max", "min"):
+        if symbolic:
+            return _object_extreme(x, node.params[0], sympy.Max if op == "max" else sympy.Min)
         return (np.max if op == "max" else np.min)(x, axis=node.params[0])
+    if op == "pack":
+        where, core = node.params
+        out = np.zeros(node.shape, dtype=object if symbolic else node.dtype)
+        if symbolic:
+            out[...] = sympy.S.Zero
+        for value, positions in zip(xs, where):
+            for pos in positions:
+                out[(Ellipsis,) + tuple(pos)] = value
+        return out
     if op == "cumsum":
         axis, reverse = node.params
         if reverse:
@@ -116,6 +127,16 @@ def _elementwise(node, xs, symbolic):
     f = sympy.lambdify(syms, body, modules=[{"Where": np.where}, "numpy"], printer=Printer)
     with np.errstate(all="ignore"):
         return np.asarray(f(*arrays), dtype=node.dtype) + np.zeros(node.shape, dtype=node.dtype)
+
+
+def _object_extreme(x, axes, fn):
+    keep = [a for a in range(-x.ndim, 0) if a not in axes]
+    moved = np.moveaxis(x, list(axes), list(range(-len(axes), 0)))
+    flat = moved.reshape(tuple(x.shape[a] for a in keep) + (-1,))
+    out = np.empty(flat.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = fn(*flat[idx])
+    return out
 
 
 def _object_einsum(text, xs):

@@ -260,6 +260,12 @@ def gather_key(layout, arrays) -> tuple:
     return tuple(key)
 
 
+def pack(entries, where, core, dtype: str, lead=()) -> Node:
+    """An array of trailing shape ``core`` that is zero except at ``where[k]`` (a list of core
+    positions), which hold ``entries[k]`` (broadcast over leading axes)."""
+    return Node("pack", tuple(entries), tuple(lead) + tuple(core), dtype, (tuple(map(tuple, where)), tuple(core)))
+
+
 def index_shape(idx, core):
     out = []
     for e in idx:

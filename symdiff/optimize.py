@@ -93,6 +93,14 @@ def _fold(node: Node) -> Node:
         return ir.fill(values[0], node.shape, node.dtype)
     if op in ("reshape", "broadcast", "transpose", "index", "gather", "max", "min") and values[0] is not None:
         return ir.fill(values[0], node.shape, node.dtype)
+    if op == "pack" and any(v == 0 for v in values):
+        kept = [(x, w) for x, w, v in zip(node.inputs, node.params[0], values) if v != 0]
+        lead = node.shape[: node.ndim - len(node.params[1])]
+        if not kept:
+            return ir.fill(0, node.shape, node.dtype)
+        return ir.pack([x for x, _ in kept], [w for _, w in kept], node.params[1], node.dtype, lead)
+    if op == "pack":
+        return node
     if op == "scatter_add" and values[0] == 0:
         return ir.fill(0, node.shape, node.dtype)
     if op == "sum":
