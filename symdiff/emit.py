@@ -142,12 +142,19 @@ def _doc_text(s: str) -> str:
     return str(s).replace("\\", "\\\\").replace('"""', "'''")
 
 
+def template_dir() -> str:
+    """The templates shipped inside the package, or the checkout's top-level templates/ folder."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in (os.path.join(here, "templates"), os.path.join(os.path.dirname(here), "templates")):
+        if os.path.isfile(os.path.join(path, "module.py.j2")):
+            return path
+    raise FileNotFoundError("symdiff's templates are missing: reinstall symdiff")
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    here = os.path.dirname(os.path.abspath(__file__))
-    paths = [os.path.join(here, "templates"), os.path.join(os.path.dirname(here), "templates")]
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([p for p in paths if os.path.isdir(p)]),
+        loader=jinja2.FileSystemLoader(template_dir()),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,

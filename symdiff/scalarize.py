@@ -89,6 +89,8 @@ class Builder:
     def pack(self, entries: dict, shape, dtype) -> Node:
         """An array of ``shape`` whose listed entries are given (each written at one or more
         positions) and whose other entries are structurally zero."""
+        if tuple(shape) == () and len(entries) == 1:
+            return self.entry(next(iter(entries)), dtype)
         nodes = [self.entry(expr, dtype) for expr in entries]
         return ir.pack(nodes, list(entries.values()), shape, dtype)
 
