@@ -7,8 +7,16 @@ readable, vectorized numpy code.
 __version__ = "0.1.0"
 
 from .api import Transform, derivative, grad, hessian, jacobian, value_and_grad
-from .trace import logsumexp
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
+
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) without overflow, on numpy arrays and inside traced functions alike."""
+    from .trace import logsumexp as impl
+
+    return impl(x, axis, keepdims)
+
 
 __all__ = [
     "CompileError",

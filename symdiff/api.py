@@ -13,14 +13,41 @@ import inspect
 import json
 import re
 
-import numpy as np
-import sympy
+import importlib
+import sys
 
-from . import differentiate as D
-from . import emit, ir, load, optimize, scalarize, trace
+import numpy as np
+
+from . import load
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
-from .evaluate import evaluate
-from .ir import placeholder
+
+
+class _Lazy:
+    """A module imported on first use: SymPy and the compiler stages are needed to compile, not
+    to run cached code, so ``import symdiff`` and cache hits stay fast."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+sympy = _Lazy("sympy")
+D = _Lazy("symdiff.differentiate")
+emit = _Lazy("symdiff.emit")
+ir = _Lazy("symdiff.ir")
+optimize = _Lazy("symdiff.optimize")
+scalarize = _Lazy("symdiff.scalarize")
+trace = _Lazy("symdiff.trace")
+
+
+def placeholder(i):
+    return ir.placeholder(i)
+
+
+def evaluate(*args, **kwargs):
+    return importlib.import_module("symdiff.evaluate").evaluate(*args, **kwargs)
 
 KINDS = ("grad", "value_and_grad", "jacobian", "hessian", "derivative")
 _SUMMARY = {
@@ -39,7 +66,7 @@ def version() -> str:
     import os
 
     from . import __version__
-    from .emit import template_dir
+    from .resources import template_dir
 
     h = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
@@ -212,10 +239,20 @@ class Transform:
         hit = self._dispatch.get(key) if key is not None else None
         if hit is not None and _environment_unchanged(hit[1]):
             return hit[0](*args)
-        if any(isinstance(a, trace.Tracer) for a in args):
+        traced = sys.modules.get("symdiff.trace")  # no Tracer can exist before it is imported
+        if traced is not None and any(isinstance(a, traced.Tracer) for a in args):
             nodes = [trace.as_node(a) for a in args]
             return _wrap(self.symbolic(nodes))
-        compiled, arrays, consts, meta, scalar_call = self._compile(args)
+        alias = _persistent_alias(self, key) if key is not None else None
+        recalled = load.recall(alias) if alias else None
+        compiled = load.lookup_existing(recalled) if recalled else None
+        if compiled is not None and not compiled.meta["constants"]:  # new process, warm disk cache
+            arrays, consts, meta = args, {}, compiled.meta
+            scalar_call = all(_is_python_scalar(a) for a in args)
+        else:
+            compiled, arrays, consts, meta, scalar_call = self._compile(args)
+            if alias and not meta["constants"]:
+                load.remember(alias, compiled.key)
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call)
         if key is not None:
             self._dispatch[key] = (runner, _environment(_base(self)))
@@ -586,6 +623,69 @@ def _dispatch_key(args, shape_free: bool):
         else:
             return None
     return tuple(key)
+
+
+def _persistent_alias(t, key):
+    """A digest of everything a trace of ``t`` at these argument types could depend on (code,
+    closures, globals, transform chain, symdiff and numpy versions), or None when some value cannot
+    be digested reliably. It lets a new process find its compiled entry without tracing."""
+    env = _digest(_base(t), 0, set())
+    if env is None:
+        return None
+    text = json.dumps([env, _chain_spec(t), repr(key), version(), np.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _digest(v, depth, seen):
+    import marshal
+    import types
+
+    if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+        return repr((type(v).__name__, v))
+    if isinstance(v, np.ndarray):
+        if v.dtype == object:
+            return None
+        return f"array{v.dtype.str}{v.shape}" + hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
+    if isinstance(v, np.generic):
+        return repr((type(v).__name__, v.item()))
+    if isinstance(v, types.ModuleType):
+        return "module:" + v.__name__
+    if isinstance(v, (types.BuiltinFunctionType, np.ufunc, type)):
+        return f"builtin:{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', getattr(v, '__name__', ''))}"
+    if isinstance(v, (tuple, list)) and len(v) <= 64:
+        parts = [_digest(x, depth, seen) for x in v]
+        return None if None in parts else f"{type(v).__name__}({','.join(parts)})"
+    if isinstance(v, Transform):
+        inner = _digest(_base(v), depth, seen)
+        return None if inner is None else json.dumps([_chain_spec(v), inner])
+    if isinstance(v, types.FunctionType):
+        if id(v) in seen:
+            return "recursive"
+        if depth > 4:
+            return None
+        seen = seen | {id(v)}
+        code = v.__code__
+        parts = [hashlib.sha256(marshal.dumps(code)).hexdigest()]
+        for c in v.__closure__ or ():
+            try:
+                parts.append(_digest(c.cell_contents, depth + 1, seen))
+            except ValueError:  # empty cell
+                parts.append("empty")
+        for name in _global_names(code):
+            if name in v.__globals__:
+                parts.append(name + "=" + str(_digest(v.__globals__[name], depth + 1, seen)))
+        for d in v.__defaults__ or ():
+            parts.append(_digest(d, depth + 1, seen))
+        return None if any(p is None or p.endswith("=None") for p in parts) else "|".join(parts)
+    return None
+
+
+def _global_names(code):
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):
+            names |= _global_names(c)
+    return sorted(names)
 
 
 def _environment(fun):

@@ -22,6 +22,7 @@ from sympy.printing.numpy import NumPyPrinter
 from . import ir
 from .ir import Node, placeholder
 from .primitives import LogAddExp, Sigmoid, Where, _Comparison
+from .resources import template_dir
 
 RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range"}
 _INTERNAL = re.compile(r"^[tck]\d+$")
@@ -140,15 +141,6 @@ def render(title: str, notes: list, plans: list, version: str) -> tuple[str, lis
 def _doc_text(s: str) -> str:
     """Text that is safe inside a triple-quoted docstring."""
     return str(s).replace("\\", "\\\\").replace('"""', "'''")
-
-
-def template_dir() -> str:
-    """The templates shipped inside the package, or the checkout's top-level templates/ folder."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for path in (os.path.join(here, "templates"), os.path.join(os.path.dirname(here), "templates")):
-        if os.path.isfile(os.path.join(path, "module.py.j2")):
-            return path
-    raise FileNotFoundError("symdiff's templates are missing: reinstall symdiff")
 
 
 @lru_cache(maxsize=1)

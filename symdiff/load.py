@@ -69,6 +69,56 @@ def lookup(key: str, build) -> Compiled:
         return entry
 
 
+def lookup_existing(key: str) -> Compiled | None:
+    """The entry for ``key`` if memory or disk has it; never compiles."""
+    hit = _memory.get(key)
+    if hit is None:
+        hit = _read_disk(key)
+        if hit is not None:
+            _memory[key] = hit
+    return hit
+
+
+def recall(alias: str) -> str | None:
+    """The entry key recorded for ``alias`` (a digest of a function and its arguments), if any."""
+    d = cache_dir()
+    if not d:
+        return None
+    try:
+        with open(os.path.join(d, "index", alias), encoding="ascii") as fh:
+            key = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return key if len(key) == 32 and all(c in "0123456789abcdef" for c in key) else None
+
+
+def remember(alias: str, key: str) -> None:
+    """Record that ``alias`` compiles to entry ``key``, so a new process can skip tracing."""
+    d = cache_dir()
+    if not d:
+        return
+    try:
+        _atomic_write(os.path.join(d, "index", alias), key)
+    except OSError:
+        pass  # the index is only a shortcut; the entry itself is still cached
+
+
+def _atomic_write(path: str, text: str) -> None:
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _path(key: str) -> str | None:
     d = cache_dir()
     return os.path.join(d, f"{key}.py") if d else None
@@ -111,18 +161,7 @@ def _write_disk(key: str, source: str, meta: dict) -> None:
     text = f"# {FORMAT} sha256={_digest(body)} {key}\n{body}"
     directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".py")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _atomic_write(path, text)
     except OSError as e:
         warnings.warn(
             f"symdiff: cannot write the disk cache in {directory} ({e}); using the in-memory cache only. "
