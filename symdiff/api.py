@@ -532,7 +532,7 @@ def _base(t):
 def _chain_spec(t):
     spec = []
     while isinstance(t, Transform):
-        spec.append([t.kind, repr(t.positions), t.has_aux, t.order, t.signature is not None])
+        spec.append([t.kind, repr(t.positions), t.has_aux, t.order, repr(t.signature)])
         t = t.fun
     return spec
 
