@@ -49,6 +49,7 @@ def placeholder(i):
 def evaluate(*args, **kwargs):
     return importlib.import_module("symdiff.evaluate").evaluate(*args, **kwargs)
 
+TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
 KINDS = ("grad", "value_and_grad", "jacobian", "hessian", "derivative")
 _SUMMARY = {
     "grad": "Gradient of {f} with respect to {wrt}.",
@@ -214,21 +215,26 @@ class Transform:
                 f"derivative needs {self.__name__} to be built from elementwise operations on scalar arguments; "
                 "use symdiff.grad or symdiff.jacobian for functions with array operations"
             )
-        variables = [placeholder(i) for i in range(len(in_nodes))]
-        if isinstance(self.positions, tuple):
-            sequence = [variables[p] for p in wrt_pos]
-        else:
-            sequence = [variables[wrt_pos[0]]] * self.order
+        dtype = ir.result_dtype(*(in_nodes[p].dtype for p in wrt_pos))
         try:
-            d = body
-            if sequence:
-                from .primitives import clean_derivative
+            if not isinstance(self.positions, tuple) and self.order >= TAYLOR_FROM_ORDER:
+                from .taylor import derivative_node
 
-                d = clean_derivative(sympy.diff(body, *sequence))
+                return derivative_node(body, in_nodes, wrt_pos[0], self.order, dtype)
+            d = self._derivative_expr(body, wrt_pos)
+        except SymdiffError:
+            raise
         except Exception as e:  # SymPy internals: say what was being differentiated
             raise CompileError(f"SymPy failed to differentiate {body}: {type(e).__name__}: {e}") from e
-        dtype = ir.result_dtype(*(in_nodes[p].dtype for p in wrt_pos))
         return ir.elementwise(d, in_nodes, dtype=dtype)
+
+    def _derivative_expr(self, body, wrt_pos):
+        """The derivative as one SymPy expression over placeholders (``diff`` in one call)."""
+        from .primitives import clean_derivative
+
+        variables = [placeholder(p) for p in wrt_pos]
+        sequence = variables if isinstance(self.positions, tuple) else variables * self.order
+        return clean_derivative(sympy.diff(body, *sequence)) if sequence else body
 
     def _arg_name(self, p):
         return self.param_names[p] if p < len(self.param_names) else f"arg{p}"
@@ -360,8 +366,10 @@ class Transform:
             batch = " with leading batch axes" if i in core_ranks else ""
             doc.append(f"    {names[i]}: {n.dtype}, {shape}{batch}")
         doc.append("Returns:")
+        batch = "..., " if core_ranks else ""
         for o in flat:
-            doc.append(f"    {o.dtype} array of shape {o.shape}" if self.kind != "derivative" else f"    {o.dtype} array")
+            shape = f"({batch}{', '.join(map(str, o.shape))})" if batch else str(o.shape)
+            doc.append(f"    {o.dtype} array of shape {shape}" if self.kind != "derivative" else f"    {o.dtype} array")
         formula = _short_formula(flat, names)
         if formula:
             doc += ["Formula:", f"    {formula}"]
@@ -393,6 +401,13 @@ class Transform:
     def formula(self, *args):
         """The result as SymPy: an expression for scalars, a Matrix or Array for arrays."""
         arrays, specs, _ = self._specs(args)
+        if self.kind == "derivative":  # one closed form, whatever the generated program looks like
+            in_nodes = [ir.input_node(i, (), d) for i, (_, d) in enumerate(specs)]
+            (fused,) = optimize.optimize([_primal(self.fun, in_nodes, None)])
+            body = _scalar_body(fused, in_nodes)
+            d = self._derivative_expr(body, self._wrt_list(len(in_nodes)))
+            names = _sanitized_params(self.param_names, len(in_nodes))
+            return d.xreplace({placeholder(i): sympy.Symbol(n, real=True) for i, n in enumerate(names)})
         in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
         out = self.symbolic(in_nodes)
         flat, tree = _flatten(out)

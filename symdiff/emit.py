@@ -34,6 +34,11 @@ class Printer(NumPyPrinter):
     def _module_format(self, fqn, register=True):
         return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
 
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == -1:
+            return f"1/{self.parenthesize(expr.base, 50)}"
+        return super()._print_Pow(expr, rational)
+
     def _print_Float(self, expr):
         return repr(float(expr))
 
@@ -47,8 +52,11 @@ class Printer(NumPyPrinter):
     def _print_LogAddExp(self, expr):
         return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
+    exp_bound = 708.0  # exp(708) is finite in float64; the float32 printer uses 87
+
     def _print_Sigmoid(self, expr):
-        return f"(0.5 + 0.5*np.tanh(0.5*{self.parenthesize(expr.args[0], 100)}))"
+        b = self.exp_bound
+        return f"1/(1 + np.exp(np.clip(-{self.parenthesize(expr.args[0], 100)}, -{b}, {b})))"
 
     def _print_Max(self, expr):
         return self._nested("np.maximum", expr.args)
@@ -75,11 +83,18 @@ class Printer(NumPyPrinter):
 for _cls in (Where, LogAddExp, Sigmoid):
     assert hasattr(Printer, f"_print_{_cls.__name__}")
 
-_PRINTER = Printer({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
+_SETTINGS = {"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False}
+_PRINTER = Printer(_SETTINGS)
+_PRINTER32 = Printer(_SETTINGS)
+_PRINTER32.exp_bound = 87.0
 
 
-def print_expr(expr) -> str:
-    return _PRINTER.doprint(expr)
+def _print(expr, single_precision: bool = False) -> str:
+    """numpy source for a scalar body; ``single_precision`` picks float32-safe overflow bounds."""
+    return (_PRINTER32 if single_precision else _PRINTER).doprint(expr)
+
+
+print_expr = _print
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +212,11 @@ def _pad(x: Node, rank: int) -> Node:
 def _function_model(plan: FunctionPlan):
     outputs = _align_batched(plan.outputs, plan)
     batched = _batched_nodes(outputs, plan)
+    single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
+
+    def print_expr(expr):
+        return _print(expr, single)
+
     nodes = ir.toposort(outputs)
     names: dict = {}
     taken = set(plan.param_names) | RESERVED
@@ -237,6 +257,15 @@ def _function_model(plan: FunctionPlan):
     shapes = {names[id(n)]: n.shape for n in nodes}
     replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none") if bodies else ([], [])
     temps = dict(replacements)
+    # a node whose whole body is one cse temp takes the temp's place (no `t1 = c0` copies)
+    # (the node's statement then moves to the temp's first use)
+    alias = {}
+    for n, e in zip(body_nodes, reduced):
+        if e in temps and e not in alias:
+            alias[e] = sym(n)
+    if alias:
+        temps = {alias.get(k, k): v.xreplace(alias) for k, v in temps.items()}
+        reduced = [e.xreplace(alias) for e in reduced]
     reduced_of = {id(n): e for n, e in zip(body_nodes, reduced)}
     consumers_need_shape = _needs_exact_shape(nodes, outputs)
 
@@ -276,6 +305,8 @@ def _function_model(plan: FunctionPlan):
                                "value": print_expr(node.body)})
         elif node.op == "elementwise" and id(node) in inline:
             continue  # written straight into its slot by the pack that uses it
+        elif node.op == "elementwise" and reduced_of[id(node)] in temps:
+            emit_temps(reduced_of[id(node)])  # defined where the temp it replaced was first needed
         elif node.op == "elementwise":
             expr = reduced_of[id(node)]
             emit_temps(expr)

@@ -124,7 +124,7 @@ def _elementwise(node, xs, symbolic):
         return out
     from .emit import Printer
 
-    f = sympy.lambdify(syms, body, modules=[{"Where": np.where}, "numpy"], printer=Printer)
+    f = sympy.lambdify(syms, body, modules=[{"np": np}, "numpy"], printer=Printer)
     with np.errstate(all="ignore"):
         return np.asarray(f(*arrays), dtype=node.dtype) + np.zeros(node.shape, dtype=node.dtype)
 
