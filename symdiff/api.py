@@ -14,6 +14,7 @@ import json
 import re
 
 import importlib
+import importlib.util
 import sys
 
 import numpy as np
@@ -49,6 +50,7 @@ def placeholder(i):
 def evaluate(*args, **kwargs):
     return importlib.import_module("symdiff.evaluate").evaluate(*args, **kwargs)
 
+BACKENDS = ("numpy", "numba")
 TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
 KINDS = ("grad", "value_and_grad", "jacobian", "hessian", "derivative")
 _SUMMARY = {
@@ -82,9 +84,14 @@ def version() -> str:
 class Transform:
     """A derivative of ``fun``: callable on arrays, traceable by other transforms, inspectable."""
 
-    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1):
+    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1, backend="numpy"):
         if not callable(fun):
             raise SymdiffError(f"{kind} expects a function, got {type(fun).__name__}")
+        if backend not in BACKENDS:
+            raise SymdiffError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "numba" and importlib.util.find_spec("numba") is None:
+            raise SymdiffError("backend='numba' needs numba: pip install 'symdiff[numba]'")
+        self.backend = backend
         if kind == "derivative" and (not isinstance(order, int) or order < 0):
             raise SymdiffError(f"order must be a non-negative integer, got {order!r}")
         self.fun, self.kind, self.has_aux, self.order = fun, kind, has_aux, order
@@ -341,8 +348,9 @@ class Transform:
 
     def _build(self, in_nodes, base_out, core_ranks):
         plan, tree, values = self.plan(in_nodes, base_out, core_ranks)
-        source, (digests,), (const_names,) = _render(plan.summary, [plan])
-        meta = {"name": plan.name, "tree": tree, "constants": digests, "constant_names": const_names}
+        source, (digests,), (const_names,) = _render(plan.summary, [plan], self.backend)
+        meta = {"name": plan.name, "tree": tree, "constants": digests, "constant_names": const_names,
+                "backend": self.backend}
         return source, meta, values
 
     def plan(self, in_nodes, base_out=None, core_ranks=None):
@@ -428,10 +436,10 @@ class Transform:
         return _unflatten(tree, [_to_sympy(v) for v in values])
 
 
-def _render(title, plans):
+def _render(title, plans, backend="numpy"):
     """Render plans into one module; wrap SymPy/jinja2 failures in CompileError."""
     try:
-        source, digests = emit.render(title, [], plans, version())
+        source, digests = emit.render(title, [], plans, version(), backend)
     except SymdiffError:
         raise
     except Exception as e:
@@ -439,7 +447,7 @@ def _render(title, plans):
     return source, digests, [p.constant_names for p in plans]
 
 
-def emit_module(transforms, *args, title=None) -> str:
+def emit_module(transforms, *args, title=None, backend=None) -> str:
     """One standalone module holding the generated function of every transform for ``args``.
 
     With several transforms it also holds ``all_<name>``, which computes every result in one pass so
@@ -470,7 +478,7 @@ def emit_module(transforms, *args, title=None) -> str:
         )
         plans.append(combined)
     title = title or "; ".join(p.summary for p in plans[: len(transforms)])
-    source, _, _ = _render(title, plans)
+    source, _, _ = _render(title, plans, backend or first.backend)
     return source
 
 
@@ -547,7 +555,7 @@ def _base(t):
 def _chain_spec(t):
     spec = []
     while isinstance(t, Transform):
-        spec.append([t.kind, repr(t.positions), t.has_aux, t.order, repr(t.signature)])
+        spec.append([t.kind, repr(t.positions), t.has_aux, t.order, repr(t.signature), t.backend])
         t = t.fun
     return spec
 
@@ -772,33 +780,35 @@ def _decorator(kind, fun, **kw):
     return Transform(fun, kind, **kw)
 
 
-def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None):
+def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy"):
     """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype."""
-    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature)
+    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend)
 
 
-def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None):
+def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy"):
     """``(fun(*args), grad(fun)(*args))`` computed together, sharing work."""
-    return _decorator("value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature)
+    return _decorator(
+        "value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend
+    )
 
 
-def jacobian(fun=None, argnums=0, *, wrt=None, signature=None):
+def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy"):
     """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``)."""
-    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature)
+    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend)
 
 
-def hessian(fun=None, argnums=0, *, wrt=None, signature=None):
+def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy"):
     """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``."""
-    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature)
+    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend)
 
 
-def derivative(fun=None, order=1, argnums=0, *, wrt=None):
+def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy"):
     """Elementwise ``order``-th derivative of a function of scalars, broadcast like a ufunc.
 
     ``wrt=("x", "x", "z")`` differentiates in sequence (SymPy's ``diff(f, x, x, z)``)."""
     if isinstance(fun, int) and not callable(fun):
         fun, order = None, fun
-    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt)
+    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend)
 
 
 def compile_graph(in_nodes, outputs, name: str = "f", summary: str = "Generated function."):

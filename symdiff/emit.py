@@ -18,6 +18,7 @@ import jinja2
 import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
 
 from . import ir
 from .ir import Node, placeholder
@@ -83,7 +84,52 @@ class Printer(NumPyPrinter):
 for _cls in (Where, LogAddExp, Sigmoid):
     assert hasattr(Printer, f"_print_{_cls.__name__}")
 
+class NumbaPrinter(PythonCodePrinter):
+    """Scalar code for numba kernels: ``math`` functions and conditional expressions, no arrays."""
+
+    exp_bound = 708.0
+
+    def _print_Heaviside(self, expr):
+        x = self._print(expr.args[0])
+        return f"(1.0 if {x} > 0 else (0.5 if {x} == 0 else 0.0))"
+
+    def _print_sign(self, expr):
+        x = self._print(expr.args[0])
+        return f"(1.0 if {x} > 0 else (-1.0 if {x} < 0 else 0.0))"
+
+    def _print_Where(self, expr):
+        c, x, y = (self._print(a) for a in expr.args)
+        return f"({x} if {c} else {y})"
+
+    def _print_LogAddExp(self, expr):
+        a, b = (self._print(x) for x in expr.args)
+        return f"(max({a}, {b}) + math.log1p(math.exp(-abs(({a}) - ({b})))))"
+
+    def _print_Sigmoid(self, expr):
+        b = self.exp_bound
+        return f"1/(1 + math.exp(min(max(-{self.parenthesize(expr.args[0], 100)}, -{b}), {b})))"
+
+    def _print_Max(self, expr):
+        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Min(self, expr):
+        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Function(self, expr):
+        if isinstance(expr, _Comparison):
+            ops = {"greater": ">", "greater_equal": ">=", "less": "<", "less_equal": "<=", "equal": "==", "not_equal": "!="}
+            a, b = (self._print(x) for x in expr.args)
+            return f"({a} {ops[expr.numpy_name]} {b})"
+        return super()._print_Function(expr)
+
+
 _SETTINGS = {"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False}
+_NUMBA = NumbaPrinter({"fully_qualified_modules": True})
+_NUMBA32 = NumbaPrinter({"fully_qualified_modules": True})
+_NUMBA32.exp_bound = 87.0
 _PRINTER = Printer(_SETTINGS)
 _PRINTER32 = Printer(_SETTINGS)
 _PRINTER32.exp_bound = 87.0
@@ -139,15 +185,19 @@ class FunctionPlan:
     constant_names: list = field(default_factory=list)  # filled by render: keyword names of constants
 
 
-def render(title: str, notes: list, plans: list, version: str) -> tuple[str, list]:
-    """Source text of a module holding every plan's function, and each function's constant digests."""
+def render(title: str, notes: list, plans: list, version: str, backend: str = "numpy") -> tuple[str, list]:
+    """Source text of a module holding every plan's function, and each function's constant digests.
+
+    With ``backend="numba"``, functions that are elementwise per point (scalar functions, small
+    scalarized cores) become one compiled loop; the others stay numpy code."""
     functions, constants = [], []
     for plan in plans:
-        model, consts = _function_model(plan)
+        model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan))
         plan.constant_names = list(model["constants"])
         functions.append(model)
         constants.append(consts)
-    text = _environment().get_template("module.py.j2").render(
+    template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
+    text = _environment().get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version, "functions": functions}
     )
     return text.rstrip() + "\n", constants
@@ -209,12 +259,33 @@ def _pad(x: Node, rank: int) -> Node:
     return ir.reshape(x, x.ndim, (1,) * (rank - x.ndim) + x.shape)
 
 
-def _function_model(plan: FunctionPlan):
-    outputs = _align_batched(plan.outputs, plan)
+def numba_fusible(plan: FunctionPlan) -> bool:
+    """True if every value is a scalar per point: inputs, single elements of inputs, elementwise
+    scalars, and packed outputs. Such a function runs as one loop over points."""
+    if any(n.dtype not in ("float64", "float32") for n in plan.inputs):
+        return False
+    inputs = {id(n) for n in plan.inputs}
+    for n in ir.toposort(plan.outputs):
+        if n.op == "input":
+            continue
+        if n.op == "elementwise" and n.shape == () and n.dtype in ("float64", "float32", "bool"):
+            continue
+        if n.op == "index" and id(n.inputs[0]) in inputs and all(isinstance(e, int) for e in n.params[0]):
+            continue
+        if n.op == "pack" and any(n is o for o in plan.outputs) and n.ndim == len(n.params[1]):
+            continue
+        return False
+    return all(o.op != "input" or o.shape == () for o in plan.outputs)
+
+
+def _function_model(plan: FunctionPlan, numba: bool = False):
+    outputs = plan.outputs if numba else _align_batched(plan.outputs, plan)
     batched = _batched_nodes(outputs, plan)
     single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
 
     def print_expr(expr):
+        if numba:
+            return (_NUMBA32 if single else _NUMBA).doprint(expr)
         return _print(expr, single)
 
     nodes = ir.toposort(outputs)
@@ -237,6 +308,10 @@ def _function_model(plan: FunctionPlan):
     def sym(node):
         return symbol_of.setdefault(id(node), sympy.Symbol(names[id(node)], real=True))
 
+    if numba:  # packed outputs are written straight into the output arrays
+        for k, o in enumerate(outputs):
+            if o.op == "pack":
+                names[id(o)] = f"out{k}"
     # name every node; collect elementwise bodies over named symbols for one global cse
     bodies, body_nodes = [], []
     for node in nodes:
@@ -330,6 +405,9 @@ def _function_model(plan: FunctionPlan):
         elif node.op == "einsum":
             statements.append(_einsum(target, node, [names[id(i)] for i in node.inputs],
                                       [id(i) in batched for i in node.inputs]))
+        elif node.op == "index" and numba:
+            statements.append({"op": "column", "target": target, "x": x,
+                               "index": ", ".join(str(e) for e in node.params[0])})
         elif node.op == "index":
             idx, _core = node.params
             statements.append({"op": "index", "target": target, "x": x, "index": _index_text(idx)})
@@ -365,7 +443,9 @@ def _function_model(plan: FunctionPlan):
                     value = print_expr(reduced_of[id(entry)])
                 else:
                     value = names[id(entry)]
-                lines.append({"slots": [f"{target}[{_index_text(tuple(p))}]" for p in positions], "value": value})
+                first = "i" if numba else "..."
+                slots = [f"{target}[{', '.join([first] + [str(e) for e in p])}]" for p in positions]
+                lines.append({"slots": slots, "value": value})
             statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b,
                                "dtype": _np_dtype(node.dtype), "lines": lines})
         elif node.op == "concat":
@@ -382,8 +462,21 @@ def _function_model(plan: FunctionPlan):
         if np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input":
             name = f"np.asarray({name}, dtype=np.{_np_dtype(dtype)})"
         returns.append(name)
+    points = None
+    if numba:
+        points = {
+            "inputs": [
+                {"name": plan.param_names[i], "core": n.shape, "dtype": n.dtype, "scalar": n.shape == ()}
+                for i, n in enumerate(plan.inputs)
+            ],
+            "outputs": [
+                {"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack", "value": names[id(o)]}
+                for k, (o, d) in enumerate(zip(outputs, plan.output_dtypes))
+            ],
+        }
     model = {
         "name": plan.name,
+        "points": points,
         "params": plan.param_names,
         "constants": const_names,
         "summary": _doc_text(plan.summary),
