@@ -107,26 +107,62 @@ def derivative_arrays(value, arrays, wrt_positions, order: int):
     return results
 
 
-def _diff(e, s):
-    return clean_derivative(sympy.diff(e, s)) if e.has(s) else sympy.S.Zero
+def _local(e, i):
+    """d e / d (argument i of e): the chain rule's local factor, without calling ``sympy.diff``."""
+    if e.is_Add:
+        return sympy.S.One
+    if e.is_Mul:
+        return sympy.Mul(*(e.args[:i] + e.args[i + 1 :]))
+    if e.is_Pow:
+        b, n = e.args
+        return n * b ** (n - 1) if i == 0 else e * sympy.log(b)
+    return clean_derivative(e.fdiff(i + 1))
+
+
+def reverse_gradient(f, wrt):
+    """Gradient of the SymPy expression ``f`` by reverse accumulation over its DAG (each shared
+    subexpression visited once): an order of magnitude faster than ``sympy.diff`` per variable."""
+    targets = set(wrt)
+    order, seen, stack = [], set(), [(f, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        stack.extend((a, False) for a in node.args if a not in seen and not a.is_number)
+    adjoint = {f: sympy.S.One}
+    for e in reversed(order):
+        g = adjoint.get(e)
+        if g is None or e.is_Symbol:
+            continue
+        for i, a in enumerate(e.args):
+            if a.is_number or not (a.free_symbols & targets):
+                continue
+            adjoint[a] = adjoint.get(a, sympy.S.Zero) + g * _local(e, i)
+    return [adjoint.get(w, sympy.S.Zero) for w in wrt]
 
 
 def _jac(value, w):
+    flat = list(w.flat)
     out = np.empty(value.shape + w.shape, dtype=object)
     for oi in np.ndindex(value.shape):
-        for wi in np.ndindex(w.shape):
-            out[oi + wi] = _diff(value[oi], w[wi])
+        for wi, g in zip(np.ndindex(w.shape), reverse_gradient(value[oi], flat)):
+            out[oi + wi] = g
     return out
 
 
 def _hess(f, w):
     flat = list(w.flat)
-    grad = [_diff(f, s) for s in flat]
     n = len(flat)
     out = np.empty((n, n), dtype=object)
-    for i in range(n):
-        for j in range(i, n):
-            out[i, j] = out[j, i] = _diff(grad[i], flat[j])  # symmetric: once per pair
+    for i, g in enumerate(reverse_gradient(f, flat)):
+        row = reverse_gradient(g, flat[i:])  # symmetric: only the upper triangle is derived
+        for j, h in enumerate(row, start=i):
+            out[i, j] = out[j, i] = h
     return out.reshape(w.shape + w.shape)
 
 
