@@ -25,6 +25,7 @@ from .ir import Node, placeholder
 from .primitives import LogAddExp, Sigmoid, Where, _Comparison
 from .resources import template_dir
 
+CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
 RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range"}
 _INTERNAL = re.compile(r"^[tck]\d+$")
 
@@ -306,7 +307,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
     symbol_of: dict = {}
 
     def sym(node):
-        return symbol_of.setdefault(id(node), sympy.Symbol(names[id(node)], real=True))
+        # plain symbols: printing and cse then skip SymPy's (slow) assumption queries
+        return symbol_of.setdefault(id(node), sympy.Symbol(names[id(node)]))
 
     if numba:  # packed outputs are written straight into the output arrays
         for k, o in enumerate(outputs):
@@ -330,7 +332,10 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
             bodies.append(body)
             body_nodes.append(node)
     shapes = {names[id(n)]: n.shape for n in nodes}
-    replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none") if bodies else ([], [])
+    if bodies and len(bodies) <= CSE_MAX_BODIES:
+        replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none")
+    else:  # a long program (e.g. Taylor coefficients) is already shared node by node
+        replacements, reduced = [], bodies
     temps = dict(replacements)
     # a node whose whole body is one cse temp takes the temp's place (no `t1 = c0` copies)
     # (the node's statement then moves to the temp's first use)
@@ -503,7 +508,7 @@ def _cse_symbols(taken):
         k += 1
         if name not in taken:
             taken.add(name)
-            yield sympy.Symbol(name, real=True)
+            yield sympy.Symbol(name)
 
 
 def _needs_exact_shape(nodes, outputs) -> set:

@@ -28,7 +28,7 @@ def optimize(outputs: list, keep=()) -> list:
 def _fold_stable(node: Node) -> Node:
     node = _fold(node)
     if node.op == "elementwise" and node.inputs:
-        body = sympy.factor_terms(stable_forms(node.body))
+        body = stable_forms(node.body)
         if body != node.body:
             node = Node("elementwise", node.inputs, node.shape, node.dtype, (body,))
     return node
