@@ -20,7 +20,7 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import ir
+from . import inplace, ir
 from .ir import Node, placeholder
 from .primitives import LogAddExp, Sigmoid, Where, _Comparison
 from .resources import template_dir
@@ -370,7 +370,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
             if s in temps and s not in emitted:
                 emit_temps(temps[s])
                 emitted.add(s)
-                statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s])})
+                statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]), "sexpr": temps[s]})
+                shapes[s.name] = _static_shape(temps[s], temps, shapes)
 
     for node in nodes:
         target = names[id(node)]
@@ -392,7 +393,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
             emit_temps(expr)
             full = id(node) in consumers_need_shape and _static_shape(expr, temps, shapes) != node.shape
             statements.append({"op": "assign_full" if full else "assign", "target": target,
-                               "expr": print_expr(expr), "shape": node.shape, "batched": is_b})
+                               "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
         elif node.op == "eye":
             (n_basis,) = node.params
             statements.append({"op": "eye", "target": target, "n": n_basis, "shape": node.shape,
@@ -467,6 +468,9 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         if np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input":
             name = f"np.asarray({name}, dtype=np.{_np_dtype(dtype)})"
         returns.append(name)
+    if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
+        bound = (_PRINTER32 if single else _PRINTER).exp_bound
+        statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
     points = None
     if numba:
         points = {

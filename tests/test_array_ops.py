@@ -186,3 +186,29 @@ def test_rosenbrock_hessian_is_tridiagonal_and_batched():
     assert np.all(H[:, off] == 0)
     np.testing.assert_allclose(H, np.transpose(H, (0, 2, 1)))
     np.testing.assert_allclose(H[7], central_difference(symdiff.grad(rosen), pts[7]), rtol=1e-6, atol=1e-5)
+
+
+def test_large_elementwise_work_runs_in_place_without_copies():
+    import tracemalloc
+
+    r = np.random.default_rng(5)
+    n, k = 20000, 8  # Z has 160000 elements: above the in-place threshold
+    X_, W, b = r.normal(size=(n, 16)), r.normal(size=(16, k)), r.normal(size=k)
+    Y = (r.random((n, k)) > 0.5).astype(float)
+
+    def loss(W, b, X, Y):
+        z = X @ W + b
+        return np.mean(np.maximum(z, 0) - z * Y + np.log1p(np.exp(-np.abs(z))))
+
+    g = symdiff.grad(loss, argnums=(0, 1))
+    gW, gb = g(W, b, X_, Y)
+    z = X_ @ W + b
+    dz = (1 / (1 + np.exp(-z)) - Y) / z.size
+    np.testing.assert_allclose(gW, X_.T @ dz, rtol=1e-10)
+    np.testing.assert_allclose(gb, dz.sum(0), rtol=1e-10)
+    assert "out=" in g.source(W, b, X_, Y)
+    tracemalloc.start()
+    g(W, b, X_, Y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2 * z.nbytes  # no copy of X, and at most one Z-sized array at a time beyond Z
