@@ -660,7 +660,6 @@ def _persistent_alias(t, key):
 
 
 def _digest(v, depth, seen):
-    import marshal
     import types
 
     if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
@@ -688,7 +687,7 @@ def _digest(v, depth, seen):
             return None
         seen = seen | {id(v)}
         code = v.__code__
-        parts = [hashlib.sha256(marshal.dumps(code)).hexdigest()]
+        parts = [_code_digest(code)]
         for c in v.__closure__ or ():
             try:
                 parts.append(_digest(c.cell_contents, depth + 1, seen))
@@ -701,6 +700,16 @@ def _digest(v, depth, seen):
             parts.append(_digest(d, depth + 1, seen))
         return None if any(p is None or p.endswith("=None") for p in parts) else "|".join(parts)
     return None
+
+
+def _code_digest(code) -> str:
+    """A digest of what a code object does (marshal output is not stable across processes)."""
+    h = hashlib.sha256(code.co_code)
+    for c in code.co_consts:
+        h.update((_code_digest(c) if hasattr(c, "co_code") else repr((type(c).__name__, c))).encode())
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars, code.co_argcount,
+                   code.co_kwonlyargcount, code.co_flags)).encode())
+    return h.hexdigest()
 
 
 def _global_names(code):

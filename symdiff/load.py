@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import warnings
 
 from .errors import CacheWarning
@@ -170,11 +171,18 @@ class Compiled:
 
     __slots__ = ("key", "source", "meta", "namespace")
 
-    def __init__(self, key: str, source: str, meta: dict):
+    def __init__(self, key: str, source: str, meta: dict, path: str | None = None):
         self.key, self.source, self.meta = key, source, meta
-        self.namespace: dict = {"__name__": f"symdiff_generated_{key[:12]}"}
-        code = compile(source, f"<symdiff {key[:12]}>", "exec")
-        exec(code, self.namespace)
+        # A registered module compiled under the verified entry's own path (two blank lines stand
+        # for its header): tracebacks show real lines, and numba can cache numba-backend loops.
+        module = types.ModuleType(f"symdiff_generated_{key}")
+        if path:
+            module.__file__ = path
+        sys.modules[module.__name__] = module
+        filename = path or f"<symdiff {key[:12]}>"
+        code = compile("\n\n" + source if path else source, filename, "exec")
+        exec(code, module.__dict__)
+        self.namespace: dict = module.__dict__
 
     def function(self, name: str):
         return self.namespace[name]
@@ -192,8 +200,8 @@ def lookup(key: str, build) -> Compiled:
         entry = _read_disk(key)
         if entry is None:
             source, meta = build()
-            entry = Compiled(key, source, meta)
-            _write_disk(key, source, meta)
+            path = _write_disk(key, source, meta)
+            entry = Compiled(key, source, meta, path)
         _memory[key] = entry
         return entry
 
@@ -307,14 +315,15 @@ def _read_disk(key: str) -> Compiled | None:
     try:
         text, st = _read_trusted(path, "entry")
         source, meta = _parse(key, text)
-        entry = Compiled(key, source, meta)
+        entry = Compiled(key, source, meta, path)
     except FileNotFoundError:
         return None  # a miss (or evicted by another process a moment ago)
     except Exception as e:  # noqa: BLE001 - whatever is wrong with the file, the user's program goes on
         _discard(path, st, e)
         return None
-    try:
-        os.utime(path)  # least-recently-used order: a hit makes the entry young again
+    try:  # least-recently-used order: a hit makes the entry young again (access time only: the
+        # modification time stays, as numba's cache of the module's loops is keyed on it)
+        os.utime(path, (time.time(), os.stat(path).st_mtime))
     except OSError:
         pass
     return entry
@@ -350,10 +359,11 @@ def _atomic_write(path: str, text: str) -> None:
         raise
 
 
-def _write_disk(key: str, source: str, meta: dict) -> None:
+def _write_disk(key: str, source: str, meta: dict) -> str | None:
+    """Write the entry; return its path, or None when it lives in memory only."""
     d = _usable_dir() if _is_hex(key) else None
     if d is None:
-        return
+        return None
     path, text = os.path.join(d, f"{key}.py"), _format(key, source, meta)
     for attempt in range(2):
         try:
@@ -362,19 +372,20 @@ def _write_disk(key: str, source: str, meta: dict) -> None:
         except FileNotFoundError:  # the directory was removed under us (cache clear); recreate once
             if attempt:
                 _disable(d, "its files disappear while being written")
-                return
+                return None
         except OSError as e:
             why = "it is full" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else f"cannot write ({e})"
             _disable(d, why)
-            return
+            return None
     _evict(d, keep=path)
+    return path
 
 
 # -- size bound --------------------------------------------------------------------------------
 
 
 def _scan(d: str, sweep: bool = False) -> list[tuple[float, int, str]]:
-    """(mtime, size, path) of every entry in ``d``; ``sweep`` removes temporary files of dead writers."""
+    """(last use, size, path) of every entry in ``d``; ``sweep`` removes temporary files of dead writers."""
     found = []
     stale = time.time() - _STALE_TMP_SECONDS
     for folder in (d, os.path.join(d, "index")):
@@ -387,7 +398,7 @@ def _scan(d: str, sweep: bool = False) -> list[tuple[float, int, str]]:
                 if sweep and st.st_mtime < stale:
                     _unlink(path)
             elif folder == d and name.endswith(".py") and stat.S_ISREG(st.st_mode):
-                found.append((st.st_mtime, st.st_size, path))
+                found.append((max(st.st_atime, st.st_mtime), st.st_size, path))
     return found
 
 
