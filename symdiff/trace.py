@@ -175,8 +175,11 @@ def as_node(v) -> ir.Node:
     if isinstance(v, Tracer):
         return v.node
     arr = np.asarray(v)
-    if arr.dtype == object or arr.dtype.kind == "c":
-        raise _fail(f"a value of type {type(v).__name__} in a traced computation")
+    if arr.dtype.kind not in "biuf":
+        raise _fail(
+            f"a value of type {type(v).__name__} (dtype {arr.dtype}) in a traced computation",
+            "only real numbers and arrays of them can be combined with traced values",
+        )
     return ir.const_node(arr)
 
 

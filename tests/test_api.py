@@ -236,3 +236,11 @@ def test_closures_are_constants_and_distinguish_cache_entries():
     np.testing.assert_allclose(symdiff.grad(make(np.array([5.0, 5.0, 5.0])))(x), [10, 10, 10])
     np.testing.assert_allclose(symdiff.grad(make(2.0))(x), [4, 4, 4])
     np.testing.assert_allclose(symdiff.grad(make(3.0))(x), [6, 6, 6])
+
+
+def test_non_numeric_operand_is_a_trace_error_naming_the_line():
+    def g(x):
+        return x + "a"
+
+    with pytest.raises(TraceError, match=r"type str.*test_api\.py:\d+"):
+        symdiff.grad(g)(1.0)
