@@ -248,10 +248,15 @@ class Transform:
 
     # -- calling --------------------------------------------------------------------------------
     def __call__(self, *args):
-        key = _dispatch_key(args, self.kind == "derivative")
-        hit = self._dispatch.get(key) if key is not None else None
-        if hit is not None and _environment_unchanged(hit[1]):
-            return hit[0](*args)
+        if len(args) == 1 and args[0].__class__ is float:  # the common scalar call, kept cheap
+            key = _ONE_FLOAT
+        else:
+            key = _dispatch_key(args, self.kind == "derivative")
+        hit = self._dispatch.get(key)
+        if hit is not None:
+            result = hit(*args)
+            if result is not _STALE:
+                return result
         traced = sys.modules.get("symdiff.trace")  # no Tracer can exist before it is imported
         if traced is not None and any(isinstance(a, traced.Tracer) for a in args):
             nodes = [trace.as_node(a) for a in args]
@@ -268,7 +273,7 @@ class Transform:
                 load.remember(alias, compiled.key)
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call)
         if key is not None:
-            self._dispatch[key] = (runner, _environment(_base(self)))
+            self._dispatch[key] = _guarded(runner, _environment(_base(self)))
         return runner(*arrays)
 
     def _specs(self, args):
@@ -735,20 +740,30 @@ def _environment(fun):
     return (cells, g, names, values)
 
 
-def _environment_unchanged(env) -> bool:
+_STALE = object()  # what a guarded runner returns when the function's environment changed
+_ONE_FLOAT = (float,)
+
+
+def _guarded(runner, env):
+    """``runner`` that first checks the environment snapshot still holds (else returns _STALE)."""
     if env is None:
-        return False
+        return lambda *a: _STALE
     cells, g, names, values = env
-    k = 0
-    for c in cells:
-        if c.cell_contents is not values[k]:
-            return False
-        k += 1
-    for n in names:
-        if g.get(n) is not values[k]:
-            return False
-        k += 1
-    return True
+    if not cells and not names:
+        return runner
+    watched = [(c, v) for c, v in zip(cells, values)]
+    globals_ = list(zip(names, values[len(cells) :]))
+
+    def run(*a):
+        for c, v in watched:
+            if c.cell_contents is not v:
+                return _STALE
+        for n, v in globals_:
+            if g.get(n) is not v:
+                return _STALE
+        return runner(*a)
+
+    return run
 
 
 def _runner(fn, consts, tree, scalar_call):
