@@ -51,6 +51,9 @@ def evaluate(*args, **kwargs):
     return importlib.import_module("symdiff.evaluate").evaluate(*args, **kwargs)
 
 BACKENDS = ("numpy", "numba")
+# the modules whose code decides what a compiled entry contains (front ends such as the CLI do not)
+COMPILER_MODULES = {"api", "ir", "trace", "primitives", "differentiate", "optimize", "scalarize", "taylor",
+                    "emit", "inplace", "evaluate", "load"}
 TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
 KINDS = ("grad", "value_and_grad", "jacobian", "hessian", "derivative")
 _SUMMARY = {
@@ -58,7 +61,7 @@ _SUMMARY = {
     "value_and_grad": "Value and gradient of {f} with respect to {wrt}.",
     "jacobian": "Jacobian of {f} with respect to {wrt} (output axes first, then input axes).",
     "hessian": "Hessian of {f} with respect to {wrt}.",
-    "derivative": "Derivative {order} of {f} with respect to {wrt}, elementwise over broadcast arguments.",
+    "derivative": "Derivative of order {order} of {f} with respect to {wrt}, elementwise over broadcast arguments.",
 }
 
 
@@ -75,7 +78,7 @@ def version() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     for folder in (here, template_dir()):
         for name in sorted(os.listdir(folder)):
-            if name.endswith((".py", ".j2")):
+            if name.endswith(".j2") or (name.endswith(".py") and name[:-3] in COMPILER_MODULES):
                 with open(os.path.join(folder, name), "rb") as fh:
                     h.update(name.encode() + fh.read())
     return f"{__version__}+{h.hexdigest()[:12]}"
@@ -130,7 +133,7 @@ class Transform:
         return out
 
     # -- the symbolic core ----------------------------------------------------------------------
-    def symbolic(self, in_nodes, base_out=None):
+    def symbolic(self, in_nodes, base_out=None, batched=False):
         """Output nodes of this transform, as a function of ``in_nodes``."""
         wrt_pos = self._wrt_list(len(in_nodes))
         for p in wrt_pos:
@@ -152,7 +155,9 @@ class Transform:
             )
         wrt = [in_nodes[p] for p in wrt_pos]
         single = not isinstance(self.positions, tuple)
-        if (single or self.kind != "hessian") and scalarize.applicable(in_nodes, primal):
+        # element by element pays where entries are sparse (Jacobians, Hessians) or points are many
+        elementwise_worth_it = batched or self.kind in ("jacobian", "hessian")
+        if elementwise_worth_it and (single or self.kind != "hessian") and scalarize.applicable(in_nodes, primal):
             result = self._scalarized(in_nodes, primal, wrt_pos, single)
             if result is not None:
                 return (result, aux) if self.has_aux else result
@@ -361,7 +366,7 @@ class Transform:
     def plan(self, in_nodes, base_out=None, core_ranks=None):
         """The emitter's data model of this transform's generated function (and its output tree)."""
         core_ranks = core_ranks or {}
-        out = self.symbolic(in_nodes, base_out)
+        out = self.symbolic(in_nodes, base_out, batched=bool(core_ranks))
         flat, tree = _flatten(out)
         flat = optimize.optimize(flat)
         names = _sanitized_params(self.param_names, len(in_nodes))
@@ -461,25 +466,30 @@ def emit_module(transforms, *args, title=None, backend=None) -> str:
     if not transforms:
         raise SymdiffError("emit_module needs at least one transform")
     first = transforms[0]
-    arrays, specs, core_ranks = first._specs(args)
-    in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
-    plans = [t.plan(in_nodes, None, core_ranks)[0] for t in transforms]
+    shared: dict = {}  # argument specs -> input nodes, so that plans with equal specs share inputs
+    plans = []
+    for t in transforms:
+        _, specs, core_ranks = t._specs(args)  # derivative() plans for scalars, the others for shapes
+        key = repr((specs, sorted(core_ranks.items())))
+        if key not in shared:
+            shared[key] = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
+        plans.append(t.plan(shared[key], None, core_ranks)[0])
     names = {p.name for p in plans}
-    if len({p.name for p in plans}) != len(plans):
+    if len(names) != len(plans):
         raise SymdiffError("two of the requested transforms are the same; request each once")
-    if len(plans) > 1:
+    if len(plans) > 1 and len(shared) == 1:
+        (in_nodes,) = shared.values()
         outputs = [o for p in plans for o in p.outputs]
         base = getattr(_base(first), "__name__", "f")
         combined = emit.FunctionPlan(
             name=emit.sanitize(f"all_{base}", names | set(plans[0].param_names)),
-            summary="All of the above in one pass, sharing common subexpressions: returns "
-            + ", ".join(f"the outputs of {p.name}" for p in plans) + ", in that order.",
+            summary="All of the above in one pass, sharing common subexpressions.",
             param_names=plans[0].param_names,
             inputs=in_nodes,
             outputs=optimize.optimize(outputs),
             output_dtypes=[o.dtype for o in outputs],
-            doc=[],
-            core_ranks=core_ranks,
+            doc=["Returns, in this order:"] + [f"    the results of {p.name}" for p in plans],
+            core_ranks=plans[0].core_ranks,
         )
         plans.append(combined)
     title = title or "; ".join(p.summary for p in plans[: len(transforms)])
