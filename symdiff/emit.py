@@ -350,6 +350,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
     consumers_need_shape = _needs_exact_shape(nodes, outputs)
 
     statements, emitted = [], set()
+    columns: dict = {}  # batched input -> its core-first contiguous copy
     uses: dict = {}
     consumers: dict = {}
     for n in nodes:
@@ -414,6 +415,14 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         elif node.op == "index" and numba:
             statements.append({"op": "column", "target": target, "x": x,
                                "index": ", ".join(str(e) for e in node.params[0])})
+        elif node.op == "index" and is_b and node.inputs[0].op == "input" and all(isinstance(e, int) for e in node.params[0]):
+            # columns of a batch of points: read from one contiguous core-first copy, not strided
+            src = node.inputs[0]
+            if id(src) not in columns:
+                columns[id(src)] = new_name()
+                statements.append({"op": "core_first", "target": columns[id(src)], "x": x, "rank": src.ndim})
+            statements.append({"op": "index", "target": target, "x": columns[id(src)],
+                               "index": ", ".join(str(e) for e in node.params[0])})
         elif node.op == "index":
             idx, _core = node.params
             statements.append({"op": "index", "target": target, "x": x, "index": _index_text(idx)})
@@ -449,11 +458,11 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
                     value = print_expr(reduced_of[id(entry)])
                 else:
                     value = names[id(entry)]
-                first = "i" if numba else "..."
-                slots = [f"{target}[{', '.join([first] + [str(e) for e in p])}]" for p in positions]
+                first = ["i"] if numba else [] if is_b else ["..."]  # batched packs are core-first
+                slots = [f"{target}[{', '.join(first + [str(e) for e in p]) or '...'}]" for p in positions]
                 lines.append({"slots": slots, "value": value})
-            statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b,
-                               "dtype": _np_dtype(node.dtype), "lines": lines})
+            statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b and not numba,
+                               "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim})
         elif node.op == "concat":
             statements.append({"op": "concat", "target": target, "axis": node.params[0],
                                "operands": [names[id(i)] for i in node.inputs]})
