@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     emit = command("emit", "write the generated derivative module (numpy only)", [selection, common])
     emit.add_argument("-o", "--output", metavar="OUT.py", help="write here (atomically) instead of stdout")
+    emit.add_argument(
+        "--backend",
+        default="numpy",
+        choices=("numpy", "numba"),
+        help="numba: elementwise and per-point work as one fused loop (needs `pip install symdiff[numba]`)",
+    )
     emit.set_defaults(run=cmd_emit)
     show = command(
         "show", "print the derivative formulas and their operation counts before and after CSE", [selection, common]
@@ -200,7 +206,9 @@ def cmd_emit(opts, progress) -> int:
     transforms = target.transforms()
     progress.say(f"compile {', '.join(t.kind for t in transforms)} of {target.name}")
     with progress.core_stages():
-        source = api.emit_module(transforms, *target.example_args(), title=_title(target, opts))
+        source = api.emit_module(
+            transforms, *target.example_args(), title=_title(target, opts), backend=getattr(opts, "backend", None)
+        )
     compile(source, opts.output or "<emitted module>", "exec")  # never ship a module that cannot load
     _warn_constants(source, target)
     if opts.output:

@@ -605,3 +605,23 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert list(cache.glob("*.py")) == []
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", "")
     assert cli.main(["cache", "info"]) == 0 and "disabled" in capsys.readouterr().out
+
+
+def test_emit_numba_backend_writes_a_fused_module(tmp_path):
+    pytest.importorskip("numba")
+    out = tmp_path / "bump3.py"
+    result = run("emit", f"{FUNCS}:bump", "--order", "3", "--backend", "numba", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "@numba.njit" in text and "import symdiff" not in text
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bump3", out)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = np.linspace(-1, 1, 7)
+    funcs_spec = importlib.util.spec_from_file_location("cli_functions_for_numba", FUNCS)
+    funcs = importlib.util.module_from_spec(funcs_spec)
+    funcs_spec.loader.exec_module(funcs)
+    ref = symdiff.derivative(funcs.bump, 3)(x)
+    np.testing.assert_allclose(module.derivative_bump(x), ref, rtol=1e-12)
