@@ -236,7 +236,6 @@ def jvp(outputs, wrt, tangents, lead=()):
 
 def _jvp_rule(node: Node, ts, lead):
     op, xs = node.op, node.inputs
-    n_lead = len(lead)
 
     def filled(i):
         return ts[i] if ts[i] is not None else zeros(lead + xs[i].shape, xs[i].dtype)

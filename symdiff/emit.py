@@ -8,7 +8,6 @@ numpy and nothing else, and every identifier in it was generated or sanitized he
 from __future__ import annotations
 
 import keyword
-import os
 import re
 import string
 from dataclasses import dataclass, field
