@@ -155,9 +155,8 @@ class Transform:
             )
         wrt = [in_nodes[p] for p in wrt_pos]
         single = not isinstance(self.positions, tuple)
-        # element by element pays where entries are sparse (Jacobians, Hessians) or points are many
-        elementwise_worth_it = batched or self.kind in ("jacobian", "hessian")
-        if elementwise_worth_it and (single or self.kind != "hessian") and scalarize.applicable(in_nodes, primal):
+        # element by element pays for batches of small per-point problems (sparse, symmetric entries)
+        if batched and (single or self.kind != "hessian") and scalarize.applicable(in_nodes, primal):
             result = self._scalarized(in_nodes, primal, wrt_pos, single)
             if result is not None:
                 return (result, aux) if self.has_aux else result
@@ -200,7 +199,11 @@ class Transform:
         build = scalarize.Builder(in_nodes, columns)
         order = 2 if self.kind == "hessian" else 1
         results = []
-        for p, d in zip(wrt_pos, scalarize.derivative_arrays(value, arrays, wrt_pos, order)):
+        try:
+            derived = scalarize.derivative_arrays(value, arrays, wrt_pos, order)
+        except scalarize.TooLarge:
+            return None
+        for p, d in zip(wrt_pos, derived):
             w = in_nodes[p]
             dtype = w.dtype if self.kind in ("grad", "value_and_grad") else ir.result_dtype(primal.dtype, w.dtype)
             results.append(build.pack(scalarize.entries_of(d), d.shape, dtype))
@@ -297,8 +300,9 @@ class Transform:
                 if i in self._wrt_list(len(args)):
                     trace.check_differentiable(arr.dtype, f"argument {self._arg_name(i)!r}")
             shape = arr.shape
-            if self.kind == "derivative":
+            if self.kind == "derivative":  # elementwise: every argument is a batch of scalars
                 shape = ()
+                core_ranks[i] = 0
             elif cores is not None:
                 core = cores[i]
                 if arr.ndim < len(core):
@@ -381,10 +385,10 @@ class Transform:
         doc = ["Arguments:"]
         for i, n in enumerate(in_nodes):
             shape = "any shape (broadcast)" if self.kind == "derivative" else f"shape {n.shape}"
-            batch = " with leading batch axes" if i in core_ranks else ""
+            batch = " with leading batch axes" if i in core_ranks and self.kind != "derivative" else ""
             doc.append(f"    {names[i]}: {n.dtype}, {shape}{batch}")
         doc.append("Returns:")
-        batch = "..., " if core_ranks else ""
+        batch = "..., " if core_ranks and self.kind != "derivative" else ""
         for o in flat:
             shape = f"({batch}{', '.join(map(str, o.shape))})" if batch else str(o.shape)
             doc.append(f"    {o.dtype} array of shape {shape}" if self.kind != "derivative" else f"    {o.dtype} array")
@@ -537,20 +541,28 @@ def _jacobian(out: ir.Node, w: ir.Node) -> ir.Node:
 
 
 def _scalar_body(node, scalars):
-    """The SymPy body of a fused scalar graph over placeholders by input position, or None."""
-    if node.op == "input":
-        return placeholder(node.params[0])
-    if node.op != "elementwise":
+    """The SymPy body of a scalar graph over placeholders by input position (elementwise nodes
+    composed, shared ones once), or None if the graph holds anything but elementwise work."""
+    memo: dict = {}
+
+    def compose(n):
+        if id(n) not in memo:
+            if n.op == "input":
+                memo[id(n)] = sympy.Dummy(f"p{n.params[0]}")
+            elif n.op == "elementwise":
+                parts = [compose(x) for x in n.inputs]
+                memo[id(n)] = None if None in parts else n.body.xreplace(
+                    {placeholder(i): p for i, p in enumerate(parts)}
+                )
+            else:
+                memo[id(n)] = None
+        return memo[id(n)]
+
+    body = compose(node)
+    if body is None:
         return None
-    if not node.inputs:
-        return node.body
-    subs = {}
-    for i, x in enumerate(node.inputs):
-        if x.op != "input":
-            return None
-        subs[placeholder(i)] = sympy.Dummy(f"p{x.params[0]}")
-    expr = node.body.xreplace(subs)
-    return expr.xreplace({d: placeholder(int(d.name[1:])) for d in subs.values()})
+    dummies = [d for d in body.free_symbols if isinstance(d, sympy.Dummy)]
+    return body.xreplace({d: placeholder(int(d.name[1:])) for d in dummies})
 
 
 def _primal(fun, in_nodes, base_out):
@@ -685,8 +697,8 @@ def _digest(v, depth, seen):
         return f"array{v.dtype.str}{v.shape}" + hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
     if isinstance(v, np.generic):
         return repr((type(v).__name__, v.item()))
-    if isinstance(v, types.ModuleType):
-        return "module:" + v.__name__
+    if isinstance(v, types.ModuleType):  # attributes of other modules may change between runs
+        return "module:" + v.__name__ if v.__name__.split(".")[0] in _STABLE_MODULES else None
     if isinstance(v, (types.BuiltinFunctionType, np.ufunc, type)):
         return f"builtin:{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', getattr(v, '__name__', ''))}"
     if isinstance(v, (tuple, list)) and len(v) <= 64:
@@ -727,11 +739,14 @@ def _code_digest(code) -> str:
     return h.hexdigest()
 
 
+_STABLE_MODULES = {"numpy", "math", "symdiff", "builtins"}
+
+
 def _global_names(code):
     names = set(code.co_names)
     for c in code.co_consts:
         if hasattr(c, "co_names"):
-            names |= _global_names(c)
+            names.update(_global_names(c))
     return sorted(names)
 
 
@@ -785,6 +800,8 @@ def _runner(fn, consts, tree, scalar_call):
 
     def run(*a):
         flat = fn(*a, **consts)
+        if not isinstance(flat, tuple):  # a generated function with one output returns it bare
+            flat = (flat,)
         return _unflatten(tree, [_finish(v, scalar_call) for v in flat])
 
     return run

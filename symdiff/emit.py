@@ -59,6 +59,9 @@ class Printer(NumPyPrinter):
         b = self.exp_bound
         return f"1/(1 + np.exp(np.clip(-{self.parenthesize(expr.args[0], 100)}, -{b}, {b})))"
 
+    def _print_Cbrt(self, expr):
+        return f"np.cbrt({self._print(expr.args[0])})"
+
     def _print_Max(self, expr):
         return self._nested("np.maximum", expr.args)
 
@@ -109,6 +112,10 @@ class NumbaPrinter(PythonCodePrinter):
         b = self.exp_bound
         return f"1/(1 + math.exp(min(max(-{self.parenthesize(expr.args[0], 100)}, -{b}), {b})))"
 
+    def _print_Cbrt(self, expr):
+        x = self._print(expr.args[0])
+        return f"math.copysign(abs({x})**(1/3), {x})"
+
     def _print_Max(self, expr):
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
@@ -137,7 +144,30 @@ _PRINTER32.exp_bound = 87.0
 
 def _print(expr, single_precision: bool = False) -> str:
     """numpy source for a scalar body; ``single_precision`` picks float32-safe overflow bounds."""
-    return (_PRINTER32 if single_precision else _PRINTER).doprint(expr)
+    return wrap((_PRINTER32 if single_precision else _PRINTER).doprint(expr))
+
+
+WRAP_AT = 96
+
+
+def wrap(text: str) -> str:
+    """A long printed expression split at its top-level + and - into a parenthesized block, one term
+    per line (the templates indent the continuation lines), as a person would format it."""
+    if len(text) <= WRAP_AT:
+        return text
+    terms, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and ch in "+-" and i > 0 and text[i - 1] == " " and text[i + 1 : i + 2] == " ":
+            terms.append(text[start:i].rstrip())
+            start = i
+    terms.append(text[start:])
+    if len(terms) == 1:
+        return text
+    return "(\n    " + "\n    ".join(t.strip() for t in terms) + "\n)"
 
 
 print_expr = _print
@@ -197,10 +227,24 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         functions.append(model)
         constants.append(consts)
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
+    uses_numpy = backend == "numba" or any(_uses_numpy(f) for f in functions)
     text = _environment().get_template(template).render(
-        module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version, "functions": functions}
+        module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
+                "functions": functions, "uses_numpy": uses_numpy}
     )
     return text.rstrip() + "\n", constants
+
+
+_PLAIN_OPS = {"assign", "index", "matmul", "reshape"}  # statements whose templates write no `np.`
+
+
+def _uses_numpy(f: dict) -> bool:
+    return (
+        bool(f.get("needs_batch"))
+        or "np." in f["returns"]
+        or any(s["op"] not in _PLAIN_OPS or "np." in repr({k: v for k, v in s.items() if k != "sexpr"})
+               for s in f["statements"])
+    )
 
 
 def _doc_text(s: str) -> str:
@@ -285,7 +329,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
 
     def print_expr(expr):
         if numba:
-            return (_NUMBA32 if single else _NUMBA).doprint(expr)
+            return wrap((_NUMBA32 if single else _NUMBA).doprint(expr))
         return _print(expr, single)
 
     nodes = ir.toposort(outputs)
@@ -501,6 +545,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         "batch_args": [{"name": plan.param_names[p], "core_rank": r} for p, r in sorted(plan.core_ranks.items())],
         "statements": statements,
         "returns": ", ".join(returns),
+        "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)
+        or any("batch" in r for r in returns),
     }
     return model, consts
 

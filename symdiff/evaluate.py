@@ -18,7 +18,10 @@ def evaluate(outputs, inputs: dict, symbolic: bool = False) -> list:
     values: dict = {}
     for node in ir.toposort(outputs):
         xs = [values[id(i)] for i in node.inputs]
-        values[id(node)] = _step(node, xs, inputs, symbolic)
+        value = _step(node, xs, inputs, symbolic)
+        if symbolic:  # numpy reductions of object arrays return bare SymPy objects or floats
+            value = np.vectorize(sympy.sympify, otypes=[object])(np.asarray(value, dtype=object))
+        values[id(node)] = value
     return [values[id(o)] for o in outputs]
 
 

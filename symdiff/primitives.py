@@ -64,6 +64,15 @@ class LogAddExp(sympy.Function):
         return Sigmoid(a - b) if argindex == 1 else Sigmoid(b - a)
 
 
+class Cbrt(sympy.Function):
+    """The real cube root (``numpy.cbrt``): defined for negative arguments, unlike ``x**(1/3)``."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 1 / (3 * Cbrt(self.args[0]) ** 2)
+
+
 class Sigmoid(sympy.Function):
     """The logistic function, printed in a form that cannot overflow."""
 
@@ -98,7 +107,7 @@ UNARY = {
     "log10": log10,
     "log1p": log1p,
     "sqrt": sympy.sqrt,
-    "cbrt": sympy.cbrt,
+    "cbrt": Cbrt,
     "square": lambda a: a**2,
     "reciprocal": lambda a: 1 / a,
     "sin": sympy.sin,

@@ -24,7 +24,11 @@ MAX_OPS = 4000
 
 def applicable(in_nodes, primal: Node) -> bool:
     total = sum(n.size for n in in_nodes)
-    return 0 < total <= MAX_ELEMENTS and primal.size <= MAX_ELEMENTS and len(ir.toposort([primal])) <= 400
+    if not (0 < total <= MAX_ELEMENTS and primal.size <= MAX_ELEMENTS):
+        return False
+    nodes = ir.toposort([primal])
+    # every intermediate array is scalarized too: only small graphs of small arrays qualify
+    return len(nodes) <= 400 and all(n.size <= 4 * MAX_ELEMENTS for n in nodes)
 
 
 def element_symbols(in_nodes):
@@ -95,8 +99,19 @@ class Builder:
         return ir.pack(nodes, list(entries.values()), shape, dtype)
 
 
+class TooLarge(Exception):
+    """The entries grew past the budget: the vectorized path is the better choice."""
+
+
+def _budget(exprs):
+    if sum(sympy.count_ops(e) for e in exprs) > MAX_OPS:
+        raise TooLarge
+
+
 def derivative_arrays(value, arrays, wrt_positions, order: int):
-    """SymPy arrays of d^order value / d wrt^order, with each distinct entry derived once."""
+    """SymPy arrays of d^order value / d wrt^order, with each distinct entry derived once.
+
+    Raises TooLarge when the entries outgrow ``MAX_OPS`` operations."""
     results = []
     for p in wrt_positions:
         w = arrays[p]
@@ -150,7 +165,9 @@ def _jac(value, w):
     flat = list(w.flat)
     out = np.empty(value.shape + w.shape, dtype=object)
     for oi in np.ndindex(value.shape):
-        for wi, g in zip(np.ndindex(w.shape), reverse_gradient(value[oi], flat)):
+        grads = reverse_gradient(value[oi], flat)
+        _budget(grads)
+        for wi, g in zip(np.ndindex(w.shape), grads):
             out[oi + wi] = g
     return out
 
@@ -159,8 +176,11 @@ def _hess(f, w):
     flat = list(w.flat)
     n = len(flat)
     out = np.empty((n, n), dtype=object)
-    for i, g in enumerate(reverse_gradient(f, flat)):
-        row = reverse_gradient(g, flat[i:])  # symmetric: only the upper triangle is derived
+    grad = reverse_gradient(f, flat)
+    _budget(grad)
+    for i, g in enumerate(grad):
+        row = reverse_gradient(g, flat[i:])
+        _budget(row)  # symmetric: only the upper triangle is derived
         for j, h in enumerate(row, start=i):
             out[i, j] = out[j, i] = h
     return out.reshape(w.shape + w.shape)
