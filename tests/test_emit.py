@@ -107,7 +107,7 @@ def test_source_imports_only_numpy_and_reads_no_undefined_name(corpus, name):
     source = corpus[name][0]
     tree = ast.parse(source)
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert [ast.unparse(n) for n in imports] == ["import numpy as np"]
+    assert [ast.unparse(n) for n in imports] in (["import numpy as np"], [])  # numpy only, if at all
     module_names = {"np"} | {f.name for f in _functions(source)}
     for fn in _functions(source):
         args = fn.args
