@@ -62,6 +62,9 @@ class Printer(NumPyPrinter):
     def _print_Cbrt(self, expr):
         return f"np.cbrt({self._print(expr.args[0])})"
 
+    def _print_FloorDivide(self, expr):
+        return f"np.floor_divide({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
     def _print_Max(self, expr):
         return self._nested("np.maximum", expr.args)
 
@@ -115,6 +118,9 @@ class NumbaPrinter(PythonCodePrinter):
     def _print_Cbrt(self, expr):
         x = self._print(expr.args[0])
         return f"math.copysign(abs({x})**(1/3), {x})"
+
+    def _print_FloorDivide(self, expr):
+        return f"math.floor(({self._print(expr.args[0])}) / ({self._print(expr.args[1])}))"
 
     def _print_Max(self, expr):
         return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"

@@ -89,8 +89,18 @@ class Sigmoid(sympy.Function):
         return s * (1 - s)
 
 
+class FloorDivide(sympy.Function):
+    """``numpy.floor_divide``: ``floor(a / b)`` computed as numpy does (``a / 0.1`` must not become
+    ``a * 10.0``); piecewise constant, so its derivative is zero."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+
 def _floor_div(a, b):
-    return sympy.floor(a / b)
+    return FloorDivide(a, b)
 
 
 UNARY = {

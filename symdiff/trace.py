@@ -163,10 +163,8 @@ def _number(v):
         return sympy.Integer(int(v))
     if isinstance(v, numbers.Real) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "fiu"):
         f = float(v)
-        if np.isnan(f):
-            return sympy.nan
-        if np.isinf(f):
-            return sympy.oo if f > 0 else -sympy.oo
+        if not np.isfinite(f) or (f == 0 and np.signbit(f)) or (f != 0 and abs(f) < np.finfo(np.float64).tiny):
+            return None  # nan, inf, -0.0 and subnormals stay data: SymPy would fold them away
         return sympy.Float(f) if f != int(f) or abs(f) > 2**53 else sympy.Integer(int(f))
     return None
 
@@ -198,7 +196,20 @@ def ufunc(name: str, *args):
         fn = BINARY[name]
     else:
         raise _fail(f"numpy.{name} is not supported by symdiff", "see the README for the supported ufuncs")
-    items = [_as_array_like(a) for a in args]
+    body, nodes = _body(fn, [_as_array_like(a) for a in args], name)
+    if body.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+        # SymPy evaluated numbers into nan/inf (x/0.0, 0*inf): keep the numbers as data instead,
+        # so the value is numpy's and derivatives of the other operands survive
+        body, nodes = _body(fn, [a.node if isinstance(a, Tracer) else as_node(a) for a in args], name)
+    dtype = "bool" if name in BOOLEAN_RESULT else None
+    try:
+        return Tracer(ir.elementwise(body, nodes, dtype=dtype))
+    except ShapeError as e:
+        raise ShapeError(f"numpy.{name}: {e} at {user_location()}") from None
+
+
+def _body(fn, items, name):
+    """``fn`` applied to placeholders for the nodes among ``items`` (numbers inlined)."""
     nodes, symbols = [], []
     for it in items:
         if isinstance(it, ir.Node):
@@ -208,14 +219,9 @@ def ufunc(name: str, *args):
         else:
             symbols.append(it)
     try:
-        body = fn(*symbols)
+        return sympy.sympify(fn(*symbols)), nodes
     except (TypeError, ValueError) as e:
         raise _fail(f"numpy.{name} on these operands ({e})") from None
-    dtype = "bool" if name in BOOLEAN_RESULT else None
-    try:
-        return Tracer(ir.elementwise(body, nodes, dtype=dtype))
-    except ShapeError as e:
-        raise ShapeError(f"numpy.{name}: {e} at {user_location()}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ _FUNCTIONS = {
     "Where": np.where,
     "LogAddExp": np.logaddexp,
     "Cbrt": np.cbrt,
+    "FloorDivide": np.floor_divide,
     "Sigmoid": lambda z: 0.5 + 0.5 * np.tanh(0.5 * z),
     **{name.title().replace("_", ""): getattr(np, name) for name in BOOLEAN_RESULT},
 }

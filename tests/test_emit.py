@@ -364,15 +364,7 @@ FORMS = {
     "x**2+c": (lambda c: lambda x: np.sum(x**2 + c), lambda x, c: 2 * x),
     "exp(x)/c": (lambda c: lambda x: np.sum(np.exp(x) / c), lambda x, c: np.exp(x) / np.float64(c)),
 }
-ODD_BUGS = {
-    ("nan", "x*c"): "a NaN constant collapses the SymPy body to nan, whose derivative is 0",
-    ("nan", "x**2+c"): "a NaN constant collapses the SymPy body to nan, whose derivative is 0",
-    ("nan", "exp(x)/c"): "a NaN constant collapses the SymPy body to nan, whose derivative is 0",
-    ("inf", "x**2+c"): "x**2 + oo collapses to oo in SymPy, whose derivative is 0",
-    ("-inf", "x**2+c"): "x**2 - oo collapses to -oo in SymPy, whose derivative is 0",
-    ("-0.0", "exp(x)/c"): "division by a closed-over zero: CompileError (ComplexInfinity cannot be printed)",
-    ("subnormal", "exp(x)/c"): "1/5e-324 overflows to a Float printed as bare 'inf': NameError in generated code",
-}
+ODD_BUGS: dict = {}  # (constant, form) -> open bug; all fixed so far
 
 
 def _odd_params():
@@ -402,7 +394,6 @@ def test_float32_constant_keeps_float32():
     np.testing.assert_allclose(g, np.float32(0.1) + 2 * x, rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a closed-over -0.0 is traced as 0 (sign lost; it also shares 0.0's cache entry)")
 def test_negative_zero_and_zero_closures_are_different_functions():
     def make(c):
         return lambda x: np.sum(np.arctan2(c, x))

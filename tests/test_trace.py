@@ -117,7 +117,6 @@ def test_python_operators_trace_like_numpy(name):
         np.testing.assert_allclose(run_ir(out, x, y), want, rtol=1e-13)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: x // c is traced as floor(x * (1/c)); 0.3 // 0.1 gives 3, numpy 2")
 def test_floor_division_by_a_float_constant_matches_numpy():
     x = np.array([0.3, 0.7, 1.0, 3.5])
     _, out = traced(lambda x: x // 0.1, (4,))
