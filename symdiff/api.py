@@ -793,6 +793,9 @@ def _guarded(runner, env):
 
 def _runner(fn, consts, tree, scalar_call):
     """The cheapest call of a compiled function that still returns results in the API's form."""
+    if scalar_call:  # Python floats become numpy scalars: 1/0 is inf as in numpy, not an exception
+        inner = fn
+        fn = lambda *a, **k: inner(*map(np.float64, a), **k)  # noqa: E731
     if isinstance(tree, int):
         if scalar_call and not consts:
             return lambda *a: float(fn(*a))

@@ -41,7 +41,7 @@ class Printer(NumPyPrinter):
         return super()._print_Pow(expr, rational)
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return _float_text(float(expr), "np")
 
     def _print_Heaviside(self, expr):
         return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
@@ -90,6 +90,15 @@ class Printer(NumPyPrinter):
 for _cls in (Where, LogAddExp, Sigmoid):
     assert hasattr(Printer, f"_print_{_cls.__name__}")
 
+def _float_text(f: float, module: str) -> str:
+    """A float literal that round-trips, with inf and nan spelled through ``module``."""
+    if f != f:
+        return f"{module}.nan"
+    if f in (float("inf"), float("-inf")):
+        return f"{module}.inf" if f > 0 else f"-{module}.inf"
+    return repr(f)
+
+
 class NumbaPrinter(PythonCodePrinter):
     """Scalar code for numba kernels: ``math`` functions and conditional expressions, no arrays."""
 
@@ -129,7 +138,7 @@ class NumbaPrinter(PythonCodePrinter):
         return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return _float_text(float(expr), "math")
 
     def _print_Function(self, expr):
         if isinstance(expr, _Comparison):

@@ -176,6 +176,8 @@ def transpose(x: Node, perm) -> Node:
 
 def einsum(spec: str, *operands: Node) -> Node:
     """Explicit-subscript einsum over the trailing axes; leading axes broadcast."""
+    if not all(c.isascii() and (c.isalpha() or c in ",->") for c in spec) or spec.count("->") != 1:
+        raise ShapeError(f"einsum subscripts must be letters, commas and one '->', got {spec!r}")
     ins, out = spec.split("->")
     terms = ins.split(",")
     if len(terms) != len(operands):

@@ -619,9 +619,11 @@ def tensordot(a, b, axes=2):
 
 def einsum(subscripts, *operands, **kw):
     _no_extra({k: v for k, v in kw.items() if k != "optimize"}, "einsum")
-    spec = subscripts.replace(" ", "")
+    spec = subscripts.replace(" ", "") if isinstance(subscripts, str) else ""
     if "->" not in spec or "..." in spec:
         raise _fail(f"einsum {subscripts!r}", "write explicit subscripts with '->' and no '...'")
+    if not all(c in string.ascii_letters or c in ",->" for c in spec) or spec.count("->") != 1:
+        raise _fail(f"einsum subscripts {subscripts!r}", "subscripts are letters, commas and one '->', as numpy requires")
     ins, out = spec.split("->")
     terms = ins.split(",")
     nodes = [as_node(o) for o in operands]
