@@ -55,7 +55,6 @@ BACKENDS = ("numpy", "numba")
 COMPILER_MODULES = {"api", "ir", "trace", "primitives", "differentiate", "optimize", "scalarize", "taylor",
                     "emit", "inplace", "evaluate", "load"}
 TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
-KINDS = ("grad", "value_and_grad", "jacobian", "hessian", "derivative")
 _SUMMARY = {
     "grad": "Gradient of {f} with respect to {wrt}.",
     "value_and_grad": "Value and gradient of {f} with respect to {wrt}.",

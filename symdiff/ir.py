@@ -109,6 +109,20 @@ def elementwise(body, inputs, shape=None, dtype: str | None = None) -> Node:
     return Node("elementwise", inputs, shape, dtype, (body,))
 
 
+def bind(items):
+    """Placeholders for the nodes among ``items`` (each distinct node once, in order of first use);
+    other items (SymPy numbers) pass through. Returns (symbols, nodes)."""
+    nodes, symbols = [], []
+    for it in items:
+        if isinstance(it, Node):
+            if it not in nodes:
+                nodes.append(it)
+            symbols.append(placeholder(nodes.index(it)))
+        else:
+            symbols.append(it)
+    return symbols, nodes
+
+
 def fill(value, shape, dtype: str = "float64") -> Node:
     """An array of one repeated number: an elementwise node with no inputs."""
     return elementwise(sympy.sympify(value), (), shape=shape, dtype=dtype)

@@ -30,14 +30,7 @@ class TaylorBuilder:
     # -- coefficient arithmetic: a coefficient is a SymPy number or an IR node ----------------
     def combine(self, expr_of, operands):
         """Apply ``expr_of(*symbols)`` to operands, folding numbers in and dropping zeros."""
-        nodes, symbols = [], []
-        for op in operands:
-            if isinstance(op, ir.Node):
-                if op not in nodes:
-                    nodes.append(op)
-                symbols.append(placeholder(nodes.index(op)))
-            else:
-                symbols.append(op)
+        symbols, nodes = ir.bind(operands)
         body = sympy.sympify(expr_of(*symbols))
         if not nodes or body.is_number:
             return body

@@ -210,14 +210,7 @@ def ufunc(name: str, *args):
 
 def _body(fn, items, name):
     """``fn`` applied to placeholders for the nodes among ``items`` (numbers inlined)."""
-    nodes, symbols = [], []
-    for it in items:
-        if isinstance(it, ir.Node):
-            if it not in nodes:
-                nodes.append(it)
-            symbols.append(ir.placeholder(nodes.index(it)))
-        else:
-            symbols.append(it)
+    symbols, nodes = ir.bind(items)
     try:
         return sympy.sympify(fn(*symbols)), nodes
     except (TypeError, ValueError) as e:
@@ -378,15 +371,9 @@ def where(cond, x=None, y=None):
 
 def _select(cond, x, y):
     c = _as_array_like(cond)
-    items = [c, _as_array_like(x), _as_array_like(y)]
-    nodes, symbols = [], []
-    for it in items:
-        if isinstance(it, ir.Node):
-            if it not in nodes:
-                nodes.append(it)
-            symbols.append(ir.placeholder(nodes.index(it)))
-        else:
-            symbols.append(sympy.Integer(1) if it is sympy.true else sympy.Integer(0) if it is sympy.false else it)
+    truth = {sympy.true: sympy.Integer(1), sympy.false: sympy.Integer(0)}
+    items = [truth.get(it, it) if not isinstance(it, ir.Node) else it for it in (c, _as_array_like(x), _as_array_like(y))]
+    symbols, nodes = ir.bind(items)
     body = Where(*symbols)
     dtype = ir.result_dtype(*(n.dtype for n in nodes[1:] if n is not c)) if len(nodes) > 1 else None
     return Tracer(ir.elementwise(body, nodes, dtype=dtype))
