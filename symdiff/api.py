@@ -13,13 +13,15 @@ import inspect
 import json
 import re
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+import threading
 
 import numpy as np
 
-from . import load
+from . import environment, load
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
 
 
@@ -53,7 +55,7 @@ def evaluate(*args, **kwargs):
 BACKENDS = ("numpy", "numba")
 # the modules whose code decides what a compiled entry contains (front ends such as the CLI do not)
 COMPILER_MODULES = {"api", "ir", "trace", "primitives", "differentiate", "optimize", "scalarize", "taylor",
-                    "emit", "inplace", "evaluate", "load"}
+                    "emit", "inplace", "evaluate", "load", "environment"}
 TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
 _SUMMARY = {
     "grad": "Gradient of {f} with respect to {wrt}.",
@@ -102,7 +104,17 @@ class Transform:
         self.param_names = _param_names(fun)
         self.positions = self._resolve_positions(argnums, wrt)
         functools.update_wrapper(self, fun, assigned=("__module__", "__name__", "__qualname__"), updated=())
-        self._dispatch: dict = {}  # argument types/shapes/dtypes -> (runner, environment snapshot)
+        self._chain = tuple(tuple(step) for step in _chain_spec(self))
+        self._dispatch: dict = {}  # argument types/shapes/dtypes -> runner guarded by what the function reads
+
+    @property
+    def base_function(self):
+        """The user's function at the bottom of a chain of transforms."""
+        return _base(self)
+
+    def chain_text(self) -> str:
+        """The chain of transforms above the user's function, as text (part of every cache key)."""
+        return json.dumps(self._chain)
 
     # -- argument selection -------------------------------------------------------------------
     def _resolve_positions(self, argnums, wrt):
@@ -123,23 +135,33 @@ class Transform:
         return int(argnums)
 
     def _wrt_list(self, n_args):
+        """Positions (among the ``n_args`` positional arguments) to differentiate with respect to."""
         pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
         out = []
         for p in pos:
             if not -n_args <= p < n_args:
-                raise SymdiffError(f"argnums {p} is out of range for a call with {n_args} arguments")
+                if self.wrt is not None:
+                    raise SymdiffError(
+                        f"{self._arg_name(p)!r} must be passed positionally to be differentiated "
+                        f"(keyword arguments are data or constants); the call passed {n_args} positional arguments"
+                    )
+                raise SymdiffError(f"argnums {p} is out of range for a call with {n_args} positional arguments")
             out.append(p % n_args)
         return out
 
     # -- the symbolic core ----------------------------------------------------------------------
-    def symbolic(self, in_nodes, base_out=None, batched=False):
-        """Output nodes of this transform, as a function of ``in_nodes``."""
-        wrt_pos = self._wrt_list(len(in_nodes))
+    def symbolic(self, in_nodes, base_out=None, batched=False, call=None):
+        """Output nodes of this transform, as a function of ``in_nodes``.
+
+        ``call`` (a ``Call``) says which of the last ``in_nodes`` are keyword arguments and which
+        static keyword values the function receives; by default every node is positional."""
+        call = call or NO_KEYWORDS
+        wrt_pos = self._wrt_list(len(in_nodes) - len(call.keywords))
         for p in wrt_pos:
             trace.check_differentiable(in_nodes[p].dtype, f"argument {self._arg_name(p)!r}")
         if self.kind == "derivative":
-            return self._derivative(in_nodes, wrt_pos, base_out)
-        primal = _primal(self.fun, in_nodes, base_out)
+            return self._derivative(in_nodes, wrt_pos, base_out, call)
+        primal = _primal(self.fun, in_nodes, base_out, call)
         aux = None
         if self.has_aux:
             if not (isinstance(primal, tuple) and len(primal) == 2):
@@ -211,10 +233,10 @@ class Transform:
             result = (build.entry(value[()], primal.dtype), result)
         return result
 
-    def _derivative(self, in_nodes, wrt_pos, base_out):
-        scalars = [n if n.shape == () else ir.input_node(i, (), n.dtype) for i, n in enumerate(in_nodes)]
+    def _derivative(self, in_nodes, wrt_pos, base_out, call):
+        scalars = [n if n.shape == () else ir.fresh_input(i, (), n.dtype) for i, n in enumerate(in_nodes)]
         fresh = any(n.shape != () for n in in_nodes) or base_out is None
-        out = _primal(self.fun, scalars, None if fresh else base_out)
+        out = _primal(self.fun, scalars, None if fresh else base_out, call)
         if not isinstance(out, ir.Node):
             raise SymdiffError("derivative needs a function that returns one scalar")
         if out.shape != ():
@@ -222,25 +244,27 @@ class Transform:
                 f"derivative needs a function of scalars that returns a scalar, but {self.__name__} returns "
                 f"shape {out.shape}; use symdiff.jacobian for array functions"
             )
-        (fused,) = optimize.optimize([out])
-        body = _scalar_body(fused, scalars)
-        if body is None:
+        (fused,) = optimize.optimize([out], keep=scalars)
+        composed = _scalar_body(fused, scalars)
+        if composed is None:
             raise TraceError(
                 f"derivative needs {self.__name__} to be built from elementwise operations on scalar arguments; "
                 "use symdiff.grad or symdiff.jacobian for functions with array operations"
             )
+        body, free = composed  # free: values the body reads that do not depend on the arguments
+        operands = list(in_nodes) + free
         dtype = ir.result_dtype(*(in_nodes[p].dtype for p in wrt_pos))
         try:
             if not isinstance(self.positions, tuple) and self.order >= TAYLOR_FROM_ORDER:
                 from .taylor import derivative_node
 
-                return derivative_node(body, in_nodes, wrt_pos[0], self.order, dtype)
+                return derivative_node(body, operands, wrt_pos[0], self.order, dtype)
             d = self._derivative_expr(body, wrt_pos)
         except SymdiffError:
             raise
         except Exception as e:  # SymPy internals: say what was being differentiated
             raise CompileError(f"SymPy failed to differentiate {body}: {type(e).__name__}: {e}") from e
-        return ir.elementwise(d, in_nodes, dtype=dtype)
+        return ir.elementwise(d, operands, dtype=dtype)
 
     def _derivative_expr(self, body, wrt_pos):
         """The derivative as one SymPy expression over placeholders (``diff`` in one call)."""
@@ -254,83 +278,155 @@ class Transform:
         return self.param_names[p] if p < len(self.param_names) else f"arg{p}"
 
     # -- calling --------------------------------------------------------------------------------
-    def __call__(self, *args):
-        if len(args) == 1 and args[0].__class__ is float:  # the common scalar call, kept cheap
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            key = _dispatch_key(args, self.kind == "derivative", kwargs)
+        elif len(args) == 1 and args[0].__class__ is float:  # the common scalar call, kept cheap
             key = _ONE_FLOAT
         else:
             key = _dispatch_key(args, self.kind == "derivative")
         hit = self._dispatch.get(key)
         if hit is not None:
-            result = hit(*args)
+            result = hit(*args, **kwargs)
             if result is not _STALE:
                 return result
-        traced = sys.modules.get("symdiff.trace")  # no Tracer can exist before it is imported
-        if traced is not None and any(isinstance(a, traced.Tracer) for a in args):
-            nodes = [trace.as_node(a) for a in args]
-            return _wrap(self.symbolic(nodes))
-        alias = _persistent_alias(self, key) if key is not None else None
-        recalled = load.recall(alias) if alias else None
-        compiled = load.lookup_existing(recalled) if recalled else None
-        if compiled is not None and not compiled.meta["constants"]:  # new process, warm disk cache
-            arrays, consts, meta = args, {}, compiled.meta
+        traced = sys.modules.get("symdiff.trace")  # no trace can be running before it is imported
+        if traced is not None and (
+            traced.active() or any(isinstance(a, traced.Tracer) for a in (*args, *kwargs.values()))
+        ):
+            return self._nested(args, kwargs)
+        return self._call_compiled(key, args, kwargs)
+
+    def _call_compiled(self, key, args, kwargs):
+        """Run the compiled entry for these arguments, finding it without a trace where that is sound."""
+        base = _base(self)
+        reads = environment.read_set(base) if key is not None else None  # None: only a trace can tell
+        shared = _shared_runners(base) if reads is not None else None
+        if shared is not None:  # another transform object of the same function compiled it already
+            hit = shared.get((self._chain, key))
+            if hit is not None:
+                result = hit(*args, **kwargs)
+                if result is not _STALE:
+                    self._dispatch[key] = hit
+                    return result
+        memo = environment.DigestMemo()  # each array is hashed at most once in this call
+        alias = _persistent_alias(self, key, reads, memo) if reads is not None else None
+        found = self._recall(alias, reads, memo, args, kwargs) if alias else None
+        if found is not None:  # a new process with a warm disk cache: no trace, no SymPy
+            compiled, consts = found
+            meta = compiled.meta
             scalar_call = all(_is_python_scalar(a) for a in args)
         else:
-            compiled, arrays, consts, meta, scalar_call = self._compile(args)
-            if alias and not meta["constants"]:
+            compiled, consts, meta, scalar_call = self._compile(args, kwargs, reads, memo)
+            if alias:
                 load.remember(alias, compiled.key)
-        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call)
-        if key is not None:
-            self._dispatch[key] = _guarded(runner, _environment(_base(self)))
-        return runner(*arrays)
+        keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
+        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords)
+        if reads is not None:
+            guarded = _guarded(runner, reads)
+            self._dispatch[key] = guarded
+            if shared is not None:
+                shared[(self._chain, key)] = guarded
+        return runner(*args, **kwargs)
 
-    def _specs(self, args):
-        if not args:
+    def _recall(self, alias, reads, memo, args, kwargs):
+        """(entry, keyword constants) recorded for ``alias`` by an earlier process, if it is usable."""
+        recalled = load.recall(alias)
+        compiled = load.lookup_existing(recalled) if recalled else None
+        if compiled is None:
+            return None
+        meta = compiled.meta
+        if meta.get("origin") != self._origin(len(args), tuple(k for k in kwargs if not _is_static(kwargs[k]))):
+            load.forget(alias, "its entry was compiled for another function")
+            return None
+        available = reads.arrays(memo) if meta["constants"] else {}
+        if any(d not in available for d in meta["constants"]):
+            return None  # an array built while tracing (not one the function reads): trace again
+        return compiled, {n: available[d] for n, d in zip(meta["constant_names"], meta["constants"])}
+
+    def _origin(self, n_positional, keywords) -> str:
+        """What names a generated function after this transform: the function's name, the transform
+        chain and the parameter names. An entry may be shared by equal math, never by other names."""
+        base = _base(self)
+        text = json.dumps([getattr(base, "__qualname__", None) or getattr(base, "__name__", "f"), self._chain,
+                           [self._arg_name(i) for i in range(n_positional)], list(keywords)])
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def _nested(self, args, kwargs):
+        """This transform called while another function is being traced (or on traced values): its
+        result is traced into the enclosing program. Its inputs are fresh nodes, so that values of
+        the enclosing trace it closes over stay distinct from its own arguments, then replaced by
+        the argument values."""
+        call, operands = _keyword_call(kwargs)
+        actual = [trace.as_node(a) for a in (*args, *operands)]
+        fresh = [ir.fresh_input(i, n.shape, n.dtype) for i, n in enumerate(actual)]
+        flat, tree = _flatten(self.symbolic(fresh, call=call))
+        flat = ir.substitute(flat, {id(f): a for f, a in zip(fresh, actual)})
+        return _wrap(_unflatten(tree, flat))
+
+    def _specs(self, args, kwargs=None):
+        """Arrays (positional, then keyword arrays), their (shape, dtype) specs, batched core ranks and the ``Call``."""
+        if not args and not kwargs:
             raise SymdiffError(f"{self.kind} of {self.__name__} needs at least one argument")
+        call, operands = _keyword_call(kwargs or {})
         arrays, specs, core_ranks = [], [], {}
         cores = self.signature[0] if self.signature else None
         if cores is not None and len(cores) != len(args):
             raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments")
+        wrt = self._wrt_list(len(args))
         dims: dict = {}
-        for i, a in enumerate(args):
+        for i, a in enumerate((*args, *operands)):
+            what = (f"argument {self._arg_name(i)!r}" if i < len(args)
+                    else f"keyword argument {call.keywords[i - len(args)]!r}")
+            if isinstance(a, np.ma.MaskedArray):
+                raise DtypeError(
+                    f"{what} is a numpy masked array; symdiff would silently ignore its mask: "
+                    "pass np.ma.filled(a, fill_value) or a.data explicitly"
+                )
             arr = np.asarray(a)
             if arr.dtype == object or arr.dtype.kind not in "biuf":
-                raise DtypeError(f"argument {self._arg_name(i)!r} is a {type(a).__name__}, not a real number array")
-            if arr.dtype.kind in "biu":
-                if i in self._wrt_list(len(args)):
-                    trace.check_differentiable(arr.dtype, f"argument {self._arg_name(i)!r}")
+                raise DtypeError(f"{what} is a {type(a).__name__}, not a real number array")
+            if arr.dtype.kind in "biu" and i in wrt:
+                trace.check_differentiable(arr.dtype, what)
             shape = arr.shape
             if self.kind == "derivative":  # elementwise: every argument is a batch of scalars
                 shape = ()
                 core_ranks[i] = 0
-            elif cores is not None:
+            elif cores is not None and i < len(args):
                 core = cores[i]
                 if arr.ndim < len(core):
                     raise ShapeError(
-                        f"argument {self._arg_name(i)!r} has shape {arr.shape}, fewer axes than its core "
-                        f"dimensions {core} in the signature"
+                        f"{what} has shape {arr.shape}, fewer axes than its core dimensions {core} in the signature"
                     )
                 shape = arr.shape[arr.ndim - len(core) :]
                 for name, d in zip(core, shape):
                     if name.isdigit() and int(name) != d or dims.setdefault(name, d) != d:
-                        raise ShapeError(f"argument {self._arg_name(i)!r}: core dimension {name} is {d}, expected {dims.get(name, name)}")
+                        raise ShapeError(f"{what}: core dimension {name} is {d}, expected {dims.get(name, name)}")
                 if arr.ndim > len(core):
                     core_ranks[i] = len(core)
             arrays.append(arr)
             specs.append((shape, str(arr.dtype)))
-        return arrays, specs, core_ranks
+        return arrays, specs, core_ranks, call
 
-    def _compile(self, args):
-        arrays, specs, core_ranks = self._specs(args)
+    def _compile(self, args, kwargs=None, reads=None, memo=None):
+        """Trace, key by the IR, and compile on a miss: (entry, keyword constants, meta, scalar call)."""
+        arrays, specs, core_ranks, call = self._specs(args, kwargs)
         in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
         base_fun = _base(self)
-        base_out = _primal(base_fun, in_nodes, None)
+        if reads is None:
+            reads = environment.read_set(base_fun, strict=False)  # names for the arrays it reads
+        with _tracing_context(base_fun, reads, memo or environment.DigestMemo()):
+            base_out = _primal(base_fun, in_nodes, None, call)
         flat_base, _ = _flatten(base_out)
-        constants = {n.params[0].digest: n.params[0].value for n in ir.toposort(flat_base) if n.op == "const"}
+        constants = {n.params[0].digest: n.params[0] for n in ir.toposort(flat_base) if n.op == "const"}
+        origin = self._origin(len(args), call.keywords)
         key = hashlib.sha256(
             json.dumps(
                 {
                     "graph": ir.structure_key(flat_base),
                     "chain": _chain_spec(self),
+                    "origin": origin,
+                    "constant_names": sorted((d, c.name or "") for d, c in constants.items()),
                     "specs": specs,
                     "batched": sorted(core_ranks.items()),
                     "version": version(),
@@ -340,7 +436,7 @@ class Transform:
         build_consts: dict = {}
 
         def build():
-            source, meta, values = self._build(in_nodes, base_out, core_ranks)
+            source, meta, values = self._build(in_nodes, base_out, core_ranks, call, origin)
             build_consts.update(values)
             return source, meta
 
@@ -351,29 +447,31 @@ class Transform:
         except (RecursionError, MemoryError, NotImplementedError, ValueError, TypeError, AttributeError, KeyError, SyntaxError) as e:
             raise CompileError(f"compiling the {self.kind} of {self.__name__} failed: {type(e).__name__}: {e}") from e
         meta = compiled.meta
-        values = {**constants, **build_consts}
+        values = {**{d: c.value for d, c in constants.items()}, **build_consts}
         missing = [d for d in meta["constants"] if d not in values]
         if missing:  # a constant created while differentiating a re-traced inner function
-            source, meta, extra = self._build(in_nodes, base_out, core_ranks)
+            source, meta, extra = self._build(in_nodes, base_out, core_ranks, call, origin)
             values.update(extra)
         consts = {name: values[d] for name, d in zip(meta["constant_names"], meta["constants"])}
-        return compiled, arrays, consts, meta, all(_is_python_scalar(a) for a in args)
+        return compiled, consts, meta, all(_is_python_scalar(a) for a in args)
 
-    def _build(self, in_nodes, base_out, core_ranks):
-        plan, tree, values = self.plan(in_nodes, base_out, core_ranks)
+    def _build(self, in_nodes, base_out, core_ranks, call, origin):
+        plan, tree, values = self.plan(in_nodes, base_out, core_ranks, call)
         source, (digests,), (const_names,) = _render(plan.summary, [plan], self.backend)
         meta = {"name": plan.name, "tree": tree, "constants": digests, "constant_names": const_names,
-                "backend": self.backend}
+                "backend": self.backend, "keywords": list(call.keywords), "origin": origin}
         return source, meta, values
 
-    def plan(self, in_nodes, base_out=None, core_ranks=None):
+    def plan(self, in_nodes, base_out=None, core_ranks=None, call=None):
         """The emitter's data model of this transform's generated function (and its output tree)."""
         core_ranks = core_ranks or {}
-        out = self.symbolic(in_nodes, base_out, batched=bool(core_ranks))
+        call = call or NO_KEYWORDS
+        out = self.symbolic(in_nodes, base_out, batched=bool(core_ranks), call=call)
         flat, tree = _flatten(out)
         flat = optimize.optimize(flat)
-        names = _sanitized_params(self.param_names, len(in_nodes))
-        wrt_names = [names[p] for p in self._wrt_list(len(in_nodes))]
+        n_positional = len(in_nodes) - len(call.keywords)
+        names = _sanitized_params([self._arg_name(i) for i in range(n_positional)] + list(call.keywords))
+        wrt_names = [names[p] for p in self._wrt_list(n_positional)]
         base_name = getattr(_base(self), "__name__", "f")
         fname = emit.sanitize(f"{self.kind}_{base_name}", set(names))
         summary = _SUMMARY[self.kind].format(
@@ -403,37 +501,42 @@ class Transform:
             output_dtypes=[o.dtype for o in flat],
             doc=doc,
             core_ranks=core_ranks,
+            keyword_inputs=len(call.keywords),
+            elementwise=self.kind == "derivative",
         )
         values = {n.params[0].digest: n.params[0].value for n in ir.toposort(flat) if n.op == "const"}
         return plan, tree, values
 
     # -- inspection -----------------------------------------------------------------------------
-    def source(self, *args) -> str:
+    def source(self, *args, **kwargs) -> str:
         """The generated module that runs for arguments like ``args``: exactly the code that executes."""
-        return self._compile(args)[0].source
+        return self._compile(args, kwargs)[0].source
 
-    def graph(self, *args) -> str:
+    def graph(self, *args, **kwargs) -> str:
         """The optimized IR of this transform for arguments like ``args``, as text."""
-        arrays, specs, core_ranks = self._specs(args)
+        arrays, specs, core_ranks, call = self._specs(args, kwargs)
         in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
-        flat, _ = _flatten(self.symbolic(in_nodes))
+        flat, _ = _flatten(self.symbolic(in_nodes, call=call))
         return ir.format_graph(optimize.optimize(flat))
 
-    def formula(self, *args):
+    def formula(self, *args, **kwargs):
         """The result as SymPy: an expression for scalars, a Matrix or Array for arrays."""
-        arrays, specs, _ = self._specs(args)
+        arrays, specs, _, call = self._specs(args, kwargs)
+        n_positional = len(args)
+        names = _sanitized_params([self._arg_name(i) for i in range(n_positional)] + list(call.keywords))
         if self.kind == "derivative":  # one closed form, whatever the generated program looks like
             in_nodes = [ir.input_node(i, (), d) for i, (_, d) in enumerate(specs)]
-            (fused,) = optimize.optimize([_primal(self.fun, in_nodes, None)])
-            body = _scalar_body(fused, in_nodes)
-            d = self._derivative_expr(body, self._wrt_list(len(in_nodes)))
-            names = _sanitized_params(self.param_names, len(in_nodes))
+            (fused,) = optimize.optimize([_primal(self.fun, in_nodes, None, call)], keep=in_nodes)
+            body, free = _scalar_body(fused, in_nodes)
+            if any(not (n.op == "const" and n.shape == ()) for n in free):
+                raise SymdiffError("formula() of a derivative needs a function of its scalar arguments and numbers")
+            values = {placeholder(len(in_nodes) + k): sympy.Float(float(n.params[0].value)) for k, n in enumerate(free)}
+            d = self._derivative_expr(body.xreplace(values), self._wrt_list(n_positional))
             return d.xreplace({placeholder(i): sympy.Symbol(n, real=True) for i, n in enumerate(names)})
         in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
-        out = self.symbolic(in_nodes)
+        out = self.symbolic(in_nodes, call=call)
         flat, tree = _flatten(out)
         flat = optimize.optimize(flat)
-        names = _sanitized_params(self.param_names, len(in_nodes))
         if sum(int(np.prod(s, dtype=np.int64)) for s, _ in specs) > 400:
             raise SymdiffError("formula() scalarizes every element; use arguments with at most 400 elements")
         inputs = {}
@@ -449,10 +552,10 @@ class Transform:
         return _unflatten(tree, [_to_sympy(v) for v in values])
 
 
-def _render(title, plans, backend="numpy"):
+def _render(title, plans, backend="numpy", regenerate=None):
     """Render plans into one module; wrap SymPy/jinja2 failures in CompileError."""
     try:
-        source, digests = emit.render(title, [], plans, version(), backend)
+        source, digests = emit.render(title, [], plans, version(), backend, regenerate)
     except SymdiffError:
         raise
     except Exception as e:
@@ -460,7 +563,7 @@ def _render(title, plans, backend="numpy"):
     return source, digests, [p.constant_names for p in plans]
 
 
-def emit_module(transforms, *args, title=None, backend=None) -> str:
+def emit_module(transforms, *args, title=None, backend=None, regenerate=None) -> str:
     """One standalone module holding the generated function of every transform for ``args``.
 
     With several transforms it also holds ``all_<name>``, which computes every result in one pass so
@@ -472,7 +575,7 @@ def emit_module(transforms, *args, title=None, backend=None) -> str:
     shared: dict = {}  # argument specs -> input nodes, so that plans with equal specs share inputs
     plans = []
     for t in transforms:
-        _, specs, core_ranks = t._specs(args)  # derivative() plans for scalars, the others for shapes
+        _, specs, core_ranks, _ = t._specs(args)  # derivative() plans for scalars, the others for shapes
         key = repr((specs, sorted(core_ranks.items())))
         if key not in shared:
             shared[key] = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
@@ -493,10 +596,11 @@ def emit_module(transforms, *args, title=None, backend=None) -> str:
             output_dtypes=[o.dtype for o in outputs],
             doc=["Returns, in this order:"] + [f"    the results of {p.name}" for p in plans],
             core_ranks=plans[0].core_ranks,
+            elementwise=all(p.elementwise for p in plans),
         )
         plans.append(combined)
     title = title or "; ".join(p.summary for p in plans[: len(transforms)])
-    source, _, _ = _render(title, plans, backend or first.backend)
+    source, _, _ = _render(title, plans, backend or first.backend, regenerate)
     return source
 
 
@@ -540,14 +644,22 @@ def _jacobian(out: ir.Node, w: ir.Node) -> ir.Node:
 
 
 def _scalar_body(node, scalars):
-    """The SymPy body of a scalar graph over placeholders by input position (elementwise nodes
-    composed, shared ones once), or None if the graph holds anything but elementwise work."""
-    memo: dict = {}
+    """(SymPy body, free nodes) of a scalar graph: the body is over placeholders ``a0..`` for
+    ``scalars`` (by position) followed by one placeholder per free node (a value that does not
+    depend on ``scalars``: a closed-over constant, or a value of an enclosing trace). None if a
+    value that depends on ``scalars`` is computed by anything but elementwise work."""
+    memo: dict = {id(s): placeholder(i) for i, s in enumerate(scalars)}
+    depends = {id(s) for s in scalars}
+    for n in ir.toposort([node]):
+        if any(id(i) in depends for i in n.inputs):
+            depends.add(id(n))
+    free: list = []
 
     def compose(n):
         if id(n) not in memo:
-            if n.op == "input":
-                memo[id(n)] = sympy.Dummy(f"p{n.params[0]}")
+            if id(n) not in depends:
+                free.append(n)
+                memo[id(n)] = placeholder(len(scalars) + len(free) - 1)
             elif n.op == "elementwise":
                 parts = [compose(x) for x in n.inputs]
                 memo[id(n)] = None if None in parts else n.body.xreplace(
@@ -558,18 +670,16 @@ def _scalar_body(node, scalars):
         return memo[id(n)]
 
     body = compose(node)
-    if body is None:
-        return None
-    dummies = [d for d in body.free_symbols if isinstance(d, sympy.Dummy)]
-    return body.xreplace({d: placeholder(int(d.name[1:])) for d in dummies})
+    return None if body is None else (body, free)
 
 
-def _primal(fun, in_nodes, base_out):
+def _primal(fun, in_nodes, base_out, call=None):
+    call = call or NO_KEYWORDS
     if isinstance(fun, Transform):
-        return fun.symbolic(in_nodes, base_out)
+        return fun.symbolic(in_nodes, base_out, call=call)
     if base_out is not None:
         return base_out
-    return trace.run(fun, in_nodes)
+    return trace.run(fun, in_nodes, call.keywords, call.static, *_trace_context(fun))
 
 
 def _base(t):
@@ -604,9 +714,9 @@ def _param_names(fun):
     return tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
-def _sanitized_params(names, n):
+def _sanitized_params(names):
     taken: set = set()
-    return [emit.sanitize(names[i] if i < len(names) else f"arg{i}", taken) for i in range(n)]
+    return [emit.sanitize(n, taken) for n in names]
 
 
 _SIG = re.compile(r"^\s*(\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\)(?:\s*,\s*\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\))*)\s*->\s*(\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\))\s*$")
@@ -660,7 +770,54 @@ def _wrap(tree):
     return tree
 
 
-def _dispatch_key(args, shape_free: bool):
+class Call:
+    """How the user's function is called besides its positional arguments: the names of keyword
+    arguments that are arrays (the last input nodes, data of the generated function) and the
+    static keyword values (Python numbers and strings: constants of the trace, part of its key)."""
+
+    __slots__ = ("keywords", "static")
+
+    def __init__(self, keywords=(), static=None):
+        self.keywords, self.static = tuple(keywords), dict(static or {})
+
+
+NO_KEYWORDS = Call()
+_STATIC_TYPES = (bool, int, float, complex, str, type(None))
+
+
+def _is_static(v) -> bool:
+    """Python numbers, strings, None and tuples of them: values a trace bakes in (as JAX's static arguments)."""
+    if isinstance(v, tuple):
+        return all(_is_static(x) for x in v)
+    return isinstance(v, _STATIC_TYPES) and not isinstance(v, np.generic)
+
+
+def _keyword_call(kwargs):
+    """(Call, keyword array operands in order) for the keyword arguments of a call."""
+    if not kwargs:
+        return NO_KEYWORDS, []
+    keywords, operands, static = [], [], {}
+    for name in sorted(kwargs):
+        v = kwargs[name]
+        if _is_static(v):
+            static[name] = v
+        elif isinstance(v, (np.ndarray, np.generic, list)) or _is_tracer(v):
+            keywords.append(name)
+            operands.append(v)
+        else:
+            raise SymdiffError(
+                f"keyword argument {name!r} is a {type(v).__name__}: pass arrays (data of the generated code) "
+                "or Python numbers and strings (constants of the trace)"
+            )
+    return Call(keywords, static), operands
+
+
+def _is_tracer(v) -> bool:
+    traced = sys.modules.get("symdiff.trace")
+    return traced is not None and isinstance(v, traced.Tracer)
+
+
+def _dispatch_key(args, shape_free: bool, kwargs=None):
     """What the compiled code depends on in the arguments, or None when only a trace can tell."""
     key = []
     for a in args:
@@ -671,137 +828,96 @@ def _dispatch_key(args, shape_free: bool):
             key.append(a.dtype if shape_free else (a.shape, a.dtype))
         else:
             return None
+    if kwargs:
+        for name in sorted(kwargs):
+            v = kwargs[name]
+            if v.__class__ is np.ndarray:
+                key.append((name, v.dtype if shape_free else (v.shape, v.dtype)))
+            elif _is_static(v):
+                key.append((name, "static", type(v), v))
+            else:
+                return None
     return tuple(key)
 
 
-def _persistent_alias(t, key):
-    """A digest of everything a trace of ``t`` at these argument types could depend on (code,
-    closures, globals, transform chain, symdiff and numpy versions), or None when some value cannot
-    be digested reliably. It lets a new process find its compiled entry without tracing."""
-    env = _digest(_base(t), 0, set())
-    if env is None:
-        return None
-    text = json.dumps([env, _chain_spec(t), repr(key), version(), np.__version__])
+_context = threading.local()  # the function being compiled, what it reads, and this call's digests
+
+
+@contextlib.contextmanager
+def _tracing_context(fun, reads, memo):
+    previous = getattr(_context, "value", None)
+    _context.value = (fun, reads, memo)
+    try:
+        yield
+    finally:
+        _context.value = previous
+
+
+def _trace_context(fun):
+    """(reads, digest memo) for tracing ``fun``: the arrays it reads get the user's names."""
+    value = getattr(_context, "value", None)
+    if value is not None and value[0] is fun:
+        return value[1], value[2]
+    return environment.read_set(fun, strict=False), None
+
+
+def _persistent_alias(t, key, reads, memo):
+    """A digest of everything a trace of ``t`` with these arguments could read (the function's code,
+    defaults, closures and globals, recursively; the transform chain; symdiff's and numpy's
+    versions). A new process finds its compiled entry through it without tracing or SymPy."""
+    base = _base(t)
+    text = json.dumps([reads.digest(memo), getattr(base, "__qualname__", None), _chain_spec(t), repr(key),
+                       version(), np.__version__])
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def _digest(v, depth, seen):
-    import types
-
-    if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
-        return repr((type(v).__name__, v))
-    if isinstance(v, np.ndarray):
-        if v.dtype == object:
-            return None
-        return f"array{v.dtype.str}{v.shape}" + hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
-    if isinstance(v, np.generic):
-        return repr((type(v).__name__, v.item()))
-    if isinstance(v, types.ModuleType):  # attributes of other modules may change between runs
-        return "module:" + v.__name__ if v.__name__.split(".")[0] in _STABLE_MODULES else None
-    if isinstance(v, (types.BuiltinFunctionType, np.ufunc, type)):
-        return f"builtin:{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', getattr(v, '__name__', ''))}"
-    if isinstance(v, (tuple, list)) and len(v) <= 64:
-        parts = [_digest(x, depth, seen) for x in v]
-        return None if None in parts else f"{type(v).__name__}({','.join(parts)})"
-    if isinstance(v, Transform):
-        inner = _digest(_base(v), depth, seen)
-        return None if inner is None else json.dumps([_chain_spec(v), inner])
-    if isinstance(v, types.FunctionType):
-        if id(v) in seen:
-            return "recursive"
-        if depth > 4:
-            return None
-        seen = seen | {id(v)}
-        code = v.__code__
-        parts = [_code_digest(code)]
-        for c in v.__closure__ or ():
-            try:
-                parts.append(_digest(c.cell_contents, depth + 1, seen))
-            except ValueError:  # empty cell
-                parts.append("empty")
-        for name in _global_names(code):
-            if name in v.__globals__:
-                parts.append(name + "=" + str(_digest(v.__globals__[name], depth + 1, seen)))
-        for d in v.__defaults__ or ():
-            parts.append(_digest(d, depth + 1, seen))
-        return None if any(p is None or p.endswith("=None") for p in parts) else "|".join(parts)
-    return None
-
-
-def _code_digest(code) -> str:
-    """A digest of what a code object does (marshal output is not stable across processes)."""
-    h = hashlib.sha256(code.co_code)
-    for c in code.co_consts:
-        h.update((_code_digest(c) if hasattr(c, "co_code") else repr((type(c).__name__, c))).encode())
-    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars, code.co_argcount,
-                   code.co_kwonlyargcount, code.co_flags)).encode())
-    return h.hexdigest()
-
-
-_STABLE_MODULES = {"numpy", "math", "symdiff", "builtins"}
-
-
-def _global_names(code):
-    names = set(code.co_names)
-    for c in code.co_consts:
-        if hasattr(c, "co_names"):
-            names.update(_global_names(c))
-    return sorted(names)
-
-
-def _environment(fun):
-    """What a traced function reads besides its arguments: closure cells and global names.
-
-    The dispatch cache is valid while each is the same object (as with jax.jit, mutating a
-    closed-over array in place after the first call is not seen; rebinding the name is)."""
-    code = getattr(fun, "__code__", None)
-    if code is None:
+def _shared_runners(fun):
+    """Guarded runners of every transform of ``fun`` in this process (a new transform object made
+    for each call finds the compiled code of the previous one), or None if ``fun`` cannot be held."""
+    try:
+        table = load.runners.get(fun)
+        if table is None:
+            table = load.runners[fun] = {}
+        return table
+    except TypeError:  # not hashable or not weakly referenceable
         return None
-    cells = tuple(fun.__closure__ or ())
-    g = fun.__globals__
-    names = tuple(n for n in code.co_names if n in g)
-    values = tuple(c.cell_contents for c in cells) + tuple(g[n] for n in names)
-    return (cells, g, names, values)
 
 
-_STALE = object()  # what a guarded runner returns when the function's environment changed
+_STALE = object()  # what a guarded runner returns when something the function reads has changed
 _ONE_FLOAT = (float,)
 
 
-def _guarded(runner, env):
-    """``runner`` that first checks the environment snapshot still holds (else returns _STALE)."""
-    if env is None:
-        return lambda *a: _STALE
-    cells, g, names, values = env
-    if not cells and not names:
+def _guarded(runner, reads):
+    """``runner`` that first checks that everything the function reads is unchanged (else _STALE)."""
+    if not reads.checks:
         return runner
-    watched = [(c, v) for c, v in zip(cells, values)]
-    globals_ = list(zip(names, values[len(cells) :]))
+    unchanged = reads.guard()
 
-    def run(*a):
-        for c, v in watched:
-            if c.cell_contents is not v:
-                return _STALE
-        for n, v in globals_:
-            if g.get(n) is not v:
-                return _STALE
-        return runner(*a)
+    def run(*a, **k):
+        if not unchanged():
+            return _STALE
+        return runner(*a, **k)
 
     return run
 
 
-def _runner(fn, consts, tree, scalar_call):
-    """The cheapest call of a compiled function that still returns results in the API's form."""
+def _runner(fn, consts, tree, scalar_call, keywords=None):
+    """The cheapest call of a compiled function that still returns results in the API's form.
+    Static keyword values were baked in by the trace; only keyword arrays (``keywords``) reach ``fn``."""
+    if keywords is not None or consts:
+        keywords = keywords or ()
+        inner, wanted = fn, tuple(keywords)
+        fn = lambda *a, **k: inner(*a, **{n: k[n] for n in wanted}, **consts)  # noqa: E731
     if scalar_call:  # Python floats become numpy scalars: 1/0 is inf as in numpy, not an exception
-        inner = fn
-        fn = lambda *a, **k: inner(*map(np.float64, a), **k)  # noqa: E731
+        inner_s = fn
+        fn = lambda *a, **k: inner_s(*map(np.float64, a), **k)  # noqa: E731
     if isinstance(tree, int):
-        if scalar_call and not consts:
+        if scalar_call and not consts and keywords is None:
             return lambda *a: float(fn(*a))
-        return lambda *a: _finish(fn(*a, **consts), scalar_call)
+        return lambda *a, **k: _finish(fn(*a, **k), scalar_call)
 
-    def run(*a):
-        flat = fn(*a, **consts)
+    def run(*a, **k):
+        flat = fn(*a, **k)
         if not isinstance(flat, tuple):  # a generated function with one output returns it bare
             flat = (flat,)
         return _unflatten(tree, [_finish(v, scalar_call) for v in flat])

@@ -19,7 +19,6 @@ import tempfile
 import traceback
 import warnings
 
-import numpy as np
 
 from . import __version__, api, load
 from .cli_progress import Progress
@@ -207,7 +206,8 @@ def cmd_emit(opts, progress) -> int:
     progress.say(f"compile {', '.join(t.kind for t in transforms)} of {target.name}")
     with progress.core_stages():
         source = api.emit_module(
-            transforms, *target.example_args(), title=_title(target, opts), backend=getattr(opts, "backend", None)
+            transforms, *target.example_args(), title=_title(target, opts), backend=getattr(opts, "backend", None),
+            regenerate=_regenerate_hint(opts),
         )
     compile(source, opts.output or "<emitted module>", "exec")  # never ship a module that cannot load
     _warn_constants(source, target)
@@ -217,6 +217,12 @@ def cmd_emit(opts, progress) -> int:
     else:
         opts.out.write(source)
     return 0
+
+
+def _regenerate_hint(opts) -> str:
+    """What a generated function says when called with arguments it was not generated for."""
+    command = [a for a in opts.argv if a not in ("--debug", "--verbose", "-v")]
+    return f"regenerate it for the new shapes with: symdiff {shlex.join(command)} (with the new --shape values)"
 
 
 def _title(target, opts) -> str:
@@ -235,17 +241,14 @@ def _title(target, opts) -> str:
 
 
 def _warn_constants(source, target):
-    """Generated functions receive arrays the user's function closed over as keyword arguments."""
+    """Generated functions receive the arrays the user's function reads as keyword arguments of
+    the same names: say so, since the emitted module cannot run without them."""
     for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef) and node.args.kwonlyargs:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and node.args.kwonlyargs:
             names = ", ".join(a.arg for a in node.args.kwonlyargs)
-            code = getattr(target.fun, "__code__", None)
-            scope = getattr(target.fun, "__globals__", {})
-            arrays = [n for n in (code.co_names if code else ()) if isinstance(scope.get(n), np.ndarray)]
-            hint = f" ({target.name} reads {', '.join(arrays)})" if arrays else ""
             warnings.warn(
-                f"{node.name} needs keyword argument(s) {names}: arrays closed over by "
-                f"{target.name}{hint}; pass them when calling, or make them parameters"
+                f"{node.name} needs keyword argument(s) {names}: arrays {target.name} reads (its docstring lists "
+                f"their shapes); pass them when calling, or make them parameters of {target.name}"
             )
 
 

@@ -25,8 +25,9 @@ from .primitives import LogAddExp, Sigmoid, Where, _Comparison
 from .resources import template_dir
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
-RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range"}
-_INTERNAL = re.compile(r"^[tck]\d+$")
+RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range",
+            "math", "numba", "getattr", "_argument", "_REGENERATE", "_FLOAT64", "_FLOAT32", "_FLOAT16"}
+_INTERNAL = re.compile(r"^([tckK]|array)\d+$")
 
 
 class Printer(NumPyPrinter):
@@ -228,26 +229,40 @@ class FunctionPlan:
     doc: list = field(default_factory=list)
     core_ranks: dict = field(default_factory=dict)  # position -> core rank, for batched arguments
     constant_names: list = field(default_factory=list)  # filled by render: keyword names of constants
+    keyword_inputs: int = 0  # the last this many inputs are keyword-only parameters
+    elementwise: bool = False  # every input is a batch of scalars (derivative): any shape is accepted
 
 
-def render(title: str, notes: list, plans: list, version: str, backend: str = "numpy") -> tuple[str, list]:
+def render(title: str, notes: list, plans: list, version: str, backend: str = "numpy",
+           regenerate: str | None = None) -> tuple[str, list]:
     """Source text of a module holding every plan's function, and each function's constant digests.
 
     With ``backend="numba"``, functions that are elementwise per point (scalar functions, small
     scalarized cores) become one compiled loop; the others stay numpy code."""
     functions, constants = [], []
+    literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
+    module_constants: list = []
     for plan in plans:
-        model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan))
+        model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
+                                        literals=literals, module_constants=module_constants)
         plan.constant_names = list(model["constants"])
         functions.append(model)
         constants.append(consts)
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
-    uses_numpy = backend == "numba" or any(_uses_numpy(f) for f in functions)
+    uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
+                  or any(f["checks"] for f in functions))
     text = _environment().get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
-                "functions": functions, "uses_numpy": uses_numpy}
+                "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
+                "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
+                "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
     )
     return text.rstrip() + "\n", constants
+
+
+# arrays built inside the user's function up to this size (and source length) are written into the module
+LITERAL_MAX, LITERAL_MAX_TEXT = 256, 4096
+_REGENERATE = "symdiff compiles for the shapes and dtypes of the arguments: call the transform with these arguments"
 
 
 _PLAIN_OPS = {"assign", "index", "matmul", "reshape"}  # statements whose templates write no `np.`
@@ -337,7 +352,7 @@ def numba_fusible(plan: FunctionPlan) -> bool:
     return all(o.op != "input" or o.shape == () for o in plan.outputs)
 
 
-def _function_model(plan: FunctionPlan, numba: bool = False):
+def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None):
     outputs = plan.outputs if numba else _align_batched(plan.outputs, plan)
     batched = _batched_nodes(outputs, plan)
     single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
@@ -378,11 +393,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         if id(node) in names:
             continue
         if node.op == "const":
-            const = node.params[0]
-            if const.digest not in [c for c in consts]:
-                consts.append(const.digest)
-                const_names.append(new_name("k"))
-            names[id(node)] = const_names[consts.index(const.digest)]
+            names[id(node)] = _constant_name(node.params[0], consts, const_names, taken, literals, module_constants)
             continue
         names[id(node)] = new_name()
         if node.op == "elementwise" and node.inputs:
@@ -550,13 +561,27 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
                 for k, (o, d) in enumerate(zip(outputs, plan.output_dtypes))
             ],
         }
+    const_nodes = {n.params[0].digest: n for n in nodes if n.op == "const"}
+    doc = list(plan.doc)
+    if const_names:
+        doc.append("Keyword arguments (arrays the function reads; pass the same values):")
+        for digest, name in zip(consts, const_names):
+            const = const_nodes[digest].params[0]
+            origin = f"the array {const.name}" if const.name else "an array built inside the function"
+            doc.append(f"    {name}: {const.value.dtype} array of shape {const.value.shape}, {origin}")
+    checks = [_argument_check(plan, i, plan.param_names[i], n.shape, n.dtype) for i, n in enumerate(plan.inputs)]
+    checks += [{"name": name, "shape": const_nodes[d].shape, "dtype": str(const_nodes[d].dtype), "batched": False}
+               for d, name in zip(consts, const_names)]
+    n_positional = len(plan.param_names) - plan.keyword_inputs
     model = {
         "name": plan.name,
         "points": points,
-        "params": plan.param_names,
+        "params": plan.param_names[:n_positional],
+        "keyword_params": plan.param_names[n_positional:],
         "constants": const_names,
+        "checks": checks,
         "summary": _doc_text(plan.summary),
-        "doc": [_doc_text(d) for d in plan.doc],
+        "doc": [_doc_text(d) for d in doc],
         "batch_args": [{"name": plan.param_names[p], "core_rank": r} for p, r in sorted(plan.core_ranks.items())],
         "statements": statements,
         "returns": ", ".join(returns),
@@ -564,6 +589,48 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         or any("batch" in r for r in returns),
     }
     return model, consts
+
+
+def _argument_check(plan: FunctionPlan, position: int, name: str, shape, dtype) -> dict:
+    """What the generated function checks about one argument on entry: its whole shape, the
+    trailing (core) axes of a batched argument, or nothing for elementwise functions; and its dtype."""
+    if plan.elementwise:
+        shape, batched = None, False
+    elif position in plan.core_ranks:
+        rank = plan.core_ranks[position]
+        shape, batched = (tuple(shape[len(shape) - rank :]) if rank else None), True
+    else:
+        batched = False
+    return {"name": name, "shape": shape, "dtype": str(dtype), "batched": batched}
+
+
+def _constant_name(const, consts, const_names, taken, literals, module_constants) -> str:
+    """How generated code reads a constant: a small array built inside the user's function is a
+    module-level literal; an array the function reads under a name is a keyword parameter of that
+    name; a large array built inside the function is a keyword parameter ``array<k>``."""
+    if const.digest in consts:
+        return const_names[consts.index(const.digest)]
+    text = array_literal(const.value) if const.name is None and const.value.size <= LITERAL_MAX else None
+    if text is not None and len(text) <= LITERAL_MAX_TEXT and literals is not None:
+        if const.digest not in literals:
+            literals[const.digest] = f"K{len(literals)}"
+            module_constants.append({"name": literals[const.digest], "value": text})
+        return literals[const.digest]
+    consts.append(const.digest)
+    const_names.append(sanitize(const.name or f"array{len(consts) - 1}", taken))
+    return const_names[-1]
+
+
+def array_literal(value: np.ndarray) -> str:
+    """numpy source that rebuilds ``value`` exactly (floats round-trip; nan, inf and -0.0 kept)."""
+    def text(v):
+        if isinstance(v, list):
+            return "[" + ", ".join(text(x) for x in v) + "]"
+        if isinstance(v, float):
+            return _float_text(v, "np")
+        return repr(v)
+
+    return f"np.array({text(value.tolist())}, dtype=np.{_np_dtype(value.dtype)})"
 
 
 def _np_dtype(dtype: str) -> str:
@@ -640,10 +707,12 @@ def _transpose(target, x, node, batched):
     (perm,) = node.params
     r = len(perm)
     if r >= 2 and list(perm) == list(range(r - 2)) + [r - 1, r - 2]:
-        return {"op": "transpose", "target": target, "x": x, "matrix_t": "T" if node.ndim == 2 and not batched else "mT"}
+        # x.T for a plain matrix; np.swapaxes for stacks (``.mT`` needs numpy >= 2)
+        return {"op": "transpose", "target": target, "x": x, "matrix_t": "T" if node.ndim == 2 and not batched else None,
+                "swap": not (node.ndim == 2 and not batched)}
     letters = string.ascii_lowercase[:r]
     spec = f"...{letters}->...{''.join(letters[p] for p in perm)}"
-    return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "spec": spec}
+    return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "swap": False, "spec": spec}
 
 
 def _einsum(target, node, operands, batched):
@@ -659,14 +728,19 @@ def _einsum(target, node, operands, batched):
             if vector:
                 a, b = operands
             elif swap:  # (A B)^T = B^T A^T
-                a = operands[1] + ("" if tb else ".mT")
-                b = operands[0] + ("" if ta else ".mT")
+                a = operands[1] if tb else _swapped(operands[1])
+                b = operands[0] if ta else _swapped(operands[0])
             else:
-                a = operands[0] + (".mT" if ta else "")
-                b = operands[1] + (".mT" if tb else "")
+                a = _swapped(operands[0]) if ta else operands[0]
+                b = _swapped(operands[1]) if tb else operands[1]
             return {"op": "matmul", "target": target, "a": a, "b": b}
     text = ",".join("..." + t for t in terms) + "->..." + out
     return {"op": "einsum", "target": target, "spec": text, "operands": operands}
+
+
+def _swapped(name: str) -> str:
+    """The last two axes of ``name`` swapped, in a form numpy 1.22 understands (no ``.mT``)."""
+    return f"np.swapaxes({name}, -1, -2)"
 
 
 def _matmul_form(terms, out):

@@ -9,12 +9,13 @@ of its inputs. Leading axes pass through untouched, which is what lets one IR se
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import itertools
 from functools import lru_cache
 
 import numpy as np
 import sympy
 
+from .environment import array_digest
 from .errors import ShapeError
 
 
@@ -53,22 +54,26 @@ class Node:
         return f"<Node {self.op} {self.dtype}{list(self.shape)}>"
 
 
-@dataclass(frozen=True)
 class Constant:
-    """An array closed over by the user's function: passed to generated code as data, never pasted."""
+    """An array the user's function read (closed over, or built inside it): data, never pasted.
 
-    value: np.ndarray
+    ``name`` is the user's variable name when the array was read from the function's closure,
+    globals or defaults (generated code then takes it as a keyword parameter of that name)."""
 
-    def __post_init__(self):
-        self.value.setflags(write=False)
+    __slots__ = ("value", "name", "_digest")
+
+    def __init__(self, value: np.ndarray, name: str | None = None, digest: str | None = None):
+        value.setflags(write=False)
+        self.value, self.name, self._digest = value, name, digest
 
     @property
     def digest(self) -> str:
-        v = np.ascontiguousarray(self.value)
-        return hashlib.sha256(f"{v.dtype.str}{v.shape}".encode() + v.tobytes()).hexdigest()[:20]
+        if self._digest is None:  # hashed once per constant, however often the graph is keyed
+            self._digest = array_digest(self.value)
+        return self._digest
 
     def __repr__(self) -> str:
-        return f"const#{self.digest[:8]}"
+        return f"const#{self.digest[:8]}" + (f"({self.name})" if self.name else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,11 +90,13 @@ def input_node(position: int, shape, dtype: str) -> Node:
     return Node("input", (), shape, dtype, (position,))
 
 
-def const_node(value, keep_dtype: bool = False) -> Node:
+def const_node(value, keep_dtype: bool = False, name: str | None = None, digest: str | None = None) -> Node:
+    """A constant array node; ``value`` is copied (a later in-place change by the user is not seen).
+    ``digest`` may be passed when already known for exactly these values and dtype."""
     arr = np.array(value)
     if arr.dtype.kind in "biu" and arr.dtype != np.bool_ and not keep_dtype:
-        arr = arr.astype(np.float64)
-    return Node("const", (), arr.shape, str(arr.dtype), (Constant(arr),))
+        arr, digest = arr.astype(np.float64), None
+    return Node("const", (), arr.shape, str(arr.dtype), (Constant(arr, name, digest),))
 
 
 def elementwise(body, inputs, shape=None, dtype: str | None = None) -> Node:
@@ -367,3 +374,25 @@ def structure_key(outputs) -> str:
         h.update(f"{n.op}|{[ids[id(i)] for i in n.inputs]}|{n.shape}|{n.dtype}|{params}\n".encode())
     h.update(repr([ids[id(o)] for o in outputs]).encode())
     return h.hexdigest()
+
+
+_fresh_inputs = itertools.count()
+
+
+def fresh_input(position: int, shape, dtype: str) -> Node:
+    """An input node unlike any other (never merged with another trace's inputs): nested
+    transforms and scalar derivatives trace over these, then put the real operands in their place."""
+    return Node("input", (), shape, dtype, (position, "fresh", next(_fresh_inputs)))
+
+
+def substitute(outputs, replacements: dict) -> list:
+    """``outputs`` with nodes replaced (``{id(old): new}``, same shapes), every user rebuilt."""
+    mapping: dict = {}
+    for n in toposort(outputs):
+        if id(n) in replacements:
+            mapping[id(n)] = replacements[id(n)]
+            continue
+        inputs = tuple(mapping[id(i)] for i in n.inputs)
+        changed = any(a is not b for a, b in zip(inputs, n.inputs))
+        mapping[id(n)] = Node(n.op, inputs, n.shape, n.dtype, n.params) if changed else n
+    return [mapping[id(o)] for o in outputs]

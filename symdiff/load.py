@@ -33,6 +33,7 @@ import threading
 import time
 import types
 import warnings
+import weakref
 
 from .errors import CacheWarning
 
@@ -44,6 +45,9 @@ _HEX = frozenset("0123456789abcdef")
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _memory: dict = {}
+# function -> {(transform chain, argument key): guarded runner}: what new transform objects of a
+# function already compiled in this process find without tracing (cleared with the memory cache)
+runners: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _lock = threading.RLock()
 _dir_problem: dict = {}  # cache directory -> None (usable) or why this process does not use it
 _warned_max: set = set()
@@ -235,6 +239,13 @@ def recall(alias: str) -> str | None:
         return key
     _discard(path, None, "it does not hold an entry key")
     return None
+
+
+def forget(alias: str, reason: str) -> None:
+    """Remove the index file of ``alias`` (it points at an entry that does not fit), with one warning."""
+    d = _usable_dir() if _is_hex(alias) else None
+    if d is not None:
+        _discard(os.path.join(d, "index", alias), None, reason)
 
 
 def remember(alias: str, key: str) -> None:
@@ -455,6 +466,7 @@ def clear_memory() -> None:
     """Forget the in-memory entries and what this process concluded about cache directories."""
     with _lock:
         _memory.clear()
+        runners.clear()
         _dir_problem.clear()
         _warned_max.clear()
 

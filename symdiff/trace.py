@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import string
+import threading
 
 import numpy as np
 import sympy
@@ -169,16 +170,47 @@ def _number(v):
     return None
 
 
+class _Traces(threading.local):
+    """The traces running in this thread, innermost last: each knows the user's names for the
+    arrays its function reads (closure, globals, defaults) and their digests computed this call."""
+
+    def __init__(self):
+        self.frames: list = []
+
+
+_traces = _Traces()
+
+
+def active() -> bool:
+    """True while a function is being traced in this thread (a transform called now is nested)."""
+    return bool(_traces.frames)
+
+
+def _known_array(v):
+    """(the user's name, digest) of an array the traced function read from its environment."""
+    for names, memo in reversed(_traces.frames):
+        hit = names.get(id(v))
+        if hit is not None and hit[0] is v:
+            return hit[1], memo.known(v) if memo is not None else None
+    return None, None
+
+
 def as_node(v) -> ir.Node:
     if isinstance(v, Tracer):
         return v.node
+    if isinstance(v, np.ma.MaskedArray):
+        raise _fail(
+            "a numpy masked array in a traced computation (symdiff would silently ignore its mask)",
+            "pass np.ma.filled(a, value) or a.data explicitly",
+        )
     arr = np.asarray(v)
     if arr.dtype.kind not in "biuf":
         raise _fail(
             f"a value of type {type(v).__name__} (dtype {arr.dtype}) in a traced computation",
             "only real numbers and arrays of them can be combined with traced values",
         )
-    return ir.const_node(arr)
+    name, digest = _known_array(v) if isinstance(v, np.ndarray) else (None, None)
+    return ir.const_node(arr, name=name, digest=digest)
 
 
 def _as_array_like(v):
@@ -772,11 +804,18 @@ def to_nodes(tree):
     return ir.const_node(arr.astype(np.float64) if arr.dtype.kind != "f" else arr)
 
 
-def run(fun, in_nodes):
-    """Call ``fun`` on tracers for ``in_nodes``; return its outputs as nodes (same structure)."""
+def run(fun, in_nodes, keywords=(), static=None, reads=None, memo=None):
+    """Call ``fun`` on tracers for ``in_nodes``; return its outputs as nodes (same structure).
+
+    The last ``len(keywords)`` nodes are passed as those keyword arguments; ``static`` keyword
+    values (Python numbers, strings) are passed as they are. ``reads`` (environment.Reads) names
+    the arrays the function reads, so that generated code can take them under the user's names."""
     tracers = [Tracer(n) for n in in_nodes]
+    n_positional = len(tracers) - len(keywords)
+    kwargs = dict(zip(keywords, tracers[n_positional:]), **(static or {}))
+    _traces.frames.append((reads.array_names if reads is not None else {}, memo))
     try:
-        out = fun(*tracers)
+        out = fun(*tracers[:n_positional], **kwargs)
     except (TraceError, ShapeError, DtypeError):
         raise
     except (TypeError, ValueError, AttributeError, IndexError) as e:
@@ -785,6 +824,8 @@ def run(fun, in_nodes):
             f"{type(e).__name__}: {e}; symdiff traces the function with array stand-ins, so it must "
             "use numpy operations only"
         ) from e
+    finally:
+        _traces.frames.pop()
     return to_nodes(out)
 
 

@@ -85,7 +85,19 @@ def corpus():
 
 
 def _functions(source):
-    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+    """The generated functions of a module (not its private helpers such as ``_argument``)."""
+    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+
+
+def _module_names(source):
+    """Names a module defines at its top level: functions, helpers and constants."""
+    names = set()
+    for n in ast.parse(source).body:
+        if isinstance(n, ast.FunctionDef):
+            names.add(n.name)
+        elif isinstance(n, ast.Assign):
+            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +120,7 @@ def test_source_imports_only_numpy_and_reads_no_undefined_name(corpus, name):
     tree = ast.parse(source)
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert [ast.unparse(n) for n in imports] in (["import numpy as np"], [])  # numpy only, if at all
-    module_names = {"np"} | {f.name for f in _functions(source)}
+    module_names = {"np"} | _module_names(source)
     for fn in _functions(source):
         args = fn.args
         params = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
@@ -174,7 +186,7 @@ for name in cases:
     source = open(name + ".py").read()
     namespace = {"__name__": "generated_" + name}
     exec(compile(source, name + ".py", "exec"), namespace)
-    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_"))
     data = np.load(name + "_in.npz")
     args = [data["arg%d" % i] for i in range(cases[name]["n_args"])]
     args = [a.item() if cases[name]["scalar"][i] else a for i, a in enumerate(args)]

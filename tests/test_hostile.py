@@ -42,7 +42,19 @@ def assert_clean(source, what="generated module"):
 
 
 def _functions(source):
-    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+    """The generated functions of a module (not its private helpers such as ``_argument``)."""
+    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+
+
+def _module_names(source):
+    """Names a module defines at its top level: functions, helpers and constants."""
+    names = set()
+    for n in ast.parse(source).body:
+        if isinstance(n, ast.FunctionDef):
+            names.add(n.name)
+        elif isinstance(n, ast.Assign):
+            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    return names
 
 
 def _params(fn):

@@ -34,11 +34,16 @@ def n_nodes(outputs):
 
 def function_body(source: str) -> list:
     """The statements of the generated function, without its docstring."""
-    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+    fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_"))
     body = fn.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]
-    return body
+    return [s for s in body if not _is_argument_check(s)]
+
+
+def _is_argument_check(stmt) -> bool:
+    """``if <argument is not an array of the expected shape and dtype>: x = _argument(...)``, on entry of every function."""
+    return isinstance(stmt, ast.If) and "_argument(" in ast.unparse(stmt.body[0])
 
 
 ALLOWED_WITHOUT_ARITHMETIC = {"full", "zeros", "asarray", "broadcast_to", "copy", "zeros_like"}
