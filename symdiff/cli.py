@@ -326,8 +326,26 @@ def cmd_cache(opts, progress) -> int:
         plural = "s" if removed != 1 else ""
         print(f"removed {removed} cached module{plural} from {info['directory']}", file=opts.out)
     else:
-        for key in ("directory", "entries", "bytes"):
-            print(f"{key + ':':<10} {info[key]}", file=opts.out)
+        limit, used = info["max_bytes"], info["bytes"]
+        if info["trusted"] is None and not info["problem"]:
+            trusted = "n/a (the directory does not exist yet; it is created private on first use)"
+        elif info["trusted"] is None:
+            trusted = "n/a"
+        else:
+            trusted = "yes" if info["trusted"] else f"no: {info['problem']}"
+        lines = [
+            ("directory", info["directory"]),
+            ("entries", info["entries"]),
+            ("bytes", used),
+            ("numba", f"{info['numba_files']} cache files, {info['numba_bytes']} bytes (included in bytes)"),
+            ("limit", f"{limit} bytes ({limit / 2**20:g} MB, SYMDIFF_CACHE_MAX_MB)"),
+            ("used", f"{100 * used / limit:.1f}% of the limit"),
+            ("trusted", trusted),
+        ]
+        if info["trusted"] is not False and info["problem"]:  # e.g. read-only, or cannot be looked at
+            lines.append(("problem", f"{info['problem']}; compiled code is cached in memory only"))
+        for key, value in lines:
+            print(f"{key + ':':<10} {value}", file=opts.out)
     return 0
 
 

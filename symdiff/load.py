@@ -17,7 +17,8 @@ What can go wrong on disk, and what happens then (see docs/cache.md):
   that directory in this process and symdiff uses memory only, with one ``CacheWarning``.
   ``SYMDIFF_CACHE_DIR=`` (empty) turns the disk cache off without a warning.
 * The cache is bounded (``SYMDIFF_CACHE_MAX_MB``, default 256): after a write, the least recently
-  used entries (oldest mtime; a disk hit refreshes it) are removed until the total fits.
+  used entries (a disk hit refreshes them) are removed, with numba's cache files for them, until the
+  total fits. Clear and eviction delete only files the cache can prove it wrote (see ``_scan``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -35,7 +37,7 @@ import types
 import warnings
 import weakref
 
-from .errors import CacheWarning
+from .errors import CacheWarning, SymdiffError
 
 FORMAT = "symdiff-cache-1"
 DEFAULT_MAX_MB = 256
@@ -393,29 +395,154 @@ def _write_disk(key: str, source: str, meta: dict) -> str | None:
 
 
 # -- size bound --------------------------------------------------------------------------------
+#
+# SYMDIFF_CACHE_DIR may point at a directory that also holds the user's own files, so clear and
+# eviction delete only files the cache can prove it wrote (regular files, never symlinks; ``index`` and
+# ``__pycache__`` are entered only when they are real directories):
+#
+# * entries: ``<32 lowercase hex>.py`` whose first line is a symdiff header naming that same key (any
+#   format version: after an upgrade, old entries are never read again and must still be removable).
+#   The header, not the SHA-256, is the proof of authorship. The hash exists to stop corrupt files
+#   from running; a torn or truncated entry is still ours, and exactly what clear must remove. And the
+#   header is one short line, so a scan need not read whole files. No file gets a header naming its
+#   own file name by accident.
+# * numba's cache of an entry's loops: ``__pycache__/<key>.*.nbi`` and ``.nbc`` (numba names them
+#   ``<key>.<function>-<line>.py3XX.nbi`` / ``.py3XX.<n>.nbc`` after the module file ``<key>.py``);
+#   they are counted and removed with their entry, and removed alone when the entry is gone.
+# * index files: ``index/<lowercase hex>`` holding a 32-hex key.
+# * temporaries: ``.tmp-*`` (``mkstemp`` names) in the directory and ``index/``, removed only once the
+#   writer has been gone for an hour, since a live writer renames its temporary into place.
+
+_NUMBA_SUFFIXES = (".nbi", ".nbc")
+_HEADER = re.compile(rb"# symdiff-cache-[0-9]+ sha256=[0-9a-f]{64} ([0-9a-f]{32})")
 
 
-def _scan(d: str, sweep: bool = False) -> list[tuple[float, int, str]]:
-    """(last use, size, path) of every entry in ``d``; ``sweep`` removes temporary files of dead writers."""
-    found = []
-    stale = time.time() - _STALE_TMP_SECONDS
-    for folder in (d, os.path.join(d, "index")):
-        for name, path in _files(folder):
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if name.startswith(_TMP_PREFIX):
-                if sweep and st.st_mtime < stale:
-                    _unlink(path)
-            elif folder == d and name.endswith(".py") and stat.S_ISREG(st.st_mode):
-                found.append((max(st.st_atime, st.st_mtime), st.st_size, path))
-    return found
+class _Group:
+    """An entry and numba's cache files for it: counted, aged and removed together."""
+
+    __slots__ = ("entry", "entry_size", "key", "last_use", "numba", "numba_size")
+
+    def __init__(self, key: str):
+        self.key, self.entry, self.entry_size = key, None, 0
+        self.numba: list[tuple[str, int]] = []
+        self.numba_size, self.last_use = 0, 0.0
+
+    @property
+    def size(self) -> int:
+        return self.entry_size + self.numba_size
+
+    def touch(self, st: os.stat_result) -> None:
+        self.last_use = max(self.last_use, st.st_atime, st.st_mtime)
 
 
-def _files(folder: str) -> list[tuple[str, str]]:
-    """(name, path) of everything in ``folder``; empty if it cannot be listed."""
+def _is_key(text: str) -> bool:
+    return len(text) == 32 and _is_hex(text)
+
+
+def _regular(path: str) -> os.stat_result | None:
+    """``lstat`` of ``path`` if it is a regular file (a symlink is not, whatever it points to)."""
     try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _head(path: str, st: os.stat_result, size: int) -> bytes | None:
+    """The first ``size`` bytes of ``path`` if it is still the regular file ``st`` (no symlink, no FIFO).
+
+    The access time is left as it was: it is the entry's last use for LRU eviction, and a scan is not a use.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+        except PermissionError:  # O_NOATIME is refused on files of other users
+            fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or (before.st_ino, before.st_dev) != (st.st_ino, st.st_dev):
+            return None
+        data = os.read(fd, size)
+        after = os.fstat(fd)
+        if after.st_atime_ns != before.st_atime_ns:  # no O_NOATIME here: put the access time back
+            try:
+                os.utime(fd if os.utime in os.supports_fd else path, ns=(before.st_atime_ns, after.st_mtime_ns))
+            except OSError:
+                pass
+        return data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _owned_entry(name: str, path: str) -> os.stat_result | None:
+    """``lstat`` of ``path`` if it is an entry symdiff wrote (see above), else None."""
+    key = name[:-3]
+    if not name.endswith(".py") or not _is_key(key):
+        return None
+    st = _regular(path)
+    head = _head(path, st, 200) if st else None
+    match = _HEADER.fullmatch(head.split(b"\n", 1)[0]) if head else None
+    return st if match and match.group(1).decode() == key else None
+
+
+def _owned_index(name: str, path: str) -> str | None:
+    """The key an index file symdiff wrote points at, or None if ``path`` is not one."""
+    st = _regular(path) if _is_hex(name) else None
+    if st is None or st.st_size > 64:
+        return None
+    try:
+        key = (_head(path, st, 64) or b"").decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None
+    return key if _is_key(key) else None
+
+
+def _numba_key(name: str) -> str | None:
+    """The entry key of a numba cache file name (``<key>.<...>.nbi``/``.nbc``), else None."""
+    key = name[:32]
+    return key if name[32:33] == "." and _is_key(key) and name.endswith(_NUMBA_SUFFIXES) else None
+
+
+def _scan(d: str, sweep: bool = False) -> list[_Group]:
+    """Every entry of ``d`` with its numba files (and numba files whose entry is gone); ``sweep``
+    removes temporary files of writers that died."""
+    groups: dict[str, _Group] = {}
+    stale = time.time() - _STALE_TMP_SECONDS
+    for sub in (None, "index"):
+        for name, path in _files(d, sub):
+            if name.startswith(_TMP_PREFIX):
+                st = _regular(path)
+                if sweep and st and st.st_mtime < stale:
+                    _unlink(path)
+            elif sub is None:
+                st = _owned_entry(name, path)
+                if st:
+                    group = groups.setdefault(name[:-3], _Group(name[:-3]))
+                    group.entry, group.entry_size = path, st.st_size
+                    group.touch(st)
+    for name, path in _files(d, "__pycache__"):
+        key = _numba_key(name)
+        st = _regular(path) if key else None
+        if st:
+            group = groups.setdefault(key, _Group(key))
+            group.numba.append((path, st.st_size))
+            group.numba_size += st.st_size
+            group.touch(st)
+    return list(groups.values())
+
+
+def _files(d: str, sub: str | None = None) -> list[tuple[str, str]]:
+    """(name, path) of everything in ``d`` or in its subfolder ``sub``; empty if it cannot be listed, or
+    if ``sub`` is a symlink (``d`` itself the user named; links inside it could lead anywhere)."""
+    folder = os.path.join(d, sub) if sub else d
+    try:
+        if sub and not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return []
         return [(name, os.path.join(folder, name)) for name in os.listdir(folder)]
     except OSError:
         return []
@@ -429,17 +556,30 @@ def _unlink(path: str) -> bool:
         return False
 
 
+def _remove(group: _Group) -> tuple[bool, int]:
+    """Delete a group's files, entry first; (whether the entry was deleted, bytes freed)."""
+    removed = bool(group.entry) and _unlink(group.entry)
+    freed = group.entry_size if removed else 0
+    for path, size in group.numba:
+        if _unlink(path):
+            freed += size
+    return removed, freed
+
+
 def _evict(d: str, keep: str | None = None) -> int:
-    """Remove least recently used entries until the total size fits ``max_bytes()``; return how many."""
-    entries = _scan(d, sweep=True)
-    total, bound = sum(size for _, size, _ in entries), max_bytes()
+    """Remove least recently used entries (with their numba files) until the total fits
+    ``max_bytes()``; return how many entries went."""
+    groups = _scan(d, sweep=True)
+    total, bound = sum(g.size for g in groups), max_bytes()
     removed = 0
-    for _, size, path in sorted(entries):
+    for group in sorted(groups, key=lambda g: g.last_use):
         if total <= bound:
             break
-        if path != keep and _unlink(path):
-            total -= size
-            removed += 1
+        if keep is not None and group.entry == keep:
+            continue
+        gone, freed = _remove(group)
+        total -= freed
+        removed += gone
     if removed:
         _prune_index(d)
     return removed
@@ -447,15 +587,9 @@ def _evict(d: str, keep: str | None = None) -> int:
 
 def _prune_index(d: str) -> None:
     """Remove index files whose entry is gone (index files are tiny; their entries are not)."""
-    for name, path in _files(os.path.join(d, "index")):
-        if name.startswith(_TMP_PREFIX):
-            continue
-        try:
-            with open(path, encoding="ascii") as fh:
-                key = fh.read(64).strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-        if not os.path.exists(os.path.join(d, f"{key}.py")):
+    for name, path in _files(d, "index"):
+        key = _owned_index(name, path)
+        if key and not os.path.lexists(os.path.join(d, f"{key}.py")):
             _unlink(path)
 
 
@@ -471,40 +605,69 @@ def clear_memory() -> None:
         _warned_max.clear()
 
 
-def cache_info() -> dict:
-    """The disk cache: directory, entries, bytes, in_memory, plus max_bytes, trusted and problem.
+def _trust(d: str) -> tuple[bool | None, str | None]:
+    """(trusted, why not) for directory ``d``; (None, None) if it does not exist yet."""
+    try:
+        st = os.stat(d)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
+    except OSError as e:
+        return None, f"cannot use it ({e})"
+    if not stat.S_ISDIR(st.st_mode):
+        return False, "it is not a directory"
+    problem = _untrusted(st, "the directory")
+    return problem is None, problem
 
+
+def cache_info() -> dict:
+    """The disk cache: directory, entries, bytes, in_memory, max_bytes, numba_files, numba_bytes,
+    trusted and problem.
+
+    ``bytes`` is what the size bound counts: entries plus numba's cache files for them (``numba_*``).
     ``trusted`` is whether the directory passes the ownership/mode check (None if it does not exist
-    or the disk cache is off); ``problem`` is why this process does not use it, or None.
+    or the disk cache is off); ``problem`` is why this process does not (or would not) use it, or None.
     """
     d = cache_dir()
-    entries = _scan(d) if d and os.path.isdir(d) else []
+    groups = _scan(d) if d and os.path.isdir(d) else []
     problem = _dir_problem.get(d) if d in _dir_problem else (_check_dir(d, create=False) if d else None)
-    trusted = None
-    if d:
-        try:
-            trusted = _untrusted(os.stat(d), "the directory") is None
-        except OSError:
-            trusted = None
+    trusted, why = _trust(d) if d else (None, None)
+    if trusted is False:
+        problem = problem or why  # an earlier verdict of this process may predate a chmod
     return {
         "directory": d,
-        "entries": len(entries),
-        "bytes": sum(size for _, size, _ in entries),
+        "entries": sum(g.entry is not None for g in groups),
+        "bytes": sum(g.size for g in groups),
         "in_memory": len(_memory),
         "max_bytes": max_bytes(),
+        "numba_files": sum(len(g.numba) for g in groups),
+        "numba_bytes": sum(g.numba_size for g in groups),
         "trusted": trusted,
         "problem": problem,
     }
 
 
 def cache_clear() -> int:
-    """Delete every disk entry and index file, forget the in-memory ones; return how many entries were removed."""
+    """Delete the disk entries, their numba files and the index files, forget the in-memory entries;
+    return how many entries were removed. Files symdiff did not write are left alone.
+
+    Raises SymdiffError, deleting nothing, for a directory symdiff would not use (not a directory,
+    owned by another user, writable by group or others): what is in there is not known to be ours.
+    """
     removed = 0
     d = cache_dir()
-    if d and os.path.isdir(d):
-        removed = sum(_unlink(path) for _, _, path in _scan(d))
-        for name, path in _files(os.path.join(d, "index")):
-            if not name.startswith(_TMP_PREFIX):
-                _unlink(path)
+    if d:
+        _, why = _trust(d)
+        if why:
+            raise SymdiffError(
+                f"not clearing the cache directory {d}: {why}, so symdiff does not use it and cannot tell "
+                "its files from someone else's. Point SYMDIFF_CACHE_DIR at your own private cache directory, "
+                "or make this one yours and private (chmod 700) if it is"
+            )
+        if os.path.isdir(d):
+            for group in _scan(d, sweep=True):
+                removed += _remove(group)[0]
+            for name, path in _files(d, "index"):
+                if _owned_index(name, path):
+                    _unlink(path)
     clear_memory()
     return removed

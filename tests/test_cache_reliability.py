@@ -610,3 +610,278 @@ def test_untrusted_entry_is_discarded_and_recompiled(cache, tmp_path, how):
     assert len(warned) == 1 and str(path) in str(warned[0].message)
     assert_valid_entry(only_entry(cache))  # replaced by our own, private file
     assert not only_entry(cache).is_symlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# what clear and eviction may delete: only files the cache can prove it wrote
+# ---------------------------------------------------------------------------------------------
+
+USER_KEY = "0123456789abcdef" * 2  # looks like an entry name, but the user wrote it
+
+
+def cli(*argv):
+    """``python -m symdiff ARGV`` in a subprocess, with this test's environment."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-m", "symdiff", *argv], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("symdiff: error:")
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def user_files(cache, outside) -> dict[Path, bytes]:
+    """Files a user (or another program) keeps in or links into the cache directory; none is symdiff's.
+    Returns path -> content of everything that must survive, including the targets of the symlinks."""
+    index = cache / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    outside.mkdir(exist_ok=True)
+    entry_text = load._format("ab" * 16, "def f(x):\n    return x\n", {"name": "f"})
+    other_key_text = load._format("cd" * 16, "def f(x):\n    return x\n", {"name": "f"})
+    files = {
+        cache / "analysis.py": b"x = 1\n" * 2000,
+        cache / f"{USER_KEY}.py": b"y = 2\n" * 2000,  # an entry's name, no symdiff header
+        cache / f"{'ef' * 16}.py": other_key_text.encode(),  # a symdiff header of another key
+        cache / f"{USER_KEY.upper()}.py": entry_text.encode(),  # upper-case hex: not an entry name
+        cache / "notes.txt": b"notes\n",
+        index / "notes": b"hello\n",  # not a hex name
+        index / "cafe": b"not a key\n",  # a hex name, but no key inside
+        index / "beef": b"ABCDEF0123456789" * 2,  # upper-case: not a key we write
+        outside / "entry.py": entry_text.encode(),  # targets of the symlinks below
+        outside / "index-file": ("ab" * 16).encode(),
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+        path.chmod(0o600)
+    (cache / f"{'ab' * 16}.py").symlink_to(outside / "entry.py")  # a valid entry, but through a symlink
+    (index / "abcd").symlink_to(outside / "index-file")
+    files[cache / f"{'ab' * 16}.py"] = files[outside / "entry.py"]  # read through the link: both survive
+    files[index / "abcd"] = files[outside / "index-file"]
+    old = time.time() - 20_000  # older than every entry: least recently used, first in line for eviction
+    for path in files:
+        os.utime(path, (old, old), follow_symlinks=False)
+    return files
+
+
+def assert_survived(files: dict[Path, bytes]):
+    lost = [str(p) for p, data in files.items() if not p.exists() or p.read_bytes() != data]
+    assert lost == [], f"the cache deleted or changed files it did not write: {lost}"
+
+
+def fill_then(how, cache, monkeypatch):
+    """Run ``cache_clear()``, or evict everything but one new entry; return the new entry (or None)."""
+    if how == "clear":
+        assert load.cache_clear() == 2  # the two entries grad_of wrote, nothing else
+        return None
+    monkeypatch.setenv("SYMDIFF_CACHE_MAX_MB", repr(1 / 2**20))  # 1 byte: evict all but the new entry
+    new_process()
+    before = set(entries(cache))
+    grad_of(power_function(11))
+    (new,) = set(entries(cache)) - before
+    return new
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["clear", "evict"])
+def test_clear_and_eviction_delete_only_files_the_cache_wrote(cache, tmp_path, monkeypatch, how):
+    grad_of(f_plain)
+    grad_of(f_const)
+    ours = {*entries(cache), *(cache / "index").iterdir()}
+    files = user_files(cache, tmp_path / "outside")
+    assert load.cache_info()["entries"] == 2  # user files are not counted as entries
+    kept = fill_then(how, cache, monkeypatch)
+    assert_survived(files)
+    assert not any(p.exists() for p in ours), "symdiff's own entries and index files must go"
+    assert set(entries(cache)) == {p for p in files if p.parent == cache and p.suffix == ".py"} | (
+        {kept} if kept else set()
+    )
+
+
+def test_reading_headers_does_not_make_entries_recently_used(cache):
+    """Telling our entries from the user's files reads their first line; on a filesystem that records
+    access times (relatime, the Linux default), that read must not refresh the time LRU eviction uses.
+    (On a noatime filesystem reads never change it, and this test cannot fail.)"""
+    grad_of(f_plain)
+    grad_of(f_const)
+    old = time.time() - 10_000
+    for i, p in enumerate(entries(cache)):
+        os.utime(p, (old + i, old + i))  # atime == mtime: relatime updates atime on the next read
+    before = {p: p.stat().st_atime_ns for p in entries(cache)}
+    load.cache_info()
+    load._evict(str(cache))  # under the bound: scans, removes nothing
+    assert {p: p.stat().st_atime_ns for p in entries(cache)} == before
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["clear", "evict"])
+def test_clear_and_eviction_never_enter_symlinked_folders(cache, tmp_path, monkeypatch, how):
+    """``index`` and ``__pycache__`` that are symlinks to directories elsewhere are never listed, so
+    nothing outside the cache directory is deleted, even files that look exactly like ours."""
+    grad_of(f_plain)
+    grad_of(f_const)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    looks_ours = {
+        outside / "index" / "abcdef": b"ab" * 16,  # an index file we could have written, whose entry is gone
+        outside / "pycache" / f"{'ab' * 16}.f-1.py311.nbi": b"numba index",
+        outside / "pycache" / f"{'ab' * 16}.f-1.py311.1.nbc": b"numba data",
+    }
+    for path, data in looks_ours.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+    for p in (cache / "index").iterdir():
+        p.unlink()
+    (cache / "index").rmdir()
+    (cache / "index").symlink_to(outside / "index")
+    (cache / "__pycache__").symlink_to(outside / "pycache")
+    fill_then(how, cache, monkeypatch)
+    assert_survived(looks_ours)
+
+
+# -- untrusted directories: clear refuses ------------------------------------------------------
+
+
+def make_untrusted(how, cache, monkeypatch):
+    if how == "not-a-directory":
+        cache.write_text("x = 1\n")
+        return "not a directory"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    if how == "group-writable":
+        cache.chmod(0o770)
+    elif how == "world-writable":
+        cache.chmod(0o707)
+    else:  # other-owner
+        if IS_ROOT:
+            os.chown(cache, 65534, 65534)
+        else:
+            uid = os.geteuid()
+            monkeypatch.setattr(os, "geteuid", lambda: uid + 1)
+        return "owned by uid"
+    return "writable by group or others"
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["group-writable", "world-writable", "other-owner", "not-a-directory"])
+def test_clear_refuses_an_untrusted_directory(cache, how, monkeypatch):
+    if how != "not-a-directory":
+        grad_of(f_plain)
+    why = make_untrusted(how, cache, monkeypatch)
+    before = {p: p.read_bytes() for p in [cache, *cache.rglob("*")] if p.is_file()}
+    with pytest.raises(symdiff.SymdiffError) as raised:
+        load.cache_clear()
+    message = str(raised.value)
+    assert str(cache) in message and why in message and "SYMDIFF_CACHE_DIR" in message
+    assert {p: p.read_bytes() for p in [cache, *cache.rglob("*")] if p.is_file()} == before
+    info = load.cache_info()
+    assert info["trusted"] is False and why in info["problem"]
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["world-writable", "not-a-directory"])
+def test_cli_clear_of_an_untrusted_directory_is_one_line_and_exit_2(cache, how, monkeypatch):
+    if how != "not-a-directory":
+        grad_of(f_plain)
+    why = make_untrusted(how, cache, monkeypatch)
+    before = {p: p.read_bytes() for p in [cache, *cache.rglob("*")] if p.is_file()}
+    assert_one_line_error(cli("cache", "clear"), str(cache), why)
+    assert {p: p.read_bytes() for p in [cache, *cache.rglob("*")] if p.is_file()} == before
+
+
+# -- numba's cache files -----------------------------------------------------------------------
+
+
+def f_numba(x):
+    return np.sin(x) * x
+
+
+def numba_entry(cache):
+    """Compile ``f_numba`` with the numba backend: (entry, [numba's files for it in __pycache__])."""
+    pytest.importorskip("numba")
+    result, warned = cache_warnings(lambda: symdiff.derivative(f_numba, backend="numba")(X))
+    assert warned == [] and np.allclose(result, np.cos(X) * X + np.sin(X))
+    entry = only_entry(cache)
+    key = entry.name[:-3]
+    numba_files = sorted((cache / "__pycache__").glob(f"{key}.*"))
+    # what numba 0.6x writes: <module>.<function>-<line>.py3XX.nbi and .py3XX.<n>.nbc
+    assert {p.suffix for p in numba_files} == {".nbi", ".nbc"}, numba_files
+    return entry, numba_files
+
+
+def foreign_pycache_files(cache, key) -> dict[Path, bytes]:
+    """Files in ``__pycache__`` that are not numba's cache of one of our entries."""
+    pycache = cache / "__pycache__"
+    files = {
+        pycache / "analysis.cpython-311.pyc": b"a user's bytecode",
+        pycache / f"{key}.notes.txt": b"starts with our key, but is no numba file",
+        pycache / "notakey.f-1.py311.nbi": b"numba index of someone else's module",
+        pycache / f"{key.upper()}.f-1.py311.nbc": b"upper-case: not our key",
+    }
+    for path, data in files.items():
+        path.write_bytes(data)
+    return files
+
+
+@posix_only
+def test_numba_files_are_counted_and_evicted_with_their_entry(cache, monkeypatch):
+    entry, numba_files = numba_entry(cache)
+    foreign = foreign_pycache_files(cache, entry.name[:-3])
+    numba_bytes = sum(p.stat().st_size for p in numba_files)
+    info = load.cache_info()
+    assert info["entries"] == 1 and info["bytes"] == entry.stat().st_size + numba_bytes
+    assert info["numba_files"] == len(numba_files) and info["numba_bytes"] == numba_bytes
+    old = time.time() - 10_000
+    for p in [entry, *numba_files]:
+        os.utime(p, (old, old))
+    # room for this entry's module and a new one, but not for its numba files as well
+    bound = entry.stat().st_size + 3000
+    assert numba_bytes > 3000
+    monkeypatch.setenv("SYMDIFF_CACHE_MAX_MB", repr((bound + 0.5) / 2**20))
+    new_process()
+    grad_of(f_plain)
+    (kept,) = entries(cache)
+    assert kept != entry and kept.stat().st_size < 3000
+    assert not entry.exists() and [p for p in numba_files if p.exists()] == []
+    assert_survived(foreign)
+    info = load.cache_info()
+    assert info["entries"] == 1 and info["numba_files"] == 0 and info["bytes"] == kept.stat().st_size
+
+
+@posix_only
+def test_clear_removes_numba_files_and_nothing_else_in_pycache(cache):
+    entry, numba_files = numba_entry(cache)
+    foreign = foreign_pycache_files(cache, entry.name[:-3])
+    orphan = cache / "__pycache__" / f"{'9f' * 16}.g-3.py311.nbi"  # its entry was removed earlier
+    orphan.write_bytes(b"numba index")
+    assert load.cache_clear() == 1
+    assert not entry.exists() and [p for p in [*numba_files, orphan] if p.exists()] == []
+    assert_survived(foreign)
+
+
+# -- cache info --------------------------------------------------------------------------------
+
+
+@posix_only
+def test_cli_cache_info_shows_limit_usage_and_trust(cache, monkeypatch):
+    grad_of(f_plain)
+    grad_of(f_const)
+    size = sum(p.stat().st_size for p in entries(cache))
+    monkeypatch.setenv("SYMDIFF_CACHE_MAX_MB", "2")
+    result = cli("cache", "info")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"directory: {cache}", "entries:   2", f"bytes:     {size}"]
+    assert f"limit:     {2 * 2**20} bytes (2 MB, SYMDIFF_CACHE_MAX_MB)" in lines
+    assert f"used:      {100 * size / 2**21:.1f}% of the limit" in lines
+    assert "trusted:   yes" in lines
+
+    cache.chmod(0o777)
+    result = cli("cache", "info")
+    assert result.returncode == 0
+    (trust,) = [line for line in result.stdout.splitlines() if line.startswith("trusted:")]
+    assert trust.startswith("trusted:   no: ") and "writable by group or others" in trust
+    cache.chmod(0o700)
