@@ -45,3 +45,20 @@ def branchy(x):
     if x > 0:
         return x
     return -x
+
+
+def lennard_jones(x):
+    """Lennard-Jones energy of four atoms at positions ``x`` (4, 3): stiff where two come close.
+    ``symdiff check --shape x=4,3 --range 0 1.5`` (mean distance about 1.1, the equilibrium's)."""
+    energy = 0.0
+    for i in range(4):
+        for j in range(i + 1, 4):
+            r = np.sqrt(np.sum((x[i] - x[j]) ** 2))
+            energy = energy + 4 * ((1 / r) ** 12 - (1 / r) ** 6)
+    return energy
+
+
+def offset_sine(x):
+    """sin(x) on top of 1e12, which float64 keeps to about 1e-4: no finite difference can confirm
+    the derivative cos(x) to 1e-6, so ``symdiff check`` says inconclusive (status 3), not FAILED."""
+    return 1e12 + np.sin(x)

@@ -246,7 +246,12 @@ def build_target(opts, kinds) -> Target:
     """Resolve FILE.py:FUNC and the selection flags of ``opts`` into a ``Target``."""
     if opts.dtype not in DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {opts.dtype!r}")
-    shapes = dict(parse_shape(s) for s in opts.shape or [])
+    shapes: dict = {}
+    for text in opts.shape or []:
+        name, shape = parse_shape(text)
+        if shapes.setdefault(name, shape) != shape:
+            given = " and ".join(f"--shape {name}={','.join(map(str, s)) or '()'}" for s in (shapes[name], shape))
+            raise UsageError(f"the shape of {name} was given twice with different values ({given}); give it once")
     fun = load_function(opts.target)
     names, n_required = _param_list(fun)
     fname = getattr(fun, "__name__", opts.target)
