@@ -690,7 +690,7 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert entries >= 2
     info = run("cache", "info")
     assert info.returncode == 0
-    assert info.stdout.splitlines() == [f"directory: {cache}", f"entries:   {entries}", f"bytes:     {size}"]
+    assert info.stdout.splitlines()[:3] == [f"directory: {cache}", f"entries:   {entries}", f"bytes:     {size}"]
     cleared = run("cache", "clear")
     assert cleared.returncode == 0 and cleared.stdout == f"removed {entries} cached modules from {cache}\n"
     assert list(cache.glob("*.py")) == []

@@ -89,6 +89,12 @@ def _functions(source):
     return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
 
 
+def _is_argument_check(assign) -> bool:
+    """``x = _argument(...)``: the entry check converting (or refusing) a parameter, not a temporary."""
+    value = assign.value
+    return isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_argument"
+
+
 def _module_names(source):
     """Names a module defines at its top level: functions, helpers and constants."""
     names = set()
@@ -300,7 +306,8 @@ def test_hostile_parameter_names_are_renamed_and_results_stay_right(size):
     assert not {"np", "numpy", "sys", "__import__", "_"} & set(params)
     assert all(p.isidentifier() and not p.startswith("__") for p in params)
     # generated names never collide with a parameter: every assignment target is new
-    targets = [t.id for n in ast.walk(fn) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+    targets = [t.id for n in ast.walk(fn) if isinstance(n, ast.Assign) and not _is_argument_check(n)
+               for t in n.targets if isinstance(t, ast.Name)]
     assert not set(targets) & set(params)
 
 

@@ -46,6 +46,12 @@ def _functions(source):
     return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
 
 
+def _is_argument_check(assign) -> bool:
+    """``x = _argument(...)``: the entry check converting (or refusing) a parameter, not a temporary."""
+    value = assign.value
+    return isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_argument"
+
+
 def _module_names(source):
     """Names a module defines at its top level: functions, helpers and constants."""
     names = set()
@@ -93,8 +99,8 @@ def _check_renaming(source, originals):
         for p in params:
             assert p.isidentifier() and p.isascii() and not keyword.iskeyword(p), p
         assert not set(user) & MODULE_NAMES, user
-        targets = {t.id for n in ast.walk(fn) if isinstance(n, ast.Assign) for t in n.targets
-                   if isinstance(t, ast.Name)}
+        targets = {t.id for n in ast.walk(fn) if isinstance(n, ast.Assign) and not _is_argument_check(n)
+                   for t in n.targets if isinstance(t, ast.Name)}
         assert not targets & set(params), "a generated temporary reuses a parameter's name"
         assert not targets & {"np"}, "a generated temporary shadows numpy"
         # readable: an ASCII name keeps its letters (np -> np_, t0 -> t0_, ...)
