@@ -287,7 +287,7 @@ class Transform:
             key = _dispatch_key(args, self.kind == "derivative")
         hit = self._dispatch.get(key)
         if hit is not None:
-            result = hit(*args, **kwargs)
+            result = hit(*args, **kwargs) if kwargs else hit(*args)
             if result is not _STALE:
                 return result
         traced = sys.modules.get("symdiff.trace")  # no trace can be running before it is imported
@@ -896,7 +896,7 @@ def _guarded(runner, reads):
     def run(*a, **k):
         if not unchanged():
             return _STALE
-        return runner(*a, **k)
+        return runner(*a, **k) if k else runner(*a)
 
     return run
 

@@ -244,8 +244,11 @@ def _walk_function(f: types.FunctionType, label: str, reads: Reads, depth: int, 
     code = f.__code__
     reads.values.append((label, f"function:{f.__qualname__}:{_code_digest(code)}"))
     reads.checks.append(("attr", f, "__code__", code))
-    reads.checks.append(("attr", f, "__defaults__", f.__defaults__))
-    reads.checks.append(("attr", f, "__kwdefaults__", f.__kwdefaults__))
+    # defaults set later on a function without them change nothing: its parameters are all passed
+    if f.__defaults__ is not None:
+        reads.checks.append(("attr", f, "__defaults__", f.__defaults__))
+    if f.__kwdefaults__ is not None:
+        reads.checks.append(("attr", f, "__kwdefaults__", f.__kwdefaults__))
     names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     defaults = f.__defaults__ or ()
     for name, d in zip(names[code.co_argcount - len(defaults) : code.co_argcount], defaults):
