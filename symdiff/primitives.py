@@ -280,6 +280,9 @@ def lift_selects(expr: sympy.Expr) -> sympy.Expr:
     return _Lifter().lift(expr, ())
 
 
+MAX_SELECT_NESTING = 6  # products of selects on more distinct conditions stay products (2**n branches)
+
+
 class _Lifter:
     def __init__(self):
         self._memo: dict = {}
@@ -311,12 +314,13 @@ class _Lifter:
                     return self.lift(x if truth else y, known)
             return Where(c, self.lift(x, known + ((c, True),)), self.lift(y, known + ((c, False),)))
         args = [self.lift(a, known) for a in e.args]
-        if e.is_Mul:
+        if e.is_Mul and len(known) < MAX_SELECT_NESTING:
             for i, a in enumerate(args):
                 if isinstance(a, Where):
                     rest = sympy.Mul(*(args[:i] + args[i + 1 :]))
                     c, x, y = a.args
                     return self.lift(Where(c, x * rest, y * rest), known)
+        if e.is_Mul:
             return sympy.Mul(*args)
         if e.is_Add:
             groups: dict = {}
@@ -333,7 +337,8 @@ class _Lifter:
                 for c, g in groups.items()
             ]
             return sympy.Add(*others, *merged)
-        if e.is_Pow and isinstance(args[0], Where) and args[1].is_number and args[1].is_positive:
+        if e.is_Pow and isinstance(args[0], Where) and args[1].is_number and args[1].is_positive \
+                and len(known) < MAX_SELECT_NESTING:
             c, x, y = args[0].args
             return self.lift(Where(c, x ** args[1], y ** args[1]), known)
         return e.func(*args)
