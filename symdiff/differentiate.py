@@ -8,12 +8,14 @@ for local derivatives of their bodies; every other node has a short structural r
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import sympy
 
 from . import ir
 from .ir import Node, placeholder
-from .primitives import local_derivative
+from .primitives import Greater, Where, lift_selects, local_derivative
 
 
 def _differentiable(node: Node) -> bool:
@@ -34,7 +36,97 @@ def add(a: Node | None, b: Node | None) -> Node | None:
         return b
     if b is None:
         return a
+    ma, mb = _mask(a), _mask(b)
+    if ma is not None and mb is not None:  # zero where both are: the sum keeps the selects outside
+        tree = _either(_relabel(ma, 1), _relabel(mb, 2))
+        body, inputs = _build(tree, lambda live: sympy.Add(*(placeholder(i - 1) for i in sorted(live))), (a, b))
+        return ir.elementwise(body, inputs)
     return ir.elementwise(placeholder(0) + placeholder(1), (a, b))
+
+
+# ---------------------------------------------------------------------------------------------
+# Masked cotangents. The VJP of np.where(c, x, y) sends Where(c, g, 0) to x; x's own VJP then
+# multiplies by x's local derivative, which may be NaN or inf exactly where c is false (sqrt of the
+# negative numbers the other branch handles), and 0 * NaN is NaN. So the selects that zero a
+# cotangent stay outside of every contribution computed from it, Where(c, g * f'(x), 0), and outside
+# of sums of such cotangents.
+#
+# A mask is the select skeleton of an elementwise body: a tree of _Select nodes whose leaves are the
+# frozensets of terms that are live (nonzero) there; the empty set is a structural zero.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Select(NamedTuple):
+    key: sympy.Expr  # the condition over symbols naming its nodes: equal keys, equal conditions
+    cond: sympy.Expr  # the condition over placeholders 0.. for ``nodes``
+    nodes: tuple
+    then: object
+    other: object
+
+
+def _skeleton(body, inputs):
+    if not isinstance(body, Where):
+        return frozenset() if body == 0 else frozenset({0})
+    c, x, y = body.args
+    then, other = _skeleton(x, inputs), _skeleton(y, inputs)
+    if then == other:
+        return then
+    used = sorted(int(s.name[1:]) for s in c.free_symbols)
+    cond = c.xreplace({placeholder(i): placeholder(k) for k, i in enumerate(used)})
+    key = c.xreplace({placeholder(i): sympy.Symbol(f"node{id(inputs[i])}") for i in used})
+    return _Select(key, cond, tuple(inputs[i] for i in used), then, other)
+
+
+def _mask(node: Node):
+    """The select skeleton of ``node`` if it is zero somewhere by construction, else None."""
+    if node.op != "elementwise" or not isinstance(node.body, Where):
+        return None
+    tree = _skeleton(node.body, node.inputs)
+    return tree if isinstance(tree, _Select) else None
+
+
+def _relabel(tree, term: int):
+    if not isinstance(tree, _Select):
+        return frozenset({term}) if tree else tree
+    return tree._replace(then=_relabel(tree.then, term), other=_relabel(tree.other, term))
+
+
+def _restrict(tree, known: dict):
+    while isinstance(tree, _Select) and tree.key in known:
+        tree = tree.then if known[tree.key] else tree.other
+    return tree
+
+
+def _either(a, b, known=None):
+    """The skeleton of a sum: a term is live where it is live in ``a`` or ``b``."""
+    known = known or {}
+    a, b = _restrict(a, known), _restrict(b, known)
+    if not isinstance(a, _Select) and not isinstance(b, _Select):
+        return a | b
+    s = a if isinstance(a, _Select) else b
+    then = _either(a, b, {**known, s.key: True})
+    other = _either(a, b, {**known, s.key: False})
+    return then if then == other else s._replace(then=then, other=other)
+
+
+def _build(tree, leaf, inputs):
+    """The body ``tree`` describes, with ``leaf(live terms)`` at its leaves, over ``inputs`` plus the
+    conditions' nodes (appended as needed). Returns (body, inputs)."""
+    inputs = list(inputs)
+
+    def go(t):
+        if not isinstance(t, _Select):
+            return leaf(t) if t else sympy.S.Zero
+        then, other = go(t.then), go(t.other)
+        slots = {}
+        for k, n in enumerate(t.nodes):
+            if not any(n is x for x in inputs):
+                inputs.append(n)
+            slots[placeholder(k)] = placeholder(next(j for j, x in enumerate(inputs) if x is n))
+        return Where(t.cond.xreplace(slots), then, other)
+
+    body = go(tree)
+    return body, tuple(inputs)
 
 
 def unbroadcast(x: Node, target: tuple, n_lead: int) -> Node:
@@ -86,25 +178,49 @@ def vjp(outputs, cotangents, wrt, lead=()):
         g = ct.get(id(node))
         if g is None or node.op in ("input", "const"):
             continue
-        for i, contribution in _vjp_rule(node, g, active, n_lead):
+        for i, contribution in _masked_rule(node, g, active, n_lead):
             x = node.inputs[i]
             if id(x) in active and contribution is not None:
                 ct[id(x)] = add(ct.get(id(x)), contribution)
     return [ct.get(id(w)) or zeros(tuple(lead) + w.shape, w.dtype) for w in wrt]
 
 
+# Ops whose VJP moves, copies or sums the entries of the cotangent (max/min: times a 0/1 mask over a
+# positive count), so the same rule applied to a 0/1 liveness says where a contribution may be nonzero
+_LINEAR = {"sum", "cumsum", "pack", "gather", "scatter_add", "reshape", "broadcast", "transpose", "index",
+           "scatter", "concat", "max", "min"}
+
+
+def _masked_rule(node: Node, g: Node, active: set, n_lead: int):
+    """``_vjp_rule``, with the mask of ``g`` carried through the linear structural ops: the same rule
+    applied to ``g``'s liveness (1 where g may be nonzero, else 0) says where each contribution may
+    be nonzero, and the contribution is selected there (elsewhere it is a structural 0)."""
+    mask = _mask(g) if node.op in _LINEAR else None
+    if mask is None:
+        yield from _vjp_rule(node, g, active, n_lead)
+        return
+    body, inputs = _build(mask, lambda live: sympy.S.One, (g,))
+    live = dict(_vjp_rule(node, ir.elementwise(body, inputs), active, n_lead))
+    for i, contribution in _vjp_rule(node, g, active, n_lead):
+        selected = Where(Greater(placeholder(1), 0), placeholder(0), 0)
+        yield i, ir.elementwise(selected, (contribution, live[i]))
+
+
 def _vjp_rule(node: Node, g: Node, active: set, n_lead: int):
     op, xs = node.op, node.inputs
     wanted = [i for i, x in enumerate(xs) if id(x) in active]
     if op == "elementwise":
+        mask = _mask(g)
         for i in wanted:
             d = local_derivative(node.body, placeholder(i))
             if d == 0:
                 continue
-            if d.is_number:
+            if d.is_number and mask is None:
                 c = ir.elementwise(d * placeholder(0), (g,))
             else:
-                c = ir.elementwise(placeholder(0) * _shifted(d, 1), (g, *xs))
+                product = lift_selects(placeholder(0) * _shifted(d, 1))
+                body, inputs = _build(mask, lambda live, p=product: p, (g, *xs)) if mask else (product, (g, *xs))
+                c = ir.elementwise(body, inputs)
             yield i, unbroadcast(c, g.shape[:n_lead] + xs[i].shape, n_lead)
     elif op == "sum":
         (axes,) = node.params
@@ -252,7 +368,7 @@ def _jvp_rule(node: Node, ts, lead):
             terms.append(d * placeholder(len(args) - 1))
         if not terms:
             return None
-        return ir.elementwise(sympy.Add(*terms), args)
+        return ir.elementwise(lift_selects(sympy.Add(*terms)), args)
     if op == "einsum":
         (spec,) = node.params
         lead_rank = node.ndim - len(spec.split("->")[1])

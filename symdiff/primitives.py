@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import sympy
 from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
 
 
 class Where(sympy.Function):
-    """``numpy.where(c, x, y)``; the condition carries no derivative."""
+    """``numpy.where(c, x, y)``; the condition carries no derivative.
+
+    The derivative of a select is a select of the derivatives (``_eval_derivative``), never the
+    mask products ``Where(c, 1, 0)*x' + Where(c, 0, 1)*y'``: the branch not taken may be NaN or inf
+    (``sqrt`` of a negative number), and 0*NaN is NaN. ``lift_selects`` keeps products and sums of
+    selects in that form."""
 
     nargs = 3
 
@@ -22,7 +28,14 @@ class Where(sympy.Function):
         if x == y:
             return x
         if c.is_number:
-            return x if c != 0 else y
+            truth = _truth(c)
+            if truth is not None:
+                return x if truth else y
+        # inside the branches of Where(c, ..), the value of c is known
+        if isinstance(x, Where) and x.args[0] == c:
+            return Where(c, x.args[1], y)
+        if isinstance(y, Where) and y.args[0] == c:
+            return Where(c, x, y.args[2])
         return None
 
     def fdiff(self, argindex=1):
@@ -30,6 +43,20 @@ class Where(sympy.Function):
         if argindex == 1:
             return sympy.S.Zero
         return Where(c, 1, 0) if argindex == 2 else Where(c, 0, 1)
+
+    def _eval_derivative(self, s):
+        c, x, y = self.args
+        return Where(c, x.diff(s), y.diff(s))
+
+
+def _truth(c):
+    """The truth of a numeric condition (a comparison of numbers is decided as numpy would), or None."""
+    if isinstance(c, _Comparison):
+        try:
+            return bool(getattr(np, c.numpy_name)(float(c.args[0]), float(c.args[1])))
+        except (TypeError, ValueError):
+            return None
+    return c != 0
 
 
 class _Comparison(sympy.Function):
@@ -103,6 +130,59 @@ def _floor_div(a, b):
     return FloorDivide(a, b)
 
 
+class ZeroPower(sympy.Function):
+    """``0.0**y`` for a traced exponent: numpy's value (1 at 0, 0 above, inf below) with JAX's
+    derivatives (0 for y >= 0 at every order, NaN below, where the value is inf). SymPy's own
+    ``0**y`` differentiates to ``0**y*log(0)``, NaN everywhere, and ``zoo`` at higher orders."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, y):
+        if y.is_number and y.is_extended_real:
+            return sympy.S.Zero if y > 0 else sympy.S.One if y == 0 else sympy.oo
+        return None
+
+    def fdiff(self, argindex=1):
+        return ZeroPowerSlope(self.args[0])
+
+    # SymPy's printers look these up before any _print_* method: numpy arrays, and numba's scalars
+    def _numpycode(self, printer):
+        return f"np.power(0.0, {printer._print(self.args[0])})"
+
+    def _pythoncode(self, printer):
+        y = printer._print(self.args[0])
+        return f"(math.inf if ({y}) < 0 else 0.0 ** ({y}))"
+
+
+class ZeroPowerSlope(sympy.Function):
+    """Every derivative of ``ZeroPower``: ``0 * 0.0**y`` as JAX computes it (log of the zero base
+    replaced by log(1)), so 0 for y >= 0 and NaN for y < 0 (0 * inf) or a NaN y."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, y):
+        if y.is_number and y.is_extended_real:
+            return sympy.S.Zero if y >= 0 else sympy.nan
+        return None
+
+    def fdiff(self, argindex=1):
+        return self
+
+    def _numpycode(self, printer):
+        return f"(0.0*np.power(0.0, {printer._print(self.args[0])}))"
+
+    def _pythoncode(self, printer):
+        return f"(0.0 if ({printer._print(self.args[0])}) >= 0 else math.nan)"
+
+
+def _power(a, b):
+    if a == 0 and isinstance(a, sympy.Basic) and a.is_number and not b.is_number:
+        return ZeroPower(b)
+    return a**b
+
+
 UNARY = {
     "negative": lambda a: -a,
     "positive": lambda a: a,
@@ -142,8 +222,8 @@ BINARY = {
     "multiply": lambda a, b: a * b,
     "true_divide": lambda a, b: a / b,
     "divide": lambda a, b: a / b,
-    "power": lambda a, b: a**b,
-    "float_power": lambda a, b: a**b,
+    "power": _power,
+    "float_power": _power,
     "floor_divide": _floor_div,
     "arctan2": sympy.atan2,
     "hypot": lambda a, b: sympy.sqrt(a**2 + b**2),
@@ -165,7 +245,8 @@ BOOLEAN_RESULT = {"greater", "greater_equal", "less", "less_equal", "equal", "no
 
 def clean_derivative(expr: sympy.Expr) -> sympy.Expr:
     """Fix the conventions SymPy leaves open: distributions and derivatives of step functions are zero
-    almost everywhere, so they become 0 (as in JAX)."""
+    almost everywhere, so they become 0 (as in JAX); products and sums of selects become selects
+    (``lift_selects``), so the branch not taken cannot leak NaN into the derivative."""
     if expr.has(sympy.DiracDelta):
         expr = expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.S.Zero)
     if expr.has(sympy.Derivative):
@@ -176,7 +257,91 @@ def clean_derivative(expr: sympy.Expr) -> sympy.Expr:
         )
     if expr.has(sympy.Subs):
         expr = expr.replace(lambda e: isinstance(e, sympy.Subs), lambda e: e.doit())
-    return expr
+    return lift_selects(expr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Selects stay selects: the derivative of np.where(c, x, y) must never multiply the branch that was
+# not taken (NaN or inf where it is undefined) by a zero mask.
+# ---------------------------------------------------------------------------------------------
+
+
+def lift_selects(expr: sympy.Expr) -> sympy.Expr:
+    """An equivalent expression in which no select is multiplied or summed with another select:
+
+    * ``Where(c, a, b) * r  ->  Where(c, a*r, b*r)`` (so ``Where(c, 1, 0) * f'`` is ``Where(c, f', 0)``,
+      and the false branch is the exact 0, not ``0 * NaN``);
+    * ``Where(c, p, q) + Where(c, r, s)  ->  Where(c, p + r, q + s)``;
+    * ``Where(c, a, b) ** n  ->  Where(c, a**n, b**n)`` for a positive number ``n``;
+    * inside the true (false) branch of ``Where(c, ..)``, a nested ``Where(c, p, q)`` is ``p`` (``q``).
+    """
+    if not isinstance(expr, sympy.Basic) or not expr.has(Where):
+        return expr
+    return _Lifter().lift(expr, ())
+
+
+MAX_SELECT_NESTING = 6  # products of selects on more distinct conditions stay products (2**n branches)
+
+
+class _Lifter:
+    def __init__(self):
+        self._memo: dict = {}
+        self._has: dict = {}
+
+    def has_select(self, e) -> bool:
+        got = self._has.get(e)
+        if got is None:
+            got = isinstance(e, Where) or any(self.has_select(a) for a in e.args)
+            self._has[e] = got
+        return got
+
+    def lift(self, e, known: tuple):
+        """``known``: (condition, truth) pairs of the selects this expression sits in."""
+        if not self.has_select(e):
+            return e
+        key = (e, known)
+        out = self._memo.get(key)
+        if out is None:
+            out = self._lift(e, known)
+            self._memo[key] = out
+        return out
+
+    def _lift(self, e, known):
+        if isinstance(e, Where):
+            c, x, y = e.args
+            for cond, truth in known:
+                if cond == c:
+                    return self.lift(x if truth else y, known)
+            return Where(c, self.lift(x, known + ((c, True),)), self.lift(y, known + ((c, False),)))
+        args = [self.lift(a, known) for a in e.args]
+        if e.is_Mul and len(known) < MAX_SELECT_NESTING:
+            for i, a in enumerate(args):
+                if isinstance(a, Where):
+                    rest = sympy.Mul(*(args[:i] + args[i + 1 :]))
+                    c, x, y = a.args
+                    return self.lift(Where(c, x * rest, y * rest), known)
+        if e.is_Mul:
+            return sympy.Mul(*args)
+        if e.is_Add:
+            groups: dict = {}
+            others = []
+            for a in args:
+                if isinstance(a, Where):
+                    groups.setdefault(a.args[0], []).append(a)
+                else:
+                    others.append(a)
+            if all(len(g) == 1 for g in groups.values()):
+                return sympy.Add(*args)
+            merged = [
+                g[0] if len(g) == 1 else self.lift(Where(c, sympy.Add(*(w.args[1] for w in g)), sympy.Add(*(w.args[2] for w in g))), known)
+                for c, g in groups.items()
+            ]
+            return sympy.Add(*others, *merged)
+        if e.is_Pow and isinstance(args[0], Where) and args[1].is_number and args[1].is_positive \
+                and len(known) < MAX_SELECT_NESTING:
+            c, x, y = args[0].args
+            return self.lift(Where(c, x ** args[1], y ** args[1]), known)
+        return e.func(*args)
 
 
 @lru_cache(maxsize=65536)

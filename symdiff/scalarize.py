@@ -16,7 +16,7 @@ import sympy
 from . import ir
 from .evaluate import evaluate
 from .ir import Node, placeholder
-from .primitives import clean_derivative
+from .primitives import clean_derivative, lift_selects
 
 MAX_ELEMENTS = 16
 MAX_OPS = 4000
@@ -136,7 +136,10 @@ def _local(e, i):
 
 def reverse_gradient(f, wrt):
     """Gradient of the SymPy expression ``f`` by reverse accumulation over its DAG (each shared
-    subexpression visited once): an order of magnitude faster than ``sympy.diff`` per variable."""
+    subexpression visited once): an order of magnitude faster than ``sympy.diff`` per variable.
+
+    The adjoints of the branches of a select carry the mask ``Where(c, 1, 0)``; the results are
+    lifted into selects (``Where(c, g*f', 0)``), so the branch not taken cannot leak its NaN."""
     targets = set(wrt)
     order, seen, stack = [], set(), [(f, False)]
     while stack:
@@ -158,7 +161,7 @@ def reverse_gradient(f, wrt):
             if a.is_number or not (a.free_symbols & targets):
                 continue
             adjoint[a] = adjoint.get(a, sympy.S.Zero) + g * _local(e, i)
-    return [adjoint.get(w, sympy.S.Zero) for w in wrt]
+    return [lift_selects(adjoint.get(w, sympy.S.Zero)) for w in wrt]
 
 
 def _jac(value, w):

@@ -16,7 +16,7 @@ import sympy
 
 from . import ir
 from .ir import placeholder
-from .primitives import clean_derivative
+from .primitives import Where, clean_derivative
 
 
 class TaylorBuilder:
@@ -82,6 +82,8 @@ class TaylorBuilder:
             return self._power(e.base, e.exp, k)
         if e.is_Pow:
             return self.coef(sympy.exp(e.exp * sympy.log(e.base)), k)
+        if isinstance(e, Where):
+            return self._select(e, k)
         return self._function(e, k)
 
     def _symbols(self):
@@ -112,6 +114,20 @@ class TaylorBuilder:
         terms = [(r * j - (k - j), [self.coef(u, j), self.coef(p, k - j)]) for j in range(1, k + 1)]
         numerator = self.total(terms)
         return self.total([(sympy.Rational(1, k), [numerator, self.coef(1 / u, 0)])])
+
+    def _select(self, e, k):
+        """where(c, x, y) is piecewise x or y, so its coefficients are the selected branch's: a
+        select of coefficients (never mask products, which would multiply the NaN of an untaken
+        branch by 0)."""
+        c, x, y = e.args
+        cx, cy = self.coef(x, k), self.coef(y, k)
+        if not isinstance(cx, ir.Node) and not isinstance(cy, ir.Node) and cx == cy:
+            return cx
+        n = len(self.inputs)
+        return self.combine(
+            lambda *s: Where(c.xreplace(dict(zip(self._symbols(), s[:n]))), s[n], s[n + 1]),
+            [*self.inputs, cx, cy],
+        )
 
     def _function(self, e, k):
         """h = g(u1, u2, ...):  k h_k = sum_i sum_{j=1..k} j (u_i)_j (d_i g)_{k-j}."""

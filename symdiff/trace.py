@@ -532,17 +532,35 @@ def extreme(x, axis=None, keepdims=False, which="max", out=None, initial=None, w
     return Tracer(_keep(n, ir.reduce_extreme(n, axes, which), axes, keepdims))
 
 
-def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
-    _no_extra({"dtype": dtype, "out": out, **kw}, "var")
+def _spread(x, axis, what, dtype, out, kw):
+    """(elements per reduction, x minus its mean) for var and std."""
+    _no_extra({"dtype": dtype, "out": out, **kw}, what)
     n = as_node(x)
     axes = _axes(axis, n.ndim)
     count = int(np.prod([n.shape[a] for a in axes], dtype=np.int64))
-    centered = x - mean(x, axis, keepdims=True)
-    return reduce_sum(centered * centered, axis, keepdims) * (sympy.Integer(1) / (count - ddof))
+    return count, x - mean(x, axis, keepdims=True)
+
+
+def _per_degree_of_freedom(total, count, ddof):
+    """total / (count - ddof), with numpy's divisor max(count - ddof, 0): inf or NaN at 0."""
+    if count - ddof <= 0:  # zeros of the full shape: a 0-d divisor trips the emitter (see the tests)
+        return ufunc("true_divide", total, np.zeros(as_node(total).shape))
+    return total * (sympy.Integer(1) / sympy.nsimplify(count - ddof))
+
+
+def var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
+    count, centered = _spread(x, axis, "var", dtype, out, kw)
+    return _per_degree_of_freedom(reduce_sum(centered * centered, axis, keepdims), count, ddof)
 
 
 def std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
-    return ufunc("sqrt", var(x, axis, dtype, out, ddof, keepdims, **kw))
+    count, centered = _spread(x, axis, "std", dtype, out, kw)
+    if count == 1 and count - ddof > 0:
+        # one element per reduction: the std is the constant 0 (NaN for inf/NaN), whose derivative is
+        # 0; sqrt(var) would give sqrt'(0) * 0 = inf * 0 = NaN. |x - mean| is the same value.
+        spread = reduce_sum(ufunc("absolute", centered), axis, keepdims)
+        return spread if ddof == 0 else spread * (1 / sympy.sqrt(sympy.nsimplify(1 - ddof)))
+    return ufunc("sqrt", _per_degree_of_freedom(reduce_sum(centered * centered, axis, keepdims), count, ddof))
 
 
 def cumsum(x, axis=None, dtype=None, out=None):
