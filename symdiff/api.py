@@ -53,9 +53,8 @@ def evaluate(*args, **kwargs):
     return importlib.import_module("symdiff.evaluate").evaluate(*args, **kwargs)
 
 BACKENDS = ("numpy", "numba")
-# the modules whose code decides what a compiled entry contains (front ends such as the CLI do not)
-COMPILER_MODULES = {"api", "ir", "trace", "primitives", "differentiate", "optimize", "scalarize", "taylor",
-                    "emit", "inplace", "evaluate", "load", "environment"}
+# front ends decide nothing a compiled entry contains: every other module of the package does
+FRONT_ENDS = ("cli", "torchlike", "__main__")
 TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
 _SUMMARY = {
     "grad": "Gradient of {f} with respect to {wrt}.",
@@ -77,11 +76,13 @@ def version() -> str:
 
     h = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
-    for folder in (here, template_dir()):
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".j2") or (name.endswith(".py") and name[:-3] in COMPILER_MODULES):
-                with open(os.path.join(folder, name), "rb") as fh:
-                    h.update(name.encode() + fh.read())
+    files = [os.path.join(template_dir(), n) for n in os.listdir(template_dir()) if n.endswith(".j2")]
+    for root, dirs, names in os.walk(here):
+        dirs[:] = [d for d in dirs if not d.startswith(FRONT_ENDS) and d != "__pycache__"]
+        files += [os.path.join(root, n) for n in names if n.endswith(".py") and not n.startswith(FRONT_ENDS)]
+    for path in sorted(files, key=lambda p: os.path.relpath(p, here)):
+        with open(path, "rb") as fh:
+            h.update(os.path.relpath(path, here).encode() + fh.read())
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 

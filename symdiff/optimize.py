@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from . import ir
+from . import ir, ops
 from .ir import Node, placeholder
 from .primitives import stable_forms
 
@@ -57,59 +57,17 @@ def _key(node: Node):
     return (node.op, tuple(id(i) for i in node.inputs), node.shape, node.dtype, params)
 
 
-def _only_new_axes(idx, core) -> bool:
-    """True if an index selects every element and only inserts axes: a reshape."""
-    k = 0
-    for e in idx:
-        if e is None:
-            continue
-        if not isinstance(e, tuple) or e != (0, core[k], 1):
-            return False
-        k += 1
-    return True
-
-
 def _fill_value(node: Node):
     return node.body if ir.is_fill(node) else None
 
 
 def _fold(node: Node) -> Node:
-    op = node.op
-    if op == "elementwise":
+    """``node`` folded by its op's rule: one-number inputs folded into a one-number result, identity
+    indexing turned into a reshape (``Op.fold``)."""
+    if node.op == "elementwise":
         return _fold_elementwise(node)
-    if op in ("index", "scatter") and _only_new_axes(node.params[0], node.params[1]):
-        x = node.inputs[0]
-        selected = len(ir.index_shape(*node.params))  # rank of the indexed view
-        r_in, r_out = (len(node.params[1]), selected) if op == "index" else (selected, len(node.params[1]))
-        return ir.reshape(x, r_in, node.shape[node.ndim - r_out :])
-    values = [_fill_value(i) for i in node.inputs]
-    if not node.inputs or all(v is None for v in values):
-        return node
-    if op == "einsum" and any(v == 0 for v in values):
-        return ir.fill(0, node.shape, node.dtype)
-    if op == "scatter" and values[0] == 0:
-        return ir.fill(0, node.shape, node.dtype)
-    if op == "concat" and len(set(values)) == 1:
-        return ir.fill(values[0], node.shape, node.dtype)
-    if op in ("reshape", "broadcast", "transpose", "index", "gather", "max", "min") and values[0] is not None:
-        return ir.fill(values[0], node.shape, node.dtype)
-    if op == "pack" and any(v == 0 for v in values):
-        kept = [(x, w) for x, w, v in zip(node.inputs, node.params[0], values) if v != 0]
-        lead = node.shape[: node.ndim - len(node.params[1])]
-        if not kept:
-            return ir.fill(0, node.shape, node.dtype)
-        return ir.pack([x for x, _ in kept], [w for _, w in kept], node.params[1], node.dtype, lead)
-    if op == "pack":
-        return node
-    if op == "scatter_add" and values[0] == 0:
-        return ir.fill(0, node.shape, node.dtype)
-    if op == "sum":
-        count = node.inputs[0].size // max(node.size, 1)
-        return ir.fill(values[0] * count, node.shape, node.dtype)
-    if op == "prod":
-        count = node.inputs[0].size // max(node.size, 1)
-        return ir.fill(values[0] ** count, node.shape, node.dtype)
-    return node
+    folded = ops.of(node).fold(node, [_fill_value(i) for i in node.inputs])
+    return node if folded is None else folded
 
 
 def _fold_elementwise(node: Node) -> Node:

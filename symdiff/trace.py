@@ -301,8 +301,7 @@ def prod(x, axis=None, keepdims=False, dtype=None, out=None, **kw):
     axes = _axes(axis, n.ndim)
     if not axes:
         return Tracer(n)
-    keep = [d for i, d in enumerate(n.shape) if i - n.ndim not in axes]
-    return Tracer(_keep(n, ir.Node("prod", (n,), keep, n.dtype, (axes,)), axes, keepdims))
+    return Tracer(_keep(n, ir.reduce_prod(n, axes), axes, keepdims))
 
 
 def reshape(x, shape, order="C", **kw):

@@ -17,6 +17,7 @@ from hypothesis.extra.numpy import arrays
 
 from symdiff import evaluate as evaluate_module
 from symdiff import ir, load
+from symdiff.ops.elementwise import Elementwise
 from symdiff.primitives import BOOLEAN_RESULT
 
 # ---------------------------------------------------------------------------------------------
@@ -200,12 +201,12 @@ _FUNCTIONS = {
     "Sigmoid": lambda z: 0.5 + 0.5 * np.tanh(0.5 * z),
     **{name.title().replace("_", ""): getattr(np, name) for name in BOOLEAN_RESULT},
 }
-original_elementwise = evaluate_module._elementwise
+original_elementwise = Elementwise.evaluate
 
 
-def lambdify_elementwise(node, xs, symbolic):
+def lambdify_elementwise(self, node, xs, symbolic):
     if symbolic:
-        return original_elementwise(node, xs, symbolic)
+        return original_elementwise(self, node, xs, symbolic)
     if not xs:
         return np.full(node.shape, float(node.body), dtype=node.dtype)
     syms = [ir.placeholder(i) for i in range(len(xs))]
@@ -217,5 +218,5 @@ def lambdify_elementwise(node, xs, symbolic):
 
 def run_ir(outputs, *args) -> list:
     """Values of IR ``outputs`` for input arrays ``args`` (by position)."""
-    with mock.patch.object(evaluate_module, "_elementwise", lambdify_elementwise):
+    with mock.patch.object(Elementwise, "evaluate", lambdify_elementwise):
         return evaluate_module.evaluate(list(outputs), dict(enumerate(args)))

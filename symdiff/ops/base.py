@@ -1,0 +1,108 @@
+"""What an op is: one class per IR operation, registered by name, holding every rule about it.
+
+The stages (differentiate, evaluate, optimize, emit) look an op up here and ask it; none of them
+switches on op names. An op class states, next to each other, how a node of it is built (its shape
+rule: a constructor function in the same module), its reverse-mode rule (``vjp``), its forward-mode
+rule (``jvp``), how it evaluates on numpy or object arrays (``evaluate``), how it folds when an
+input is one repeated number (``fold``), and what generated code it becomes (``statement``, the
+data model of a macro of ``templates/statements.j2`` of the same name).
+"""
+
+from __future__ import annotations
+
+from ..graph import Node
+
+REGISTRY: dict = {}
+
+
+class Op:
+    """The rules of one operation; subclasses override what applies to them."""
+
+    name = ""
+    # The VJP moves, copies or sums the entries of the cotangent (max/min: times a 0/1 mask over a
+    # positive count), so the same rule applied to a 0/1 liveness says where a contribution may be
+    # nonzero: a masked cotangent (np.where) keeps its mask through it.
+    linear = False
+    # A leaf (argument or constant): no inputs, no derivative rules.
+    leaf = False
+
+    def vjp(self, node: Node, g: Node, wanted: list, n_lead: int):
+        """Yield ``(input position, cotangent contribution)`` for the inputs in ``wanted``."""
+        raise NotImplementedError(f"no reverse-mode rule for {self.name}")
+
+    def jvp(self, node: Node, tangents: list, lead: tuple):
+        """The tangent of ``node`` (shape ``lead + node.shape``) from its inputs' (None: zero)."""
+        raise NotImplementedError(f"no forward-mode rule for {self.name}")
+
+    def evaluate(self, node: Node, xs: list, symbolic: bool):
+        """The value of ``node`` from its inputs' values (object arrays of SymPy expressions if ``symbolic``)."""
+        raise NotImplementedError(f"no evaluation rule for {self.name}")
+
+    def fold(self, node: Node, values: list):
+        """A smaller equivalent of ``node`` (a one-number array, an identity removed) given which
+        inputs are one repeated number (``values``: that number or None, per input), or None."""
+        return None
+
+    def statement(self, node: Node, emit) -> dict:
+        """The data model of the generated statement computing ``node`` (``emit``: names and context)."""
+        raise NotImplementedError(f"no code generation for {self.name}")
+
+
+def register(cls):
+    """Class decorator: one instance of ``cls`` is the op named ``cls.name``."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"op {cls.name!r} is registered twice")
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def lookup(name: str) -> Op:
+    return REGISTRY[name]
+
+
+def of(node: Node) -> Op:
+    """The op of ``node``."""
+    return REGISTRY[node.op]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers the rules share
+# ---------------------------------------------------------------------------------------------
+
+
+def with_ones(x: Node, axes) -> tuple:
+    """``x``'s shape with the (negative) ``axes`` set to 1: a reduced result, ready to broadcast back."""
+    return tuple(1 if k - x.ndim in axes else d for k, d in enumerate(x.shape))
+
+
+def zeros(shape, dtype) -> Node:
+    from .elementwise import fill
+
+    return fill(0, shape, dtype)
+
+
+def unbroadcast(x: Node, target: tuple, n_lead: int) -> Node:
+    """Sum ``x`` (shape ``L + s``) down to ``target`` (``L + t``, ``t`` broadcastable to ``s``)."""
+    from .reductions import reduce_sum
+    from .shape import reshape
+
+    target = tuple(target)
+    if x.shape == target:
+        return x
+    r_x, r_t = x.ndim - n_lead, len(target) - n_lead
+    axes = list(range(-r_x, -r_t)) if r_x > r_t else []
+    for k in range(1, r_t + 1):
+        if target[-k] == 1 and x.shape[-k] != 1:
+            axes.append(-k)
+    out = reduce_sum(x, axes)
+    return reshape(out, out.ndim - n_lead, target[n_lead:]) if n_lead or out.shape != target else out
+
+
+def pad_rank(t: Node, rank: int, core_rank: int) -> Node:
+    """Insert size-1 axes in front of the trailing ``core_rank`` axes until they number ``rank``."""
+    from .shape import reshape
+
+    if core_rank >= rank:
+        return t
+    core = t.shape[t.ndim - core_rank :]
+    return reshape(t, core_rank, (1,) * (rank - core_rank) + core)

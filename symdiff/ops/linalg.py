@@ -1,0 +1,121 @@
+"""Linear algebra: ``einsum`` over trailing axes (matmul, dot, tensordot, outer and traces lower to it).
+The linalg functions of the next issues (solve, inv, det, cholesky...) belong here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from ..errors import ShapeError
+from ..graph import Node, lead_shape, result_dtype
+from . import elementwise as ew
+from . import masks, shape
+from .base import Op, pad_rank, register, unbroadcast
+
+
+def einsum(spec: str, *operands: Node) -> Node:
+    """Explicit-subscript einsum over the trailing axes; leading axes broadcast."""
+    if not all(c.isascii() and (c.isalpha() or c in ",->") for c in spec) or spec.count("->") != 1:
+        raise ShapeError(f"einsum subscripts must be letters, commas and one '->', got {spec!r}")
+    ins, out = spec.split("->")
+    terms = ins.split(",")
+    if len(terms) != len(operands):
+        raise ShapeError(f"einsum '{spec}' needs {len(terms)} operands, got {len(operands)}")
+    sizes: dict = {}
+    leads = []
+    for term, op in zip(terms, operands):
+        if len(term) > op.ndim:
+            raise ShapeError(f"einsum '{spec}': operand of shape {op.shape} has too few axes")
+        core = op.shape[op.ndim - len(term) :]
+        for ch, d in zip(term, core):
+            if sizes.setdefault(ch, d) != d:
+                if sizes[ch] == 1:
+                    sizes[ch] = d
+                elif d != 1:
+                    raise ShapeError(f"einsum '{spec}': axis '{ch}' has sizes {sizes[ch]} and {d}")
+        leads.append(lead_shape(op.shape, len(term)))
+    lead = np.broadcast_shapes(*leads)
+    dtype = result_dtype(*(o.dtype for o in operands))
+    return Node("einsum", operands, tuple(lead) + tuple(sizes[c] for c in out), dtype, (spec,))
+
+
+def _order(have: str, want: list) -> tuple:
+    return tuple(have.index(c) for c in want)
+
+
+@register
+class Einsum(Op):
+    name = "einsum"
+
+    def vjp(self, node, g, wanted, n_lead):
+        xs = node.inputs
+        (spec,) = node.params
+        ins, out = spec.split("->")
+        terms = ins.split(",")
+        for i in wanted:
+            others = [t for j, t in enumerate(terms) if j != i]
+            term = terms[i]
+            available = set(out).union(*others) if others else set(out)
+            produced = "".join(c for c in term if c in available)
+            sub = f"{','.join([out] + others)}->{produced}"
+            c = einsum(sub, g, *(x for j, x in enumerate(xs) if j != i))
+            if produced != term:  # axes summed only inside operand i: broadcast back
+                core = xs[i].shape[xs[i].ndim - len(term) :]
+                with_ones = tuple(d if ch in produced else 1 for ch, d in zip(term, core))
+                c = shape.reshape(c, len(produced), tuple(d for ch, d in zip(term, core) if ch in produced))
+                c = shape.transpose(c, _order(produced, [ch for ch in term if ch in produced]))
+                c = shape.reshape(c, len(produced), with_ones)
+                c = shape.broadcast(c, len(term), core)
+            yield i, unbroadcast(c, g.shape[:n_lead] + xs[i].shape, n_lead)
+
+    def jvp(self, node, tangents, lead):
+        xs = node.inputs
+        (spec,) = node.params
+        lead_rank = node.ndim - len(spec.split("->")[1])
+        total = None
+        for i, t in enumerate(tangents):
+            if t is None:
+                continue
+            term_rank = len(spec.split("->")[0].split(",")[i])
+            t = pad_rank(t, lead_rank + term_rank, xs[i].ndim)
+            total = masks.add(total, einsum(spec, *(t if j == i else x for j, x in enumerate(xs))))
+        return total
+
+    def evaluate(self, node, xs, symbolic):
+        spec = node.params[0]
+        ins, out = spec.split("->")
+        text = ",".join("..." + t for t in ins.split(",")) + "->..." + out
+        return _object_einsum(text, xs) if symbolic else np.einsum(text, *xs)
+
+    def fold(self, node, values):
+        return ew.fill(0, node.shape, node.dtype) if any(v == 0 for v in values) else None
+
+
+def _object_einsum(text, xs):
+    """np.einsum for object arrays of SymPy expressions, through explicit broadcasting."""
+    ins, out = text.replace("...", "").split("->")
+    terms = ins.split(",")
+    letters = sorted(set("".join(terms)))
+    sizes = {}
+    for t, x in zip(terms, xs):
+        for ch, d in zip(t, x.shape[x.ndim - len(t) :]):
+            sizes[ch] = max(sizes.get(ch, 1), d)
+    leads = [x.shape[: x.ndim - len(t)] for t, x in zip(terms, xs)]
+    lead = np.broadcast_shapes(*leads)
+    result = np.empty(lead + tuple(sizes[c] for c in out), dtype=object)
+    for lidx in np.ndindex(lead) if lead else [()]:
+        for oidx in np.ndindex(tuple(sizes[c] for c in out)) if out else [()]:
+            fixed = dict(zip(out, oidx))
+            free = [c for c in letters if c not in fixed]
+            total = sympy.S.Zero
+            for fidx in np.ndindex(tuple(sizes[c] for c in free)) if free else [()]:
+                env = {**fixed, **dict(zip(free, fidx))}
+                term = sympy.S.One
+                for t, x, ld in zip(terms, xs, leads):
+                    li = lidx[len(lidx) - len(ld) :] if ld else ()
+                    li = tuple(0 if d == 1 else i for i, d in zip(li, ld))
+                    term *= x[li + tuple(env[c] for c in t)]
+                total += term
+            result[lidx + oidx] = total
+    return result

@@ -1,0 +1,174 @@
+"""Reductions over trailing axes: sum, prod, max, min, and the cumulative sum.
+
+``axes`` are negative (counted from the end of the shape), so leading batch and basis axes pass
+through every rule untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from ..graph import Node, placeholder
+from ..primitives import Equal, Where
+from . import elementwise as ew
+from . import shape
+from .base import Op, register, with_ones
+
+
+def reduce_sum(x: Node, axes) -> Node:
+    """Sum over the given negative axes (relative to the end of the shape)."""
+    axes = tuple(sorted(set(axes)))
+    if not axes:
+        return x
+    keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
+    return Node("sum", (x,), keep, x.dtype, (axes,))
+
+
+def reduce_prod(x: Node, axes) -> Node:
+    """Product over the given negative axes."""
+    axes = tuple(sorted(set(axes)))
+    if not axes:
+        return x
+    keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
+    return Node("prod", (x,), keep, x.dtype, (axes,))
+
+
+def reduce_extreme(x: Node, axes, which: str) -> Node:
+    """``max`` or ``min`` over negative axes."""
+    axes = tuple(sorted(set(axes)))
+    keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
+    return Node(which, (x,), keep, x.dtype, (axes,))
+
+
+def cumsum(x: Node, axis: int, reverse: bool = False) -> Node:
+    """Cumulative sum along a negative axis (``reverse`` sums from the end: the adjoint)."""
+    return Node("cumsum", (x,), x.shape, x.dtype, (axis, reverse))
+
+
+def _back(g: Node, node: Node) -> Node:
+    """A reduced array (shape of ``node``) broadcast back over the reduced axes of its input."""
+    x = node.inputs[0]
+    return shape.broadcast(shape.reshape(g, node.ndim, with_ones(x, node.params[0])), x.ndim, x.shape)
+
+
+@register
+class Sum(Op):
+    name = "sum"
+    linear = True
+
+    def vjp(self, node, g, wanted, n_lead):
+        yield 0, _back(g, node)
+
+    def jvp(self, node, tangents, lead):
+        return reduce_sum(tangents[0], node.params[0])
+
+    def evaluate(self, node, xs, symbolic):
+        (x,) = xs
+        return np.sum(x, axis=node.params[0]) if x.ndim else x
+
+    def fold(self, node, values):
+        if values[0] is None:
+            return None
+        count = node.inputs[0].size // max(node.size, 1)
+        return ew.fill(values[0] * count, node.shape, node.dtype)
+
+
+@register
+class Prod(Op):
+    name = "prod"
+
+    def vjp(self, node, g, wanted, n_lead):
+        gp = _back(ew.elementwise(placeholder(0) * placeholder(1), (g, node)), node)
+        yield 0, ew.elementwise(placeholder(0) / placeholder(1), (gp, node.inputs[0]))
+
+    def jvp(self, node, tangents, lead):
+        x = node.inputs[0]
+        ratio = ew.elementwise(
+            placeholder(0) * placeholder(1) / placeholder(2),
+            (tangents[0], shape.reshape(node, node.ndim, with_ones(x, node.params[0])), x),
+        )
+        return reduce_sum(ratio, node.params[0])
+
+    def evaluate(self, node, xs, symbolic):
+        return np.prod(xs[0], axis=node.params[0])
+
+    def fold(self, node, values):
+        if values[0] is None:
+            return None
+        count = node.inputs[0].size // max(node.size, 1)
+        return ew.fill(values[0] ** count, node.shape, node.dtype)
+
+
+def extreme_mask(node: Node):
+    """Where x attains its max/min (1.0, else 0.0) and how often: ties share the derivative equally,
+    as in JAX."""
+    (axes,) = node.params
+    x = node.inputs[0]
+    m = shape.broadcast(shape.reshape(node, node.ndim, with_ones(x, axes)), x.ndim, x.shape)
+    mask = ew.elementwise(Where(Equal(placeholder(0), placeholder(1)), 1, 0), (x, m), dtype=x.dtype)
+    return mask, reduce_sum(mask, axes)
+
+
+class _Extreme(Op):
+    linear = True
+    numpy_function = staticmethod(np.max)
+    sympy_function = sympy.Max
+
+    def vjp(self, node, g, wanted, n_lead):
+        mask, count = extreme_mask(node)
+        q = _back(ew.elementwise(placeholder(0) / placeholder(1), (g, count)), node)
+        yield 0, ew.elementwise(placeholder(0) * placeholder(1), (q, mask))
+
+    def jvp(self, node, tangents, lead):
+        mask, count = extreme_mask(node)
+        s = reduce_sum(ew.elementwise(placeholder(0) * placeholder(1), (tangents[0], mask)), node.params[0])
+        return ew.elementwise(placeholder(0) / placeholder(1), (s, count))
+
+    def evaluate(self, node, xs, symbolic):
+        (x,) = xs
+        axes = node.params[0]
+        if not symbolic:
+            return self.numpy_function(x, axis=axes)
+        keep = [a for a in range(-x.ndim, 0) if a not in axes]
+        moved = np.moveaxis(x, list(axes), list(range(-len(axes), 0)))
+        flat = moved.reshape(tuple(x.shape[a] for a in keep) + (-1,))
+        out = np.empty(flat.shape[:-1], dtype=object)
+        for idx in np.ndindex(out.shape):
+            out[idx] = self.sympy_function(*flat[idx])
+        return out
+
+    def fold(self, node, values):
+        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+
+
+@register
+class Max(_Extreme):
+    name = "max"
+
+
+@register
+class Min(_Extreme):
+    name = "min"
+    numpy_function = staticmethod(np.min)
+    sympy_function = sympy.Min
+
+
+@register
+class CumSum(Op):
+    name = "cumsum"
+    linear = True
+
+    def vjp(self, node, g, wanted, n_lead):
+        axis, reverse = node.params
+        yield 0, cumsum(g, axis, not reverse)
+
+    def jvp(self, node, tangents, lead):
+        return cumsum(tangents[0], *node.params)
+
+    def evaluate(self, node, xs, symbolic):
+        axis, reverse = node.params
+        (x,) = xs
+        if reverse:
+            return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
+        return np.cumsum(x, axis=axis)
