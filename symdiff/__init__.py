@@ -7,8 +7,8 @@ readable, vectorized numpy code.
 __version__ = "0.1.0"
 
 from .api import Transform, derivative, grad, hessian, jacobian, value_and_grad
+from .custom import custom_jvp, custom_vjp
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
-
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -26,6 +26,8 @@ __all__ = [
     "SymdiffError",
     "TraceError",
     "Transform",
+    "custom_jvp",
+    "custom_vjp",
     "derivative",
     "grad",
     "hessian",

@@ -38,6 +38,7 @@ class _Lazy:
 
 sympy = _Lazy("sympy")
 D = _Lazy("symdiff.differentiate")
+ops = _Lazy("symdiff.ops")
 emit = _Lazy("symdiff.emit")
 ir = _Lazy("symdiff.ir")
 optimize = _Lazy("symdiff.optimize")
@@ -169,7 +170,7 @@ class Transform:
                 raise SymdiffError("has_aux=True needs the function to return a pair (output, aux)")
             primal, aux = primal
         if isinstance(primal, ir.Node):  # fuse and stabilize before differentiating
-            (primal,) = optimize.optimize([primal], keep=in_nodes)
+            (primal,) = optimize.optimize([primal], keep=in_nodes, lower=False)
         if not isinstance(primal, ir.Node):
             raise SymdiffError(
                 f"{self.kind} needs the function to return one array, got a {type(primal).__name__}"
@@ -245,16 +246,13 @@ class Transform:
                 f"derivative needs a function of scalars that returns a scalar, but {self.__name__} returns "
                 f"shape {out.shape}; use symdiff.jacobian for array functions"
             )
-        (fused,) = optimize.optimize([out], keep=scalars)
-        composed = _scalar_body(fused, scalars)
-        if composed is None:
-            raise TraceError(
-                f"derivative needs {self.__name__} to be built from elementwise operations on scalar arguments; "
-                "use symdiff.grad or symdiff.jacobian for functions with array operations"
-            )
-        body, free = composed  # free: values the body reads that do not depend on the arguments
-        operands = list(in_nodes) + free
         dtype = ir.result_dtype(*(in_nodes[p].dtype for p in wrt_pos))
+        (fused,) = optimize.optimize([out], keep=scalars, lower=False)
+        if any(ops.of(n).opaque for n in ir.toposort([fused])):  # user-defined rules: no closed form
+            body, free = self._scalar_body_or_fail(self._derivative_by_rules(fused, scalars, wrt_pos), scalars)
+            return ir.elementwise(body, list(in_nodes) + free, dtype=dtype)
+        body, free = self._scalar_body_or_fail(fused, scalars)  # free: values that do not depend on the arguments
+        operands = list(in_nodes) + free
         try:
             if not isinstance(self.positions, tuple) and self.order >= TAYLOR_FROM_ORDER:
                 from .taylor import derivative_node
@@ -266,6 +264,24 @@ class Transform:
         except Exception as e:  # SymPy internals: say what was being differentiated
             raise CompileError(f"SymPy failed to differentiate {body}: {type(e).__name__}: {e}") from e
         return ir.elementwise(d, operands, dtype=dtype)
+
+    def _scalar_body_or_fail(self, node, scalars):
+        composed = _scalar_body(node, scalars)
+        if composed is None:
+            raise TraceError(
+                f"derivative needs {self.__name__} to be built from elementwise operations on scalar arguments; "
+                "use symdiff.grad or symdiff.jacobian for functions with array operations"
+            )
+        return composed
+
+    def _derivative_by_rules(self, out, scalars, wrt_pos):
+        """The derivative as a graph, by forward mode on the IR (one JVP per differentiation): the way
+        through user-defined rules, which give SymPy no formula to differentiate."""
+        variables = [scalars[p] for p in wrt_pos]
+        for v in variables if isinstance(self.positions, tuple) else variables * self.order:
+            (out,) = D.jvp([out], [v], [ir.fill(1, (), v.dtype)])
+        (fused,) = optimize.optimize([out], keep=scalars)
+        return fused
 
     def _derivative_expr(self, body, wrt_pos):
         """The derivative as one SymPy expression over placeholders (``diff`` in one call)."""
@@ -527,12 +543,16 @@ class Transform:
         names = _sanitized_params([self._arg_name(i) for i in range(n_positional)] + list(call.keywords))
         if self.kind == "derivative":  # one closed form, whatever the generated program looks like
             in_nodes = [ir.input_node(i, (), d) for i, (_, d) in enumerate(specs)]
-            (fused,) = optimize.optimize([_primal(self.fun, in_nodes, None, call)], keep=in_nodes)
-            body, free = _scalar_body(fused, in_nodes)
+            wrt_pos = self._wrt_list(n_positional)
+            (fused,) = optimize.optimize([_primal(self.fun, in_nodes, None, call)], keep=in_nodes, lower=False)
+            by_rules = any(ops.of(n).opaque for n in ir.toposort([fused]))
+            if by_rules:
+                fused = self._derivative_by_rules(fused, in_nodes, wrt_pos)
+            body, free = self._scalar_body_or_fail(fused, in_nodes)
             if any(not (n.op == "const" and n.shape == ()) for n in free):
                 raise SymdiffError("formula() of a derivative needs a function of its scalar arguments and numbers")
             values = {placeholder(len(in_nodes) + k): sympy.Float(float(n.params[0].value)) for k, n in enumerate(free)}
-            d = self._derivative_expr(body.xreplace(values), self._wrt_list(n_positional))
+            d = body.xreplace(values) if by_rules else self._derivative_expr(body.xreplace(values), wrt_pos)
             return d.xreplace({placeholder(i): sympy.Symbol(n, real=True) for i, n in enumerate(names)})
         in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
         out = self.symbolic(in_nodes, call=call)

@@ -215,6 +215,15 @@ def _walk_value(v, label: str, reads: Reads, depth: int, seen: set) -> None:
         reads.values.append((label, "transform:" + chain))
         _walk(base, label + ".fun", reads, depth, seen)
         return
+    custom = getattr(type(v), "__symdiff_reads__", None)
+    if custom is not None:  # a custom_jvp/custom_vjp function: its function and rules, each watched
+        if depth >= MAX_DEPTH:
+            raise _Unprovable
+        reads.values.append((label, f"custom:{type(v).__name__}"))
+        for attr, value in v.__symdiff_reads__():
+            reads.checks.append(("attr", v, attr, value))
+            _walk(value, f"{label}.{attr}", reads, depth + 1, seen)
+        return
     stable = _stable_name(v)
     if stable is not None:
         reads.values.append((label, "stable:" + stable))

@@ -115,10 +115,12 @@ def lead_shape(shape, r):
 _fresh_inputs = itertools.count()
 
 
-def fresh_input(position: int, shape, dtype: str) -> Node:
+def fresh_input(position: int, shape, dtype: str, role: str = "fresh") -> Node:
     """An input node unlike any other (never merged with another trace's inputs): nested
-    transforms and scalar derivatives trace over these, then put the real operands in their place."""
-    return Node("input", (), shape, dtype, (position, "fresh", next(_fresh_inputs)))
+    transforms, scalar derivatives and user-defined rules trace over these, then put the real
+    operands in their place. ``role`` tells apart the kinds of inputs one graph has (primal,
+    tangent, ...): the structure key of such a graph counts its inputs by (position, role)."""
+    return Node("input", (), shape, dtype, (position, role, next(_fresh_inputs)))
 
 
 def toposort(outputs) -> list:
@@ -182,9 +184,12 @@ def structure_key(outputs) -> str:
     ids = {id(n): i for i, n in enumerate(nodes)}
     h = hashlib.sha256()
     for n in nodes:
-        params = sympy.srepr(n.body) if n.op == "elementwise" else repr(
-            tuple(p.digest if isinstance(p, Constant) else p for p in n.params)
-        )
+        if n.op == "elementwise":
+            params = sympy.srepr(n.body)
+        elif n.op == "input":
+            params = repr(n.params[:2])  # a fresh input's counter is not structure
+        else:
+            params = repr(tuple(p.digest if isinstance(p, Constant) else p for p in n.params))
         h.update(f"{n.op}|{[ids[id(i)] for i in n.inputs]}|{n.shape}|{n.dtype}|{params}\n".encode())
     h.update(repr([ids[id(o)] for o in outputs]).encode())
     return h.hexdigest()

@@ -16,9 +16,12 @@ from .ir import Node, placeholder
 from .primitives import stable_forms
 
 
-def optimize(outputs: list, keep=()) -> list:
+def optimize(outputs: list, keep=(), lower: bool = True) -> list:
     """The optimized equivalent of ``outputs``; nodes in ``keep`` survive unchanged (so derivatives
-    can still be taken with respect to them)."""
+    can still be taken with respect to them). ``lower=False`` keeps the nodes of user-defined rules
+    (before differentiation); otherwise they become the graphs of their functions."""
+    if lower:
+        outputs = ops.lower(outputs)
     keep = {id(k) for k in keep}
     outputs = _rebuild(outputs, _fold, keep)
     outputs = _fuse(outputs, keep)

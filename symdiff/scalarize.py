@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from . import ir
+from . import ir, ops
 from .evaluate import evaluate
 from .ir import Node, placeholder
 from .primitives import clean_derivative, lift_selects
@@ -27,8 +27,9 @@ def applicable(in_nodes, primal: Node) -> bool:
     if not (0 < total <= MAX_ELEMENTS and primal.size <= MAX_ELEMENTS):
         return False
     nodes = ir.toposort([primal])
-    # every intermediate array is scalarized too: only small graphs of small arrays qualify
-    return len(nodes) <= 400 and all(n.size <= 4 * MAX_ELEMENTS for n in nodes)
+    # every intermediate array is scalarized too: only small graphs of small arrays qualify; a
+    # user-defined rule is differentiated by its rule only, never through its formula
+    return len(nodes) <= 400 and all(n.size <= 4 * MAX_ELEMENTS and not ops.of(n).opaque for n in nodes)
 
 
 def element_symbols(in_nodes):

@@ -25,6 +25,13 @@ class Op:
     linear = False
     # A leaf (argument or constant): no inputs, no derivative rules.
     leaf = False
+    # Differentiated only by its own rules (a user-defined rule): never through a formula of its
+    # value (the per-point SymPy paths, derivative()'s closed forms, are not used across it).
+    opaque = False
+
+    def lower(self, node: Node):
+        """What ``node`` is computed as in generated code, if not itself (after differentiation)."""
+        return None
 
     def vjp(self, node: Node, g: Node, wanted: list, n_lead: int):
         """Yield ``(input position, cotangent contribution)`` for the inputs in ``wanted``."""
@@ -106,3 +113,22 @@ def pad_rank(t: Node, rank: int, core_rank: int) -> Node:
         return t
     core = t.shape[t.ndim - core_rank :]
     return reshape(t, core_rank, (1,) * (rank - core_rank) + core)
+
+
+def lower(outputs) -> list:
+    """``outputs`` with every node that has a lowering replaced by it (repeatedly: a lowered graph
+    may hold more such nodes). Differentiation is over by then."""
+    from ..graph import toposort
+
+    while True:
+        mapping: dict = {}
+        changed = False
+        for n in toposort(outputs):
+            inputs = tuple(mapping[id(i)] for i in n.inputs)
+            new = n if all(a is b for a, b in zip(inputs, n.inputs)) else Node(n.op, inputs, n.shape, n.dtype, n.params)
+            lowered = REGISTRY[n.op].lower(new)
+            changed = changed or lowered is not None
+            mapping[id(n)] = new if lowered is None else lowered
+        outputs = [mapping[id(o)] for o in outputs]
+        if not changed:
+            return outputs
