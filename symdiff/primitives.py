@@ -6,6 +6,7 @@ comparisons, a stable ``logaddexp``) are defined here with their derivatives (``
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -241,6 +242,100 @@ BINARY = {
 }
 
 BOOLEAN_RESULT = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
+
+
+# ---------------------------------------------------------------------------------------------
+# scipy.special ufuncs (scipy is optional: these rules apply when a traced function calls them).
+# Each prints as the scipy.special call of the same name; SymPy's own erf, erfc, loggamma and
+# polygamma serve where it has them.
+# ---------------------------------------------------------------------------------------------
+
+
+class _Special(sympy.Function):
+    """A scipy.special function SymPy does not have: printed as ``scipy.special.<scipy_name>``."""
+
+    scipy_name = ""
+
+    def _numpycode(self, printer):
+        return f"scipy.special.{self.scipy_name}({', '.join(printer._print(a) for a in self.args)})"
+
+
+class Ndtr(_Special):
+    """The standard normal CDF."""
+
+    nargs, scipy_name = 1, "ndtr"
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.exp(-(x**2) / 2) / sympy.sqrt(2 * sympy.pi)
+
+
+class Erfcx(_Special):
+    """The scaled complementary error function exp(x**2) erfc(x)."""
+
+    nargs, scipy_name = 1, "erfcx"
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return 2 * x * Erfcx(x) - 2 / sympy.sqrt(sympy.pi)
+
+
+class LogNdtr(_Special):
+    """log of the normal CDF; its derivative (the inverse Mills ratio) through erfcx stays finite
+    where the CDF underflows."""
+
+    nargs, scipy_name = 1, "log_ndtr"
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.sqrt(2 / sympy.pi) / Erfcx(-x / sympy.sqrt(2))
+
+
+class XLogY(_Special):
+    """x*log(y), 0 where x == 0 (scipy's convention)."""
+
+    nargs, scipy_name = 2, "xlogy"
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        return sympy.log(y) if argindex == 1 else x / y
+
+
+class XLog1pY(_Special):
+    """x*log1p(y), 0 where x == 0 (scipy's convention)."""
+
+    nargs, scipy_name = 2, "xlog1py"
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        return log1p(y) if argindex == 1 else x / (1 + y)
+
+
+SPECIAL = {  # scipy.special name -> SymPy body (for ufuncs that are scipy.special's own objects)
+    "erf": sympy.erf,
+    "erfc": sympy.erfc,
+    "erfcx": Erfcx,
+    "expit": lambda a: Sigmoid(a),
+    "logit": lambda a: sympy.log(a / (1 - a)),
+    "gammaln": sympy.loggamma,
+    "digamma": lambda a: sympy.polygamma(0, a),
+    "ndtr": Ndtr,
+    "log_ndtr": LogNdtr,
+    "xlogy": XLogY,
+    "xlog1py": XLog1pY,
+}
+
+
+def special_rule(uf):
+    """(scipy.special name, SymPy body) of a scipy.special ufunc symdiff differentiates, else None.
+    Looked up by identity (``digamma`` is the ufunc ``psi``), never importing scipy itself."""
+    special = sys.modules.get("scipy.special")
+    if special is None:
+        return None
+    for name, fn in SPECIAL.items():
+        if getattr(special, name, None) is uf:
+            return name, fn
+    return None
 
 
 def clean_derivative(expr: sympy.Expr) -> sympy.Expr:

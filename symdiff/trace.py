@@ -16,7 +16,7 @@ import sympy
 
 from . import ir
 from .errors import DtypeError, ShapeError, TraceError, user_location
-from .primitives import BINARY, BOOLEAN_RESULT, UNARY, Where
+from .primitives import BINARY, BOOLEAN_RESULT, UNARY, Where, special_rule
 
 
 def _fail(what: str, hint: str = "") -> TraceError:
@@ -133,6 +133,12 @@ class Tracer:
             raise _fail(f"numpy.{uf.__name__}.{method}", "only plain calls of ufuncs can be traced")
         if kwargs.get("where", True) is not True:
             raise _fail(f"the where= argument of numpy.{uf.__name__}", "use np.where instead")
+        if getattr(np, uf.__name__, None) is not uf:  # not numpy's own: scipy.special's, or unknown
+            special = special_rule(uf)
+            if special is None:
+                raise _fail(f"the ufunc {_ufunc_name(uf)} is not supported by symdiff", "see docs/operations.md")
+            name, fn = special
+            return ufunc(f"scipy.special.{name}", *inputs, rule=fn)
         if uf.__name__ == "matmul":
             return matmul(*inputs)
         if uf.__name__ == "clip":
@@ -221,23 +227,32 @@ def _as_array_like(v):
     return n if n is not None else as_node(v)
 
 
-def ufunc(name: str, *args):
-    if name in UNARY and len(args) == 1:
+def _ufunc_name(uf) -> str:
+    module = getattr(uf, "__module__", None) or ("numpy" if getattr(np, uf.__name__, None) is uf else "")
+    return f"{module}.{uf.__name__}" if module else uf.__name__
+
+
+def ufunc(name: str, *args, rule=None):
+    """The elementwise node of ufunc ``name`` (numpy's, or ``rule``: a SymPy body of its operands)."""
+    if rule is not None:
+        fn = rule
+    elif name in UNARY and len(args) == 1:
         fn = UNARY[name]
     elif name in BINARY and len(args) == 2:
         fn = BINARY[name]
     else:
         raise _fail(f"numpy.{name} is not supported by symdiff", "see the README for the supported ufuncs")
-    body, nodes = _body(fn, [_as_array_like(a) for a in args], name)
+    shown = name if "." in name else f"numpy.{name}"
+    body, nodes = _body(fn, [_as_array_like(a) for a in args], shown)
     if body.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
         # SymPy evaluated numbers into nan/inf (x/0.0, 0*inf): keep the numbers as data instead,
         # so the value is numpy's and derivatives of the other operands survive
-        body, nodes = _body(fn, [a.node if isinstance(a, Tracer) else as_node(a) for a in args], name)
+        body, nodes = _body(fn, [a.node if isinstance(a, Tracer) else as_node(a) for a in args], shown)
     dtype = "bool" if name in BOOLEAN_RESULT else None
     try:
         return Tracer(ir.elementwise(body, nodes, dtype=dtype))
     except ShapeError as e:
-        raise ShapeError(f"numpy.{name}: {e} at {user_location()}") from None
+        raise ShapeError(f"{shown}: {e} at {user_location()}") from None
 
 
 def _body(fn, items, name):
@@ -246,7 +261,7 @@ def _body(fn, items, name):
     try:
         return sympy.sympify(fn(*symbols)), nodes
     except (TypeError, ValueError) as e:
-        raise _fail(f"numpy.{name} on these operands ({e})") from None
+        raise _fail(f"{name} on these operands ({e})") from None
 
 
 # ---------------------------------------------------------------------------------------------
