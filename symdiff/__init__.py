@@ -6,7 +6,7 @@ readable, vectorized numpy code.
 
 __version__ = "0.1.0"
 
-from .api import Transform, derivative, grad, hessian, jacobian, value_and_grad
+from .transforms import Transform, derivative, grad, hessian, jacobian, value_and_grad
 from .custom import custom_jvp, custom_vjp
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
 

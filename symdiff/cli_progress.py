@@ -13,7 +13,7 @@ import importlib
 import sys
 import time
 
-# (module, attribute, what the line says); api.py looks each up on its module at call time, so
+# (module, attribute, what the line says); the stages are looked up on their modules at call time, so
 # wrapping the module attribute works. Imported only when progress is on: they import SymPy.
 _STAGES = (
     ("symdiff.trace", "run", "trace"),

@@ -1,0 +1,473 @@
+"""The call path of a transform: from a call with arrays to the compiled function's result.
+
+A call is keyed by its argument types, shapes, dtypes and static keyword values. A key seen before
+runs its compiled function at once, behind a guard that what the function reads is unchanged
+(``environment``); otherwise the compiled entry is found through the on-disk index (a new process:
+no trace, no SymPy) or by tracing and keying the IR (``pipeline`` compiles it on a miss). A call made
+while another function is traced is traced into that program instead (nested transforms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import sys
+import threading
+
+import numpy as np
+
+from . import environment, load
+from .pipeline import render, version
+from .errors import CompileError, DtypeError, ShapeError, SymdiffError
+
+
+class Dispatch:
+    """The calling half of ``transforms.Transform``: argument specs, keys, compilation, runners."""
+
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            key = _dispatch_key(args, self.kind == "derivative", kwargs)
+        elif len(args) == 1 and args[0].__class__ is float:  # the common scalar call, kept cheap
+            key = _ONE_FLOAT
+        else:
+            key = _dispatch_key(args, self.kind == "derivative")
+        hit = self._dispatch.get(key)
+        if hit is not None:
+            result = hit(*args, **kwargs) if kwargs else hit(*args)
+            if result is not _STALE:
+                return result
+        traced = sys.modules.get("symdiff.trace")  # no trace can be running before it is imported
+        if traced is not None and (
+            traced.active() or any(isinstance(a, traced.Tracer) for a in (*args, *kwargs.values()))
+        ):
+            return self._nested(args, kwargs)
+        return self._call_compiled(key, args, kwargs)
+
+    def _call_compiled(self, key, args, kwargs):
+        """Run the compiled entry for these arguments, finding it without a trace where that is sound."""
+        base = _base(self)
+        reads = environment.read_set(base) if key is not None else None  # None: only a trace can tell
+        shared = _shared_runners(base) if reads is not None else None
+        if shared is not None:  # another transform object of the same function compiled it already
+            hit = shared.get((self._chain, key))
+            if hit is not None:
+                result = hit(*args, **kwargs)
+                if result is not _STALE:
+                    self._dispatch[key] = hit
+                    return result
+        memo = environment.DigestMemo()  # each array is hashed at most once in this call
+        alias = _persistent_alias(self, key, reads, memo) if reads is not None else None
+        found = self._recall(alias, reads, memo, args, kwargs) if alias else None
+        if found is not None:  # a new process with a warm disk cache: no trace, no SymPy
+            compiled, consts = found
+            meta = compiled.meta
+            scalar_call = all(_is_python_scalar(a) for a in args)
+        else:
+            compiled, consts, meta, scalar_call = self._compile(args, kwargs, reads, memo)
+            if alias:
+                load.remember(alias, compiled.key)
+        keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
+        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords)
+        if reads is not None:
+            guarded = _guarded(runner, reads)
+            self._dispatch[key] = guarded
+            if shared is not None:
+                shared[(self._chain, key)] = guarded
+        return runner(*args, **kwargs)
+
+    def _recall(self, alias, reads, memo, args, kwargs):
+        """(entry, keyword constants) recorded for ``alias`` by an earlier process, if it is usable."""
+        recalled = load.recall(alias)
+        compiled = load.lookup_existing(recalled) if recalled else None
+        if compiled is None:
+            return None
+        meta = compiled.meta
+        if meta.get("origin") != self._origin(len(args), tuple(k for k in kwargs if not _is_static(kwargs[k]))):
+            load.forget(alias, "its entry was compiled for another function")
+            return None
+        available = reads.arrays(memo) if meta["constants"] else {}
+        if any(d not in available for d in meta["constants"]):
+            return None  # an array built while tracing (not one the function reads): trace again
+        return compiled, {n: available[d] for n, d in zip(meta["constant_names"], meta["constants"])}
+
+    def _origin(self, n_positional, keywords) -> str:
+        """What names a generated function after this transform: the function's name, the transform
+        chain and the parameter names. An entry may be shared by equal math, never by other names."""
+        base = _base(self)
+        text = json.dumps([getattr(base, "__qualname__", None) or getattr(base, "__name__", "f"), self._chain,
+                           [self._arg_name(i) for i in range(n_positional)], list(keywords)])
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def _nested(self, args, kwargs):
+        """This transform called while another function is being traced (or on traced values): its
+        result is traced into the enclosing program. Its inputs are fresh nodes, so that values of
+        the enclosing trace it closes over stay distinct from its own arguments, then replaced by
+        the argument values."""
+        from . import ir
+        from . import trace
+
+        call, operands = _keyword_call(kwargs)
+        actual = [trace.as_node(a) for a in (*args, *operands)]
+        fresh = [ir.fresh_input(i, n.shape, n.dtype) for i, n in enumerate(actual)]
+        flat, tree = _flatten(self.symbolic(fresh, call=call))
+        flat = ir.substitute(flat, {id(f): a for f, a in zip(fresh, actual)})
+        return _wrap(_unflatten(tree, flat))
+
+    def _specs(self, args, kwargs=None):
+        """Arrays (positional, then keyword arrays), their (shape, dtype) specs, batched core ranks and the ``Call``."""
+        from . import trace
+
+        if not args and not kwargs:
+            raise SymdiffError(f"{self.kind} of {self.__name__} needs at least one argument")
+        call, operands = _keyword_call(kwargs or {})
+        arrays, specs, core_ranks = [], [], {}
+        cores = self.signature[0] if self.signature else None
+        if cores is not None and len(cores) != len(args):
+            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments")
+        wrt = self._wrt_list(len(args))
+        dims: dict = {}
+        for i, a in enumerate((*args, *operands)):
+            what = (f"argument {self._arg_name(i)!r}" if i < len(args)
+                    else f"keyword argument {call.keywords[i - len(args)]!r}")
+            if isinstance(a, np.ma.MaskedArray):
+                raise DtypeError(
+                    f"{what} is a numpy masked array; symdiff would silently ignore its mask: "
+                    "pass np.ma.filled(a, fill_value) or a.data explicitly"
+                )
+            arr = np.asarray(a)
+            if arr.dtype == object or arr.dtype.kind not in "biuf":
+                raise DtypeError(f"{what} is a {type(a).__name__}, not a real number array")
+            if arr.dtype.kind in "biu" and i in wrt:
+                trace.check_differentiable(arr.dtype, what)
+            shape = arr.shape
+            if self.kind == "derivative":  # elementwise: every argument is a batch of scalars
+                shape = ()
+                core_ranks[i] = 0
+            elif cores is not None and i < len(args):
+                core = cores[i]
+                if arr.ndim < len(core):
+                    raise ShapeError(
+                        f"{what} has shape {arr.shape}, fewer axes than its core dimensions {core} in the signature"
+                    )
+                shape = arr.shape[arr.ndim - len(core) :]
+                for name, d in zip(core, shape):
+                    if name.isdigit() and int(name) != d or dims.setdefault(name, d) != d:
+                        raise ShapeError(f"{what}: core dimension {name} is {d}, expected {dims.get(name, name)}")
+                if arr.ndim > len(core):
+                    core_ranks[i] = len(core)
+            arrays.append(arr)
+            specs.append((shape, str(arr.dtype)))
+        return arrays, specs, core_ranks, call
+
+    def _compile(self, args, kwargs=None, reads=None, memo=None):
+        """Trace, key by the IR, and compile on a miss: (entry, keyword constants, meta, scalar call)."""
+        from .transforms import _primal
+        from . import ir
+
+        arrays, specs, core_ranks, call = self._specs(args, kwargs)
+        in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
+        base_fun = _base(self)
+        if reads is None:
+            reads = environment.read_set(base_fun, strict=False)  # names for the arrays it reads
+        with _tracing_context(base_fun, reads, memo or environment.DigestMemo()):
+            base_out = _primal(base_fun, in_nodes, None, call)
+        flat_base, _ = _flatten(base_out)
+        constants = {n.params[0].digest: n.params[0] for n in ir.toposort(flat_base) if n.op == "const"}
+        origin = self._origin(len(args), call.keywords)
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "graph": ir.structure_key(flat_base),
+                    "chain": _chain_spec(self),
+                    "origin": origin,
+                    "constant_names": sorted((d, c.name or "") for d, c in constants.items()),
+                    "specs": specs,
+                    "batched": sorted(core_ranks.items()),
+                    "version": version(),
+                }
+            ).encode()
+        ).hexdigest()[:32]
+        build_consts: dict = {}
+
+        def build():
+            source, meta, values = self._build(in_nodes, base_out, core_ranks, call, origin)
+            build_consts.update(values)
+            return source, meta
+
+        try:
+            compiled = load.lookup(key, build)
+        except SymdiffError:
+            raise
+        except (RecursionError, MemoryError, NotImplementedError, ValueError, TypeError, AttributeError, KeyError, SyntaxError) as e:
+            raise CompileError(f"compiling the {self.kind} of {self.__name__} failed: {type(e).__name__}: {e}") from e
+        meta = compiled.meta
+        values = {**{d: c.value for d, c in constants.items()}, **build_consts}
+        missing = [d for d in meta["constants"] if d not in values]
+        if missing:  # a constant created while differentiating a re-traced inner function
+            source, meta, extra = self._build(in_nodes, base_out, core_ranks, call, origin)
+            values.update(extra)
+        consts = {name: values[d] for name, d in zip(meta["constant_names"], meta["constants"])}
+        return compiled, consts, meta, all(_is_python_scalar(a) for a in args)
+
+    def _build(self, in_nodes, base_out, core_ranks, call, origin):
+        plan, tree, values = self.plan(in_nodes, base_out, core_ranks, call)
+        source, (digests,), (const_names,) = render(plan.summary, [plan], self.backend)
+        meta = {"name": plan.name, "tree": tree, "constants": digests, "constant_names": const_names,
+                "backend": self.backend, "keywords": list(call.keywords), "origin": origin}
+        return source, meta, values
+
+    def source(self, *args, **kwargs) -> str:
+        """The generated module that runs for arguments like ``args``: exactly the code that executes."""
+        return self._compile(args, kwargs)[0].source
+
+
+def _base(t):
+    while isinstance(t, Dispatch):
+        t = t.fun
+    return t
+
+
+def _chain_spec(t):
+    spec = []
+    while isinstance(t, Dispatch):
+        spec.append([t.kind, repr(t.positions), t.has_aux, t.order, repr(t.signature), t.backend])
+        t = t.fun
+    return spec
+
+
+def _chain_kinds(t):
+    kinds = []
+    while isinstance(t, Dispatch):
+        kinds.append(t.kind)
+        t = t.fun
+    return kinds
+
+
+_SIG = re.compile(r"^\s*(\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\)(?:\s*,\s*\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\))*)\s*->\s*(\((?:\s*\w+\s*(?:,\s*\w+\s*)*)?\))\s*$")
+
+
+def _parse_signature(sig: str):
+    """numpy's generalized-ufunc signature, e.g. '(n),(n,k)->()', as (input cores, output core)."""
+    m = _SIG.match(sig) if isinstance(sig, str) else None
+    if not m:
+        raise ShapeError(
+            f"malformed signature {sig!r}: use numpy's gufunc syntax, e.g. '(n)->()' or '(n),(n,k)->()'"
+        )
+    groups = re.findall(r"\(([^)]*)\)", m.group(1))
+    cores = [tuple(d.strip() for d in g.split(",") if d.strip()) for g in groups]
+    out = tuple(d.strip() for d in m.group(2).strip("()").split(",") if d.strip())
+    return cores, out
+
+
+def _flatten(tree):
+    from . import ir
+
+    flat: list = []
+
+    def go(t):
+        if isinstance(t, ir.Node):
+            flat.append(t)
+            return len(flat) - 1
+        if isinstance(t, (tuple, list)):
+            return {"t": type(t).__name__, "c": [go(x) for x in t]}
+        if isinstance(t, dict):
+            return {"t": "dict", "k": [str(k) for k in t], "c": [go(v) for v in t.values()]}
+        raise SymdiffError(f"cannot return a {type(t).__name__} from a differentiated function")
+
+    return flat, go(tree)
+
+
+def _unflatten(tree, flat):
+    if isinstance(tree, int):
+        return flat[tree]
+    children = [_unflatten(c, flat) for c in tree["c"]]
+    if tree["t"] == "dict":
+        return dict(zip(tree["k"], children))
+    return tuple(children) if tree["t"] == "tuple" else list(children)
+
+
+def _wrap(tree):
+    from . import ir
+    from . import trace
+
+    if isinstance(tree, ir.Node):
+        return trace.Tracer(tree)
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_wrap(t) for t in tree)
+    if isinstance(tree, dict):
+        return {k: _wrap(v) for k, v in tree.items()}
+    return tree
+
+
+class Call:
+    """How the user's function is called besides its positional arguments: the names of keyword
+    arguments that are arrays (the last input nodes, data of the generated function) and the
+    static keyword values (Python numbers and strings: constants of the trace, part of its key)."""
+
+    __slots__ = ("keywords", "static")
+
+    def __init__(self, keywords=(), static=None):
+        self.keywords, self.static = tuple(keywords), dict(static or {})
+
+
+NO_KEYWORDS = Call()
+
+
+_STATIC_TYPES = (bool, int, float, complex, str, type(None))
+
+
+def _is_static(v) -> bool:
+    """Python numbers, strings, None and tuples of them: values a trace bakes in (as JAX's static arguments)."""
+    if isinstance(v, tuple):
+        return all(_is_static(x) for x in v)
+    return isinstance(v, _STATIC_TYPES) and not isinstance(v, np.generic)
+
+
+def _keyword_call(kwargs):
+    """(Call, keyword array operands in order) for the keyword arguments of a call."""
+    if not kwargs:
+        return NO_KEYWORDS, []
+    keywords, operands, static = [], [], {}
+    for name in sorted(kwargs):
+        v = kwargs[name]
+        if _is_static(v):
+            static[name] = v
+        elif isinstance(v, (np.ndarray, np.generic, list)) or _is_tracer(v):
+            keywords.append(name)
+            operands.append(v)
+        else:
+            raise SymdiffError(
+                f"keyword argument {name!r} is a {type(v).__name__}: pass arrays (data of the generated code) "
+                "or Python numbers and strings (constants of the trace)"
+            )
+    return Call(keywords, static), operands
+
+
+def _is_tracer(v) -> bool:
+    traced = sys.modules.get("symdiff.trace")
+    return traced is not None and isinstance(v, traced.Tracer)
+
+
+def _dispatch_key(args, shape_free: bool, kwargs=None):
+    """What the compiled code depends on in the arguments, or None when only a trace can tell."""
+    key = []
+    for a in args:
+        cls = a.__class__
+        if cls is float or cls is int:
+            key.append(cls)
+        elif cls is np.ndarray:
+            key.append(a.dtype if shape_free else (a.shape, a.dtype))
+        else:
+            return None
+    if kwargs:
+        for name in sorted(kwargs):
+            v = kwargs[name]
+            if v.__class__ is np.ndarray:
+                key.append((name, v.dtype if shape_free else (v.shape, v.dtype)))
+            elif _is_static(v):
+                key.append((name, "static", type(v), v))
+            else:
+                return None
+    return tuple(key)
+
+
+_context = threading.local()  # the function being compiled, what it reads, and this call's digests
+
+
+@contextlib.contextmanager
+def _tracing_context(fun, reads, memo):
+    previous = getattr(_context, "value", None)
+    _context.value = (fun, reads, memo)
+    try:
+        yield
+    finally:
+        _context.value = previous
+
+
+def _trace_context(fun):
+    """(reads, digest memo) for tracing ``fun``: the arrays it reads get the user's names."""
+    value = getattr(_context, "value", None)
+    if value is not None and value[0] is fun:
+        return value[1], value[2]
+    return environment.read_set(fun, strict=False), None
+
+
+def _persistent_alias(t, key, reads, memo):
+    """A digest of everything a trace of ``t`` with these arguments could read (the function's code,
+    defaults, closures and globals, recursively; the transform chain; symdiff's and numpy's
+    versions). A new process finds its compiled entry through it without tracing or SymPy."""
+    base = _base(t)
+    text = json.dumps([reads.digest(memo), getattr(base, "__qualname__", None), _chain_spec(t), repr(key),
+                       version(), np.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _shared_runners(fun):
+    """Guarded runners of every transform of ``fun`` in this process (a new transform object made
+    for each call finds the compiled code of the previous one), or None if ``fun`` cannot be held."""
+    try:
+        table = load.runners.get(fun)
+        if table is None:
+            table = load.runners[fun] = {}
+        return table
+    except TypeError:  # not hashable or not weakly referenceable
+        return None
+
+
+_STALE = object()  # what a guarded runner returns when something the function reads has changed
+
+
+_ONE_FLOAT = (float,)
+
+
+def _guarded(runner, reads):
+    """``runner`` that first checks that everything the function reads is unchanged (else _STALE)."""
+    if not reads.checks:
+        return runner
+    unchanged = reads.guard()
+
+    def run(*a, **k):
+        if not unchanged():
+            return _STALE
+        return runner(*a, **k) if k else runner(*a)
+
+    return run
+
+
+def _runner(fn, consts, tree, scalar_call, keywords=None):
+    """The cheapest call of a compiled function that still returns results in the API's form.
+    Static keyword values were baked in by the trace; only keyword arrays (``keywords``) reach ``fn``."""
+    if keywords is not None or consts:
+        keywords = keywords or ()
+        inner, wanted = fn, tuple(keywords)
+        fn = lambda *a, **k: inner(*a, **{n: k[n] for n in wanted}, **consts)  # noqa: E731
+    if scalar_call:  # Python floats become numpy scalars: 1/0 is inf as in numpy, not an exception
+        inner_s = fn
+        fn = lambda *a, **k: inner_s(*map(np.float64, a), **k)  # noqa: E731
+    if isinstance(tree, int):
+        if scalar_call and not consts and keywords is None:
+            return lambda *a: float(fn(*a))
+        return lambda *a, **k: _finish(fn(*a, **k), scalar_call)
+
+    def run(*a, **k):
+        flat = fn(*a, **k)
+        if not isinstance(flat, tuple):  # a generated function with one output returns it bare
+            flat = (flat,)
+        return _unflatten(tree, [_finish(v, scalar_call) for v in flat])
+
+    return run
+
+
+def _is_python_scalar(a):
+    return isinstance(a, (int, float)) and not isinstance(a, bool)
+
+
+def _finish(value, scalar_call):
+    if scalar_call and value.__class__ is float:
+        return value
+    value = np.asarray(value)
+    if scalar_call and value.ndim == 0:
+        return float(value)
+    return value
