@@ -67,6 +67,8 @@ class _Custom(Op):
 
 @register
 class CustomJVP(_Custom):
+    """A call of a ``symdiff.custom_jvp`` function: derivatives from its JVP rule."""
+
     name = "custom_jvp"
 
     def vjp(self, node, g, wanted, n_lead):
@@ -91,6 +93,8 @@ class CustomJVP(_Custom):
 
 @register
 class CustomVJP(_Custom):
+    """A call of a ``symdiff.custom_vjp`` function: derivatives from its fwd/bwd."""
+
     name = "custom_vjp"
 
     def vjp(self, node, g, wanted, n_lead):

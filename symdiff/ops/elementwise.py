@@ -52,6 +52,8 @@ def shifted(body: sympy.Expr, k: int) -> sympy.Expr:
 
 @register
 class Elementwise(Op):
+    """A SymPy body over placeholders applied to broadcast inputs (every ufunc; fills without inputs)."""
+
     name = "elementwise"
 
     def vjp(self, node, g, wanted, n_lead):

@@ -115,6 +115,8 @@ def _zeros_like_core(x, r_out, core, symbolic):
 
 @register
 class Index(Op):
+    """Basic indexing of the trailing axes: integers, slices, new axes."""
+
     name = "index"
     linear = True
 

@@ -46,6 +46,8 @@ def _order(have: str, want: list) -> tuple:
 
 @register
 class Einsum(Op):
+    """A sum of products over named trailing axes (matmul, dot, tensordot, outer, trace)."""
+
     name = "einsum"
 
     def vjp(self, node, g, wanted, n_lead):

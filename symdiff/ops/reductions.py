@@ -54,6 +54,8 @@ def _back(g: Node, node: Node) -> Node:
 
 @register
 class Sum(Op):
+    """Sum over trailing axes."""
+
     name = "sum"
     linear = True
 
@@ -76,6 +78,8 @@ class Sum(Op):
 
 @register
 class Prod(Op):
+    """Product over trailing axes."""
+
     name = "prod"
 
     def vjp(self, node, g, wanted, n_lead):
@@ -144,11 +148,15 @@ class _Extreme(Op):
 
 @register
 class Max(_Extreme):
+    """Maximum over trailing axes."""
+
     name = "max"
 
 
 @register
 class Min(_Extreme):
+    """Minimum over trailing axes."""
+
     name = "min"
     numpy_function = staticmethod(np.min)
     sympy_function = sympy.Min
@@ -156,6 +164,8 @@ class Min(_Extreme):
 
 @register
 class CumSum(Op):
+    """Cumulative sum along one axis (reversed: the adjoint)."""
+
     name = "cumsum"
     linear = True
 

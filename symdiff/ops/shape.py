@@ -85,6 +85,8 @@ class Eye(Op):
 
 @register
 class Reshape(Op):
+    """New shape of the trailing axes, same elements."""
+
     name = "reshape"
     linear = True
 
@@ -107,6 +109,8 @@ class Reshape(Op):
 
 @register
 class Broadcast(Op):
+    """Size-1 trailing axes stretched (numpy broadcasting made explicit)."""
+
     name = "broadcast"
     linear = True
 
@@ -129,6 +133,8 @@ class Broadcast(Op):
 
 @register
 class Transpose(Op):
+    """Permutation of the trailing axes."""
+
     name = "transpose"
     linear = True
 
@@ -150,6 +156,8 @@ class Transpose(Op):
 
 @register
 class Concat(Op):
+    """Concatenation along one axis (np.concatenate, np.stack)."""
+
     name = "concat"
     linear = True
 

@@ -1,0 +1,129 @@
+"""``docs/operations.md``, written from the tables the tracer and the registry actually use.
+
+Regenerate with ``python3 -m symdiff.ops.catalogue > docs/operations.md``; a test fails when the
+page and the code disagree, so the page never promises an operation symdiff does not trace.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+# Where a derivative is not defined everywhere (or not as a mathematician would write it), what
+# symdiff does. Names as numpy spells them; docs/domain_edges.md has the full story.
+CONVENTIONS = {
+    "absolute": "sign(x): 0 at 0 (JAX gives 1)",
+    "fabs": "sign(x): 0 at 0",
+    "sign": "0",
+    "floor": "0 (as JAX)",
+    "ceil": "0 (as JAX)",
+    "floor_divide": "0 (as JAX); values as numpy computes them",
+    "maximum": "0.5/0.5 split at ties (as JAX)",
+    "minimum": "0.5/0.5 split at ties (as JAX)",
+    "fmax": "0.5/0.5 split at ties",
+    "fmin": "0.5/0.5 split at ties",
+    "power": "d/dy 0.0**y follows JAX: 0 for y >= 0",
+    "sqrt": "inf at 0, as numpy's value suggests",
+    "cbrt": "real cube root of negative numbers",
+    "logaddexp": "stable: never overflows",
+    "greater": "boolean; derivative 0",
+    "greater_equal": "boolean; derivative 0",
+    "less": "boolean; derivative 0",
+    "less_equal": "boolean; derivative 0",
+    "equal": "boolean; derivative 0",
+    "not_equal": "boolean; derivative 0",
+    "np.where": "the derivative of a select is a select: no NaN/inf from the branch not taken",
+    "np.max": "ties share the derivative equally (as JAX)",
+    "np.min": "ties share the derivative equally (as JAX)",
+    "np.amax": "ties share the derivative equally (as JAX)",
+    "np.amin": "ties share the derivative equally (as JAX)",
+    "np.prod": "reverse mode divides by the inputs: NaN at exact zeros",
+    "np.std": "derivative 0 over an axis of length 1",
+    "np.clip": "0.5/0.5 split at the bounds (maximum/minimum)",
+    "np.linalg.norm": "ord None/'fro'/2 (vectors), 1 and inf",
+    "expit": "stable sigmoid",
+    "log_ndtr": "derivative through erfcx: finite where the CDF underflows",
+    "xlogy": "0 where x == 0 (scipy's convention)",
+    "xlog1py": "0 where x == 0 (scipy's convention)",
+}
+
+_SCIPY_ONLY = {"digamma", "gammaln", "erf", "erfc", "erfcx", "ndtr", "log_ndtr", "xlogy", "xlog1py"}
+
+
+def _numpy_name(func) -> str:
+    """``np.linalg.norm``, as a user writes it."""
+    module = getattr(func, "__module__", "numpy") or "numpy"
+    sub = module.split(".")[1:] if module.startswith("numpy.") else []
+    sub = [s for s in sub if not s.startswith("_")]
+    return ".".join(["np", *sub, func.__name__])
+
+
+def _table(header, rows) -> list:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def render() -> str:
+    """The text of docs/operations.md."""
+    from .. import trace
+    from ..primitives import BINARY, SPECIAL, UNARY
+    from .base import REGISTRY
+
+    lines = [
+        "# Operations",
+        "",
+        "What symdiff traces and differentiates, generated from the tables its tracer and op registry use",
+        "(`python3 -m symdiff.ops.catalogue > docs/operations.md`; a test keeps this page in step with the",
+        "code). Anything not listed here raises `TraceError` naming your line. Derivative conventions where a",
+        "derivative is not defined everywhere are in the last column; details in",
+        "[domain_edges.md](domain_edges.md).",
+        "",
+        "## Elementwise ufuncs",
+        "",
+        "Every derivative of every order comes from SymPy. Backends: `numpy` (default) and `numba` (fused",
+        "per-point loops) for all of these.",
+        "",
+    ]
+    rows = [(f"`np.{n}`", "1" if n in UNARY else "2", CONVENTIONS.get(n, "")) for n in sorted({*UNARY, *BINARY})]
+    lines += _table(["ufunc", "arguments", "convention"], rows)
+    lines += [
+        "",
+        "## scipy.special ufuncs",
+        "",
+        "Traced when scipy is installed and the function calls them (`pip install 'symdiff[scipy]'`);",
+        "generated code then imports `scipy.special`. The numba backend runs them as numpy code.",
+        "",
+    ]
+    rows = [(f"`scipy.special.{n}`", CONVENTIONS.get(n, "")) for n in sorted(SPECIAL)]
+    lines += _table(["function", "convention"], rows)
+    lines += ["", "## numpy functions", ""]
+    rows = sorted((f"`{_numpy_name(f)}`", CONVENTIONS.get(_numpy_name(f), "")) for f in trace.FUNCTIONS)
+    lines += _table(["function", "convention"], rows)
+    methods = sorted(
+        name for name, member in vars(trace.Tracer).items()
+        if inspect.isfunction(member) and not name.startswith("_") and name not in ("item", "tolist")
+    )
+    lines += ["", "## Array methods and attributes", "",
+              ", ".join(f"`x.{m}()`" for m in methods) + ", `x.T`, `x.mT`, `x.shape`, `x.ndim`, `x.size`,",
+              "`x.dtype`, operators (`+ - * / // ** @`, comparisons, unary `-`, `abs()`) and indexing (integers, slices,",
+              "`...`, `None`, integer arrays).", "",
+              "## IR operations (the op registry, `symdiff/ops/`)", "",
+              "What traced programs are made of; each op holds its own derivative, evaluation and folding rules.", ""]
+    rows = []
+    for name in sorted(REGISTRY):
+        op = REGISTRY[name]
+        if not type(op).__module__.startswith("symdiff.ops."):
+            continue  # registered by user code (docs/extending.md's example), not part of symdiff
+        doc = (inspect.getdoc(type(op)) or "").split("\n")[0] if type(op).__doc__ else ""
+        family = type(op).__module__.rsplit(".", 1)[-1]
+        kind = "leaf" if op.leaf else "user rule" if op.opaque else "linear" if op.linear else ""
+        rows.append((f"`{name}`", family, kind, doc))
+    lines += _table(["op", "family", "kind", "what"], rows)
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
+    _ = np  # numpy is imported by the tracer the page describes
