@@ -23,7 +23,8 @@ import pytest
 import sympy
 
 import symdiff
-from symdiff import cli, cli_check
+from symdiff import cli
+from symdiff.cli import check as cli_check
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCS = str(ROOT / "examples" / "cli_functions.py")

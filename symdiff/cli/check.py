@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import api
+from .. import api
 
 FIRST_STEP = 0.1  # the tableau's largest step, relative to max(|x|, 1): extrapolation needs it large
 SHRINK = 2.0  # each step is the previous one / SHRINK

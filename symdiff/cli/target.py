@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import api
+from .. import api
 
 DTYPES = ("float64", "float32")
 _KIND_WORDS = {

@@ -21,9 +21,9 @@ import traceback
 import warnings
 
 
-from . import __version__, api, load
-from .cli_progress import Progress
-from .cli_target import UsageError, build_target, user_frame
+from .. import __version__, api, load
+from .progress import Progress
+from .target import UsageError, build_target, user_frame
 
 EXAMPLES = {
     "emit": """examples (run from the repository root):
@@ -300,7 +300,7 @@ def write_atomic(path, text) -> None:
 
 
 def cmd_show(opts, progress) -> int:
-    from . import cli_show  # SymPy's printers: imported only for this command
+    from . import show as cli_show  # SymPy's printers: imported only for this command
 
     target = build_target(opts, opts.kinds)
     unicode = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") in ("utf8", "utf16")
@@ -323,7 +323,7 @@ def cmd_show(opts, progress) -> int:
 
 
 def cmd_check(opts, progress) -> int:
-    from . import cli_check
+    from . import check as cli_check
 
     target = build_target(opts, opts.kinds)
     tol = opts.tol if opts.tol is not None else cli_check.TOLERANCE[target.dtype]
