@@ -67,7 +67,7 @@ def _table(header, rows) -> list:
 
 def render() -> str:
     """The text of docs/operations.md."""
-    from .. import trace
+    from .. import numpy_api, trace
     from ..primitives import BINARY, SPECIAL, UNARY
     from .base import REGISTRY
 
@@ -99,7 +99,7 @@ def render() -> str:
     rows = [(f"`scipy.special.{n}`", CONVENTIONS.get(n, "")) for n in sorted(SPECIAL)]
     lines += _table(["function", "convention"], rows)
     lines += ["", "## numpy functions", ""]
-    rows = sorted((f"`{_numpy_name(f)}`", CONVENTIONS.get(_numpy_name(f), "")) for f in trace.FUNCTIONS)
+    rows = sorted((f"`{_numpy_name(f)}`", CONVENTIONS.get(_numpy_name(f), "")) for f in numpy_api.FUNCTIONS)
     lines += _table(["function", "convention"], rows)
     methods = sorted(
         name for name, member in vars(trace.Tracer).items()
