@@ -374,6 +374,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
                 names[id(o)] = f"out{k}"
     # name every node; collect elementwise bodies over named symbols for one global cse
     bodies, body_nodes = [], []
+    by_body: dict = {}
+    twin_of: dict = {}  # id of a node -> the earlier node with the same body over the same arrays
     for node in nodes:
         if id(node) in names:
             continue
@@ -384,11 +386,16 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
                 const_names.append(new_name("k"))
             names[id(node)] = const_names[consts.index(const.digest)]
             continue
-        names[id(node)] = new_name()
         if node.op == "elementwise" and node.inputs:
             body = node.body.xreplace({placeholder(i): sym(x) for i, x in enumerate(node.inputs)})
+            twin = by_body.setdefault((body, node.shape, node.dtype), node)
+            if twin is not node:  # e.g. minimum(y, x) beside minimum(x, y): one array under one name
+                twin_of[id(node)] = twin
+                names[id(node)] = names[id(twin)]
+                continue
             bodies.append(body)
             body_nodes.append(node)
+        names[id(node)] = new_name()
     shapes = {names[id(n)]: n.shape for n in nodes}
     if bodies and len(bodies) <= CSE_MAX_BODIES:
         replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none")
@@ -405,22 +412,27 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         temps = {alias.get(k, k): v.xreplace(alias) for k, v in temps.items()}
         reduced = [e.xreplace(alias) for e in reduced]
     reduced_of = {id(n): e for n, e in zip(body_nodes, reduced)}
-    consumers_need_shape = _needs_exact_shape(nodes, outputs)
+
+    def canonical(n):
+        return twin_of.get(id(n), n)
+
+    need_shape = _needs_exact_shape(nodes, outputs)
+    consumers_need_shape = {id(canonical(n)) for n in nodes if id(n) in need_shape}
 
     statements, emitted = [], set()
     columns: dict = {}  # batched input -> its core-first contiguous copy
     uses: dict = {}
     consumers: dict = {}
     for n in nodes:
-        for i in n.inputs:
+        for i in map(canonical, n.inputs):
             uses[id(i)] = uses.get(id(i), 0) + 1
             consumers.setdefault(id(i), []).append(n)
-    returned = {id(o) for o in outputs}
+    returned = {id(canonical(o)) for o in outputs}
     inline = {
         id(e)
         for n in nodes
         if n.op == "pack"
-        for e in n.inputs
+        for e in map(canonical, n.inputs)
         if e.op == "elementwise" and e.inputs and uses.get(id(e)) == 1 and id(e) not in returned
     }
 
@@ -436,7 +448,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         target = names[id(node)]
         x = names[id(node.inputs[0])] if node.inputs else None
         is_b = id(node) in batched
-        if node.op in ("input", "const"):
+        if node.op in ("input", "const") or id(node) in twin_of:
             continue
         if node.op == "elementwise" and not node.inputs:
             if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
@@ -508,7 +520,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         elif node.op == "pack":
             where, core = node.params
             lines = []
-            for entry, positions in zip(node.inputs, where):
+            for entry, positions in zip(map(canonical, node.inputs), where):
                 if ir.is_fill(entry) and entry.shape == ():
                     value = print_expr(entry.body)
                 elif id(entry) in inline:

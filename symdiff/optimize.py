@@ -53,6 +53,10 @@ def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
 def _key(node: Node):
     if node.op == "input":
         return ("input", node.params, node.shape, node.dtype)
+    if node.op == "elementwise" and node.inputs:
+        # the body over the operands themselves: minimum(x, y) and minimum(y, x) are one node
+        operands = {placeholder(i): sympy.Symbol(f"n{id(x)}") for i, x in enumerate(node.inputs)}
+        return ("elementwise", node.body.xreplace(operands), node.shape, node.dtype)
     params = tuple(p.digest if isinstance(p, ir.Constant) else p for p in node.params)
     return (node.op, tuple(id(i) for i in node.inputs), node.shape, node.dtype, params)
 

@@ -17,8 +17,10 @@ import tempfile
 
 import numpy as np
 import pytest
+import sympy
 
 import symdiff
+from symdiff import emit, ir
 
 from .conftest import central_difference
 from .stage_helpers import run_python
@@ -434,3 +436,45 @@ def test_results_match_finite_differences_for_the_corpus(corpus):
     H = corpus["hessian_rosen_batched"][2]
     assert H.shape == (7, 4, 4)
     np.testing.assert_allclose(H[3], central_difference(symdiff.grad(_rosen), xs[3]), rtol=1e-6, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graphs as the emitter receives them: every name it reads is assigned
+# ---------------------------------------------------------------------------------------------
+
+
+def emit_graph(inputs, outputs, name="f"):
+    """Source of one generated function for IR ``outputs`` over ``inputs`` (no optimizer in between),
+    and that function."""
+    plan = emit.FunctionPlan(name=name, summary="Test graph.", param_names=[f"x{i}" for i in range(len(inputs))],
+                             inputs=list(inputs), outputs=list(outputs), output_dtypes=[o.dtype for o in outputs])
+    source, _ = emit.render("Test graph.", [], [plan], "test")
+    namespace: dict = {}
+    exec(compile(source, "<emitted>", "exec"), namespace)
+    return source, namespace[name]
+
+
+def test_equal_bodies_over_commuted_operands_are_one_assigned_array():
+    """Issue 10 item 12: cse merged minimum(y, x) and minimum(x, y) but the second was emitted as a
+    name that was never assigned (NameError)."""
+    x, y = ir.input_node(0, (3, 4), "float64"), ir.input_node(1, (1,), "float64")
+    a0, a1 = ir.placeholder(0), ir.placeholder(1)
+    first = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [y, x]), (0, 1))
+    second = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [x, y]), (0, 1))
+    both = ir.elementwise(2 * a0 + 3 * a1, [first, second])
+    source, fn = emit_graph([x, y], [both, first, second])
+    X, Y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.3])
+    want = np.sum(np.minimum(X, Y))
+    np.testing.assert_allclose(fn(X, Y), [5 * want, want, want], rtol=1e-14)
+    assert source.count("np.minimum(") == 1
+
+
+def test_value_and_grad_with_commuted_minimum():
+    def f(x, y):
+        return 1.31 * np.sum(np.minimum(y, x)) + 0.78 * np.mean(np.minimum(x, y)) + 1.7 * np.sum(np.tanh(y))
+
+    x, y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.3])
+    value, (gx, gy) = symdiff.value_and_grad(f, argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(value, f(x, y), rtol=1e-14)
+    np.testing.assert_allclose(gx, 1.375 * (x < y), rtol=1e-14)
+    np.testing.assert_allclose(gy, [1.375 * np.sum(x > y) + 1.7 * (1 - np.tanh(0.3) ** 2)], rtol=1e-14)

@@ -6,6 +6,7 @@ import ast
 
 import numpy as np
 import pytest
+import sympy
 
 import symdiff
 from symdiff import differentiate as D
@@ -238,3 +239,14 @@ def test_unit_cotangent_is_folded_out_of_einsums(monkeypatch):
     ).source(np.ones(3), A)
     assert "np.full((), 1" not in source
     assert _calls_of(source, "einsum") <= 1, source
+
+
+def test_commuted_elementwise_nodes_are_merged():
+    """minimum(y, x) and minimum(x, y) are one node (issue 10 item 12: emitted under two names, one of
+    them never assigned)."""
+    (xi, yi), out = traced(lambda x, y: 1.31 * np.sum(np.minimum(y, x)) + 0.78 * np.mean(np.minimum(x, y)),
+                           (3, 4), (1,))
+    (opt,) = optimize.optimize([out])
+    assert sum(isinstance(n.body, sympy.Min) for n in ir.toposort([opt]) if n.op == "elementwise") == 1
+    x, y = M34, np.array([0.3])
+    np.testing.assert_allclose(run_ir([opt], x, y)[0], run_ir([out], x, y)[0], rtol=1e-14)
