@@ -16,12 +16,13 @@ from functools import lru_cache
 import jinja2
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import inplace, ir
 from .ir import Node, placeholder
-from .primitives import LogAddExp, Sigmoid, Where, _Comparison
+from .primitives import GreaterEqual, LogAddExp, Sigmoid, Where, _Comparison
 from .resources import template_dir
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
@@ -46,9 +47,17 @@ class Printer(NumPyPrinter):
     def _print_Heaviside(self, expr):
         return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
 
+    float_type = "float64"  # the float32 printer's numbers in np.where are np.float32
+
     def _print_Where(self, expr):
         c, x, y = (self._print(a) for a in expr.args)
+        if expr.args[1].is_number and expr.args[2].is_number:  # np.where(c, 2, 3) would be an int array
+            x, y = (self._float_number(a) for a in expr.args[1:])
         return f"np.where({c}, {x}, {y})"
+
+    def _float_number(self, value):
+        text = _float_text(float(value), "np")
+        return text if self.float_type == "float64" else f"np.{self.float_type}({text})"
 
     def _print_LogAddExp(self, expr):
         return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -155,6 +164,7 @@ _NUMBA32.exp_bound = 87.0
 _PRINTER = Printer(_SETTINGS)
 _PRINTER32 = Printer(_SETTINGS)
 _PRINTER32.exp_bound = 87.0
+_PRINTER32.float_type = "float32"
 
 
 def _print(expr, single_precision: bool = False) -> str:
@@ -250,7 +260,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     return text.rstrip() + "\n", constants
 
 
-_PLAIN_OPS = {"assign", "index", "matmul", "reshape"}  # statements whose templates write no `np.`
+_PLAIN_OPS = {"assign", "index", "matmul", "reshape", "free"}  # statements whose templates write no `np.`
 
 
 def _uses_numpy(f: dict) -> bool:
@@ -397,6 +407,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
             body_nodes.append(node)
         names[id(node)] = new_name()
     shapes = {names[id(n)]: n.shape for n in nodes}
+    bodies = _share_exp(bodies)
     if bodies and len(bodies) <= CSE_MAX_BODIES:
         replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none")
     else:  # a long program (e.g. Taylor coefficients) is already shared node by node
@@ -550,6 +561,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
     if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
         bound = (_PRINTER32 if single else _PRINTER).exp_bound
         statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
+    if not numba and not plan.core_ranks:
+        statements = inplace.release(statements, returns, shapes)
     points = None
     if numba:
         points = {
@@ -576,6 +589,34 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         or any("batch" in r for r in returns),
     }
     return model, consts
+
+
+def _share_exp(bodies: list) -> list:
+    """Stable forms hide an exp each: Sigmoid(u) is printed with its own (clipped) exp(-u) and numpy's
+    logaddexp(0, u) computes exp(-|u|) inside. Where the function needs that exp elsewhere, write the
+    forms with the exp itself, so that cse computes it once:
+
+    * Sigmoid(u) beside exp(-u): 1/(1 + exp(-u)) (exp(-u) = inf gives 0, not NaN);
+    * logaddexp(0, u) beside Sigmoid(+-u) (value and gradient of a softplus): with E = exp(-|u|) <= 1,
+      max(u, 0) + log1p(E) and where(u >= 0, 1, E)/(1 + E), which cannot overflow either."""
+    exps = set().union(*(b.atoms(sympy.exp) for b in bodies))
+    sigmoids = set().union(*(b.atoms(Sigmoid) for b in bodies))
+    if not sigmoids:
+        return bodies
+    softplus = {a: a.args[1 - a.args.index(0)] for b in bodies for a in b.atoms(LogAddExp) if 0 in a.args}
+    shared = {sympy.Abs(u) for u in softplus.values()} & {sympy.Abs(s.args[0]) for s in sigmoids}
+    forms = {}
+    for a, u in softplus.items():
+        if sympy.Abs(u) in shared:
+            forms[a] = sympy.Max(u, 0) + log1p(sympy.exp(-sympy.Abs(u)))
+    for s in sigmoids:
+        u = s.args[0]
+        if sympy.Abs(u) in shared:
+            e = sympy.exp(-sympy.Abs(u))
+            forms[s] = Where(GreaterEqual(u, 0), 1, e) / (1 + e)
+        elif sympy.exp(-u) in exps:
+            forms[s] = 1 / (1 + sympy.exp(-u))
+    return [b.xreplace(forms) for b in bodies] if forms else bodies
 
 
 def _np_dtype(dtype: str) -> str:

@@ -16,7 +16,7 @@ import re
 import numpy as np
 import sympy
 
-from .primitives import LogAddExp, Sigmoid
+from .primitives import LogAddExp, Sigmoid, _Comparison
 
 MIN_SIZE = 1 << 16
 FRESH = {"assign", "matmul", "einsum", "sum", "prod", "extreme", "concat", "scatter", "scatter_add", "pack",
@@ -31,16 +31,10 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
 def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
-    """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape."""
-    reads = [set(_IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")})))
-             for s in statements]
-    last_use = {}
-    for i, names in enumerate(reads):
-        for n in names:
-            last_use[n] = i
-    for n in _IDENT.findall(" ".join(returns)):
-        last_use[n] = len(statements)
-    owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s)}
+    """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape (the
+    buffers the sequences add are entered into it)."""
+    last_use = _last_reads(statements, returns)
+    owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s) and not _holds_bool(s)}
     out = []
     for i, s in enumerate(statements):
         expr = s.get("sexpr")
@@ -54,8 +48,52 @@ def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
     return out
 
 
+def release(statements, returns, shapes):
+    """``del`` every array of at least ``MIN_SIZE`` elements after the statement that reads it last,
+    so that peak memory follows the values still needed, not every value the function computed."""
+    last_use = _last_reads(statements, returns)
+    returned = set(_IDENT.findall(" ".join(returns)))
+    dead_after: dict = {}
+    for s in statements:
+        name = s.get("target")
+        i = last_use.get(name)
+        if name in returned or i is None or i >= len(statements) or name in dead_after.get(i, ()):
+            continue
+        if int(np.prod(shapes.get(name, ()))) < MIN_SIZE:
+            continue
+        reader = statements[i]
+        if _is_alias(reader) and reader["target"] in returned:
+            continue  # the array lives on as a result: nothing to free
+        dead_after.setdefault(i, []).append(name)
+    out = []
+    for i, s in enumerate(statements):
+        out.append(s)
+        if i in dead_after:
+            out.append({"op": "free", "names": dead_after[i]})
+    return out
+
+
+def _last_reads(statements, returns) -> dict:
+    """name -> index of the last statement that reads it (``len(statements)`` if it is returned)."""
+    last_use = {}
+    for i, s in enumerate(statements):
+        for n in _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")})):
+            last_use[n] = i
+    for n in _IDENT.findall(" ".join(returns)):
+        last_use[n] = len(statements)
+    return last_use
+
+
 def _is_alias(s) -> bool:
     return s["op"] == "assign" and _IDENT.fullmatch(s.get("expr", "")) is not None
+
+
+def _boolean(e) -> bool:
+    return isinstance(e, (_Comparison, sympy.logic.boolalg.Boolean))
+
+
+def _holds_bool(s) -> bool:
+    return _boolean(s.get("sexpr")) or s.get("dtype") == "bool_"
 
 
 class _Generator:
@@ -65,12 +103,13 @@ class _Generator:
         self.dying = dying
         self.calls: list = []
         self.buffers: set = set()  # names this evaluation may overwrite
+        self.spare: list = []  # buffers whose value has been read for the last time
         self.counter = 0
 
     def program(self, expr, target):
         self.target = target
-        counts = {s.name: expr.count(s) for s in expr.free_symbols}
-        self.dying = {n for n in self.dying if counts.get(n) == 1}  # safe to overwrite once read
+        # a dying array may be overwritten by the operation that reads it for the last time
+        self.reads_left = {s.name: expr.count(s) for s in expr.free_symbols if s.name in self.dying}
         result = self.gen(expr)
         if result not in self.buffers:
             return None  # nothing to evaluate in place
@@ -85,24 +124,32 @@ class _Generator:
 
     def operand(self, e):
         if e.is_Symbol:
-            if e.name in self.dying:
-                self.buffers.add(e.name)
             return e.name
         if e.is_number:
             return self.printer(e)
         return self.gen(e)
 
     def apply(self, fn, args, extra=""):
-        """fn(*args) into a buffer among the arguments, or into a new one."""
-        out = next((a for a in args if a in self.buffers), None)
+        """fn(*args) into a buffer among the arguments, a spare one, or a new one. Every buffer among
+        the arguments is read here for the last time (an intermediate value is read once)."""
+        for a in args:
+            if a in self.reads_left:
+                self.reads_left[a] -= 1
+                if not self.reads_left[a]:
+                    self.buffers.add(a)
         text = ", ".join(args) + (f", {extra}" if extra else "")
+        out = next((a for a in args if a in self.buffers), None)
+        if out is None and self.spare:
+            out = self.spare.pop()
         if out is None:
-            out = self.target if self.target not in self.buffers and not self.calls else f"{self.target}_{self.counter}"
-            self.counter += 1
+            out = self.new_name()
             self.calls.append({"op": "assign", "target": out, "expr": f"{fn}({text})"})
             self.buffers.add(out)
         else:
             self.calls.append({"op": "call", "target": out, "fn": fn, "args": text})
+            self.buffers.add(out)
+        self.spare.extend(a for a in dict.fromkeys(args) if a in self.buffers and a != out)
+        self.buffers.difference_update(self.spare)
         return out
 
     # -- the translation -------------------------------------------------------------------------
@@ -140,17 +187,24 @@ class _Generator:
             return self.apply(f"np.{name}", [self.operand(e.args[0])])
         return self.fresh(e)
 
-    def fresh(self, e):
-        name = f"{self.target}_{self.counter}"
+    def new_name(self):
+        """The statement's own name for its first buffer, numbered names after it."""
+        name = self.target if not self.calls else f"{self.target}_{self.counter}"
         self.counter += 1
+        self.shapes[name] = self.shape
+        return name
+
+    def fresh(self, e):
+        name = self.new_name()
         self.calls.append({"op": "assign", "target": name, "expr": self.printer(e)})
-        self.buffers.add(name)
+        if not _boolean(e):  # a comparison's bool array cannot hold the arithmetic that follows
+            self.buffers.add(name)
         return name
 
     def add(self, e):
         terms = list(e.args)
         coeffs = {abs(t.as_coeff_Mul()[0]) for t in terms}
-        if len(coeffs) == 1 and (c := coeffs.pop()) != 1:  # c*a - c*b -> (a - b)*c
+        if len(coeffs) == 1 and float(c := coeffs.pop()) != 1:  # c*a - c*b -> (a - b)*c (1.0 != 1 in SymPy)
             inner = self.add(sympy.Add(*[t / c for t in terms], evaluate=False))
             return self.apply("np.multiply", [inner, self.printer(c)])
         # an array-sized computed term first: it becomes the buffer the others are added into

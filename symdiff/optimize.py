@@ -118,6 +118,13 @@ def _fold(node: Node) -> Node:
 
 def _fold_elementwise(node: Node) -> Node:
     body, inputs = node.body, list(node.inputs)
+    if len(set(map(id, inputs))) < len(inputs):  # operands merged into one node: one placeholder each
+        first: dict = {}
+        for x in inputs:
+            first.setdefault(id(x), len(first))
+        body = body.xreplace({placeholder(i): placeholder(first[id(x)]) for i, x in enumerate(inputs)})
+        unique = tuple({id(x): x for x in inputs}.values())
+        return _fold_elementwise(Node("elementwise", unique, node.shape, node.dtype, (body,)))
     if body.is_number:
         return ir.fill(body, node.shape, node.dtype) if inputs else node
     values = [_fill_value(x) for x in inputs]

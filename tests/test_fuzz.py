@@ -679,18 +679,20 @@ def call_args(prog, args):
     return [np.asarray(a, dtype=np.float64) for a in args]
 
 
-def check_generated(transform, args):
-    """The generated module compiles; it is kept for one ruff run at the end of the test."""
+def check_generated(transform, args, prog):
+    """The generated module compiles; it is kept, with the program it came from, for one ruff run
+    at the end of the test."""
     source = transform.source(*args)
     compile_source(source)
-    SOURCES.append(source)
+    SOURCES.append((source, prog))
     return source
 
 
 STATS = {"programs": 0, "jax": 0, "hvp": 0, "third": 0, "two_args": 0, "scalar": 0, "rejected": 0,
          "generated_modules": 0, "ruff_checked": 0, "ruff_known": {}, "ops": {}, "worst": {},
          "seconds": 0.0, "slowest": 0.0}
-SOURCES: list = []  # generated modules of this run, for one ruff call at the end of a test
+SOURCES: list = []  # (generated module, program) of this run, for one ruff call at the end of a test
+RUFF_FAILURES: list = []  # (program, ruff code, message, module) that ruff rejected, reported at the end
 
 
 def _write_stats():
@@ -743,12 +745,13 @@ def check_program(prog: Program):
             return flat([g] if argnums == 0 else g)
 
         fd_hvp, fd_hvp_error = stencil(grad_along, point.hvp_step)
-    modules = [check_generated(vg, args), check_generated(hess, args)]
+    modules = [check_generated(vg, args, prog), check_generated(hess, args, prog)]
     _log(f"grad, sources {time.perf_counter() - started:.2f}s")
 
     assert_close(value, point.value, "value vs numpy", RTOL_VALUE, scale * 1e-3)
     for g, s in zip(grads, prog.arg_shapes):
         assert np.shape(g) == s, f"gradient shape {np.shape(g)} != argument shape {s}"
+        assert np.asarray(g).dtype == np.float64, f"gradient dtype {np.asarray(g).dtype}"
     assert_close(flat(grads), flat(point.fd_grad), "gradient vs finite differences", RTOL_FD, scale * 1e-3,
                  flat(point.fd_error))
     v = flat(point.tangent)
@@ -801,7 +804,7 @@ def check_third_derivatives(prog, f, point, args, modules):
             fd, fd_error = stencil(lambda t: d2(x + t, *rest), h)  # the gradient's samples: same branches
             assert_close(got, fd, f"derivative{wrt} vs finite differences of derivative{wrt[1:]}", RTOL_FD,
                          point.largest * 1e-2, fd_error)
-            modules.append(check_generated(d3, args))
+            modules.append(check_generated(d3, args, prog))
             if jax is not None:
                 jf = make_function(prog, jnp)
                 jargs = [jnp.asarray(a, dtype=jnp.float64) for a in point.args]
@@ -826,15 +829,31 @@ FUZZ_SETTINGS = dict(
 
 
 def _ruff_check_collected():
-    """ruff check --select E,F over the modules collected so far: known issues counted, others fail."""
-    problems = ruff_problems(SOURCES)
+    """ruff check --select E,F over the modules collected so far: known issues counted, others kept
+    in RUFF_FAILURES with their program. (Not raised here: inside a hypothesis example the failure
+    would be blamed on whichever program happened to run when the batch was checked.)"""
+    problems = ruff_problems([source for source, _ in SOURCES])
     STATS["ruff_checked"] += len(SOURCES) if RUFF else 0
-    SOURCES.clear()
-    for _, code, _ in problems:
+    for k, code, message in problems:
         if code in KNOWN_RUFF_CODES:
             STATS["ruff_known"][code] = STATS["ruff_known"].get(code, 0) + 1
-    unknown = [p for p in problems if p[1] not in KNOWN_RUFF_CODES]
-    assert not unknown, "ruff found errors in generated modules:\n" + "\n".join(map(str, unknown[:20]))
+        elif k < 0:
+            RUFF_FAILURES.append((None, code, message, ""))
+        else:
+            RUFF_FAILURES.append((SOURCES[k][1], code, message, SOURCES[k][0]))
+    SOURCES.clear()
+
+
+def _assert_ruff_clean():
+    """Every generated module of the test passed ruff, else the programs and the first module."""
+    _ruff_check_collected()
+    failures = list(RUFF_FAILURES)
+    RUFF_FAILURES.clear()
+    if failures:
+        lines = [f"{code} {message} in a module of:\n{prog.describe() if prog else '(ruff failed)'}"
+                 for prog, code, message, _ in failures[:10]]
+        raise AssertionError(f"ruff found {len(failures)} errors in generated modules:\n" + "\n".join(lines)
+                             + "\nfirst module:\n" + failures[0][3])
 
 
 @settings(max_examples=EXAMPLES or FAST_EXAMPLES, derandomize=not EXAMPLES, **FUZZ_SETTINGS)
@@ -846,10 +865,11 @@ def _fuzz(prog):
 def test_random_programs():
     """FAST_EXAMPLES fixed programs (or SYMDIFF_FUZZ_EXAMPLES random ones) against every oracle."""
     SOURCES.clear()
+    RUFF_FAILURES.clear()
     before = STATS["programs"]
     _fuzz()
     assert STATS["programs"] - before >= min(EXAMPLES or FAST_EXAMPLES, 10)
-    _ruff_check_collected()
+    _assert_ruff_clean()
 
 
 @pytest.mark.parametrize("op", UNARY + BINARY + REDUCE + STRUCTURAL)
@@ -862,8 +882,9 @@ def test_each_operation(op):
         check_program(prog)
 
     SOURCES.clear()
+    RUFF_FAILURES.clear()
     run()
-    _ruff_check_collected()
+    _assert_ruff_clean()
 
 
 @pytest.mark.slow
@@ -879,10 +900,11 @@ def _fuzz_long(prog):
 def test_random_programs_long():
     """At least 1,000 random programs (run with -m slow)."""
     SOURCES.clear()
+    RUFF_FAILURES.clear()
     before = STATS["programs"]
     _fuzz_long()
     assert STATS["programs"] - before >= LONG_EXAMPLES
-    _ruff_check_collected()
+    _assert_ruff_clean()
 
 
 @pytest.mark.xfail(strict=True, reason="bug: the prod rule divides by the factor (prod(x)/x), so a zero factor gives "
