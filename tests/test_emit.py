@@ -562,12 +562,12 @@ ELEMENTWISE = {  # loss = sum (mean for logistic_mean) of these over a vector
 }
 
 
-def _loss(name):
+def _memory_loss(name):
     e, reduce = ELEMENTWISE[name], np.mean if name == "logistic_mean" else np.sum
     return lambda x: reduce(e(x))
 
 
-MEMORY_LOSSES = {name: _loss(name) for name in ELEMENTWISE}
+MEMORY_LOSSES = {name: _memory_loss(name) for name in ELEMENTWISE}
 LARGE = np.linspace(-3.0, 3.0, 200_001)  # above inplace.MIN_SIZE: evaluated in place
 
 
