@@ -447,13 +447,21 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         if e.op == "elementwise" and e.inputs and uses.get(id(e)) == 1 and id(e) not in returned
     }
 
+    node_of_temp = {sym(n): n for n in body_nodes if sym(n) in temps}  # nodes that took a temp's place
+
     def emit_temps(expr):
         for s in sorted(expr.free_symbols, key=lambda s: s.name):
             if s in temps and s not in emitted:
                 emit_temps(temps[s])
                 emitted.add(s)
-                statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]), "sexpr": temps[s]})
                 shapes[s.name] = _static_shape(temps[s], temps, shapes)
+                node = node_of_temp.get(s)
+                if node is not None and id(node) in consumers_need_shape and shapes[s.name] != node.shape:
+                    shapes[s.name] = node.shape  # e.g. a body that does not read the operand giving its shape
+                    statements.append({"op": "assign_full", "target": s.name, "expr": print_expr(temps[s]),
+                                       "shape": node.shape, "batched": id(node) in batched, "sexpr": temps[s]})
+                else:
+                    statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]), "sexpr": temps[s]})
 
     for node in nodes:
         target = names[id(node)]
@@ -473,7 +481,10 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         elif node.op == "elementwise":
             expr = reduced_of[id(node)]
             emit_temps(expr)
-            full = id(node) in consumers_need_shape and _static_shape(expr, temps, shapes) != node.shape
+            static = _static_shape(expr, temps, shapes)
+            full = id(node) in consumers_need_shape and static != node.shape
+            if not full:  # elementwise consumers broadcast a smaller array; their shapes must know it
+                shapes[target] = static
             statements.append({"op": "assign_full" if full else "assign", "target": target,
                                "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
         elif node.op == "eye":
@@ -560,7 +571,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         returns.append(name)
     if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
         bound = (_PRINTER32 if single else _PRINTER).exp_bound
-        statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
+        statements, returns = inplace.rewrite(statements, returns, shapes, print_expr, bound)
     if not numba and not plan.core_ranks:
         statements = inplace.release(statements, returns, shapes)
     points = None

@@ -32,20 +32,43 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
     """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape (the
-    buffers the sequences add are entered into it)."""
+    buffers the sequences add are entered into it). Returns the statements and the returned
+    expressions: a value computed in the buffer of an operand read for the last time keeps that
+    operand's name from then on (no ``t1 = t0`` between names of one array)."""
     last_use = _last_reads(statements, returns)
     owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s) and not _holds_bool(s)}
-    out = []
+    out, renamed = [], {}
     for i, s in enumerate(statements):
+        s = _rename(s, renamed)
         expr = s.get("sexpr")
         shape = shapes.get(s["target"])
         if s["op"] != "assign" or expr is None or shape is None or int(np.prod(shape)) < MIN_SIZE:
             out.append(s)
             continue
-        dying = {n for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
+        dying = {renamed.get(n, n) for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
         calls = _Generator(shapes, printer, dying, shape, exp_bound).program(expr, s["target"])
-        out.extend(calls if calls is not None else [s])
-    return out
+        if calls is None:
+            out.append(s)
+            continue
+        if _is_alias(calls[-1]) and calls[-1]["expr"] in dying:
+            renamed[s["target"]] = calls.pop()["expr"]
+        out.extend(calls)
+    return out, [_rename(r, renamed) for r in returns]
+
+
+def _rename(value, renamed: dict):
+    """A statement (or text) with the names in ``renamed`` replaced."""
+    if not renamed:
+        return value
+    if isinstance(value, str):
+        return _IDENT.sub(lambda m: renamed.get(m.group(0), m.group(0)), value)
+    if isinstance(value, list):
+        return [_rename(v, renamed) for v in value]
+    if isinstance(value, dict):
+        return {k: _rename(v, renamed) for k, v in value.items()}
+    if isinstance(value, sympy.Basic):
+        return value.xreplace({sympy.Symbol(a): sympy.Symbol(b) for a, b in renamed.items()})
+    return value
 
 
 def release(statements, returns, shapes):
@@ -138,7 +161,7 @@ class _Generator:
                 if not self.reads_left[a]:
                     self.buffers.add(a)
         text = ", ".join(args) + (f", {extra}" if extra else "")
-        out = next((a for a in args if a in self.buffers), None)
+        out = next((a for a in sorted(args, key=lambda a: a != self.target) if a in self.buffers), None)
         if out is None and self.spare:
             out = self.spare.pop()
         if out is None:
@@ -172,7 +195,9 @@ class _Generator:
         if isinstance(e, LogAddExp):
             return self.apply("np.logaddexp", [self.operand(a) for a in e.args])
         if isinstance(e, (sympy.Max, sympy.Min)):
-            args = [self.operand(a) for a in e.args]
+            if not any(self.full(a) for a in e.args):
+                return self.fresh(e)  # full-sized only in combination: see add()
+            args = [self.operand(a) for a in sorted(e.args, key=lambda a: not self.full(a))]
             fn = "np.maximum" if isinstance(e, sympy.Max) else "np.minimum"
             acc = args[0]
             for a in args[1:]:
@@ -207,6 +232,9 @@ class _Generator:
         if len(coeffs) == 1 and float(c := coeffs.pop()) != 1:  # c*a - c*b -> (a - b)*c (1.0 != 1 in SymPy)
             inner = self.add(sympy.Add(*[t / c for t in terms], evaluate=False))
             return self.apply("np.multiply", [inner, self.printer(c)])
+        if not any(self.full(t) for t in terms):
+            # e.g. a column plus a row: partial sums would be smaller than the buffers they need
+            return self.fresh(e)
         # an array-sized computed term first: it becomes the buffer the others are added into
         terms.sort(key=lambda t: (not self.full(t), t.is_Symbol and t.name not in self.dying,
                                   t.as_coeff_Mul()[0] == -1))
@@ -224,10 +252,16 @@ class _Generator:
         factors = list(rest.args) if rest.is_Mul else [rest]
         numer = [f for f in factors if not (f.is_Pow and f.exp == -1)]
         denom = [f.base for f in factors if f.is_Pow and f.exp == -1]
-        numer.sort(key=lambda f: not self.full(f))
-        acc = self.operand(numer[0]) if numer else None
-        for f in numer[1:]:
-            acc = self.apply("np.multiply", [acc, self.operand(f)])
+        if any(self.full(f) for f in numer):  # an array-sized factor first: the others go into it
+            numer.sort(key=lambda f: not self.full(f))
+            acc = self.operand(numer[0])
+            for f in numer[1:]:
+                acc = self.apply("np.multiply", [acc, self.operand(f)])
+        elif any(self.full(d) for d in denom):  # a smaller numerator, divided into an array-sized result
+            denom.sort(key=lambda d: not self.full(d))
+            acc = self.printer(sympy.Mul(*numer)) if numer else None
+        else:  # array-sized only in combination: partial products would not fill a buffer
+            return self.fresh(e)
         for d in denom:
             acc = self.apply("np.divide", [acc if acc is not None else "1.0", self.operand(d)])
         if c == -1:

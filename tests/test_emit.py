@@ -649,3 +649,50 @@ def test_terms_with_a_common_float_coefficient_of_one_are_evaluated_in_place():
     assert "out=" in source
     X, Y = np.linspace(-1, 1, n), np.linspace(0, 2, n)
     np.testing.assert_allclose(fn(X, Y), X - np.exp(Y), rtol=1e-15)
+
+
+def test_an_array_that_takes_a_cse_temporarys_place_keeps_its_full_shape():
+    """d2/dy dx of sum(exp(y) * x) is exp(y) for each x: a body that does not read x, whose shape
+    comes from x. cse made it a temporary shared with another body; emitted as that temporary it
+    had shape () and the reshape to (3,) failed (random programs, compile-only sweep)."""
+    def f(x, y):
+        return np.sum(np.exp(y) * x) + np.sum(np.exp(np.sin(y)))
+
+    x, y = np.array([0.5, -1.0, 2.0]), np.array(0.4)
+    (hxx, hxy), (hyx, hyy) = symdiff.hessian(f, argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(hxx, np.zeros((3, 3)))
+    np.testing.assert_allclose(hxy, np.full(3, np.exp(0.4)), rtol=1e-15)
+    np.testing.assert_allclose(hyx, np.full(3, np.exp(0.4)), rtol=1e-15)
+    want = np.exp(0.4) * x.sum() + np.exp(np.sin(0.4)) * (np.cos(0.4) ** 2 - np.sin(0.4))
+    np.testing.assert_allclose(hyy, want, rtol=1e-14)
+
+
+def test_an_array_smaller_than_its_node_is_broadcast_where_a_shape_is_needed():
+    """exp(y) over operands (y, x) has x's shape (3,) but reads only y: emitted as a 0-d array, its
+    consumers must know that. sin of it was summed as one element instead of three (a silent wrong
+    value; from a random program, value of sum(exp(x**1 - x)) = 1 instead of 5)."""
+    x, y = ir.input_node(0, (3,), "float64"), ir.input_node(1, (), "float64")
+    a0 = ir.placeholder(0)
+    shaped_by_x = ir.elementwise(sympy.exp(a0), [y, x])
+    total = ir.reduce_sum(ir.elementwise(sympy.sin(a0), [shaped_by_x]), (0,))
+    other = ir.reduce_sum(ir.elementwise(sympy.cos(a0), [shaped_by_x]), (0,))
+    _, fn = emit_graph([x, y], [total, other])
+    got = fn(np.ones(3), np.array(0.3))
+    np.testing.assert_allclose(got, [3 * np.sin(np.exp(0.3)), 3 * np.cos(np.exp(0.3))], rtol=1e-15)
+
+
+def test_in_place_evaluation_of_operands_that_fill_the_array_only_together():
+    """a*b*c with a (n,1,1), b (1,n,1), c (1,1,2): a*b was computed into a new buffer assumed to be
+    array-sized, then c multiplied into it (ValueError: non-broadcastable output operand; a Hessian
+    of a random program evaluated in place). Likewise for sums and maxima."""
+    n = 200  # n*n*2 elements: evaluated in place
+    a, b, c = (ir.input_node(i, s, "float64") for i, s in enumerate([(n, 1, 1), (1, n, 1), (1, 1, 2)]))
+    a0, a1, a2 = ir.placeholder(0), ir.placeholder(1), ir.placeholder(2)
+    bodies = [a0 * a1 * a2, a0 + a1 - a2, sympy.Max(a0, a1, a2), sympy.sin(a0 * a1) * a2 + a1, a0 * a1 / (1 + a2**2)]
+    nodes = [ir.elementwise(body, [a, b, c]) for body in bodies]
+    source, fn = emit_graph([a, b, c], nodes)
+    assert "out=" in source
+    A, B, C = np.linspace(-1, 1, n)[:, None, None], np.linspace(0, 2, n)[None, :, None], np.array([[[0.5, -1.5]]])
+    want = [A * B * C, A + B - C, np.maximum(np.maximum(A, B), C), np.sin(A * B) * C + B, A * B / (1 + C**2)]
+    for got, w in zip(fn(A, B, C), want):
+        np.testing.assert_allclose(got, np.broadcast_to(w, (n, n, 2)), rtol=1e-15)

@@ -266,3 +266,16 @@ def test_an_operand_merged_with_another_is_read_once():
     assert [n.op for n in nodes] == ["input", "sum"], ir.format_graph([opt])
     source = symdiff.value_and_grad(f).source(M34)
     assert "x**2" not in source
+
+
+def test_the_difference_of_an_array_with_itself_keeps_its_shape():
+    """x**1 - x is 0 for each element: sum(exp(x**1 - x)) is 5 for 5 elements (it was 1)."""
+
+    def f(x):
+        d = x**1 - x
+        return np.sum(np.exp(d)) + np.sum(np.sin(d)) - np.sum(np.tanh(x))
+
+    x = np.linspace(-1.0, 1.0, 5)
+    value, grad = symdiff.value_and_grad(f)(x)
+    np.testing.assert_allclose(value, f(x), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(grad, np.tanh(x) ** 2 - 1, rtol=1e-15)
