@@ -461,7 +461,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
                     statements.append({"op": "assign_full", "target": s.name, "expr": print_expr(temps[s]),
                                        "shape": node.shape, "batched": id(node) in batched, "sexpr": temps[s]})
                 else:
-                    statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]), "sexpr": temps[s]})
+                    statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]),
+                                       "sexpr": temps[s]})
 
     for node in nodes:
         target = names[id(node)]
