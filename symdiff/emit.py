@@ -22,7 +22,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from . import inplace, ir
 from .ir import Node, placeholder
-from .primitives import GreaterEqual, LogAddExp, Sigmoid, Where, _Comparison
+from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where, _Comparison
 from .resources import template_dir
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
@@ -619,13 +619,15 @@ def _share_exp(bodies: list) -> list:
     shared = {sympy.Abs(u) for u in softplus.values()} & {sympy.Abs(s.args[0]) for s in sigmoids}
     forms = {}
     for a, u in softplus.items():
-        if sympy.Abs(u) in shared:
-            forms[a] = sympy.Max(u, 0) + log1p(sympy.exp(-sympy.Abs(u)))
+        if sympy.Abs(u) in shared:  # (of u = -v: -min(v, 0), without an array for -v)
+            positive_part = -sympy.Min(-u, 0) if u.could_extract_minus_sign() else sympy.Max(u, 0)
+            forms[a] = positive_part + log1p(sympy.exp(-sympy.Abs(u)))
     for s in sigmoids:
         u = s.args[0]
         if sympy.Abs(u) in shared:
             e = sympy.exp(-sympy.Abs(u))
-            forms[s] = Where(GreaterEqual(u, 0), 1, e) / (1 + e)
+            nonnegative = LessEqual(-u, 0) if u.could_extract_minus_sign() else GreaterEqual(u, 0)
+            forms[s] = Where(nonnegative, 1, e) / (1 + e)
         elif sympy.exp(-u) in exps:
             forms[s] = 1 / (1 + sympy.exp(-u))
     return [b.xreplace(forms) for b in bodies] if forms else bodies

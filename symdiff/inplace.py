@@ -185,9 +185,8 @@ class _Generator:
             return self.mul(e)
         if e.is_Pow and e.exp.is_number:
             return self.power(e.base, e.exp)
-        if isinstance(e, Sigmoid):
-            x = self.operand(e.args[0])
-            x = self.apply("np.negative", [x])
+        if isinstance(e, Sigmoid):  # 1/(1 + exp(-u)), with -u clipped
+            x = self.operand(-e.args[0])
             x = self.apply("np.clip", [x, "-" + self.bound, self.bound])
             x = self.apply("np.exp", [x])
             x = self.apply("np.add", [x, "1.0"])
@@ -252,8 +251,8 @@ class _Generator:
         factors = list(rest.args) if rest.is_Mul else [rest]
         numer = [f for f in factors if not (f.is_Pow and f.exp == -1)]
         denom = [f.base for f in factors if f.is_Pow and f.exp == -1]
-        if any(self.full(f) for f in numer):  # an array-sized factor first: the others go into it
-            numer.sort(key=lambda f: not self.full(f))
+        if any(self.full(f) for f in numer):  # an array-sized computed factor first: the others go into it
+            numer.sort(key=lambda f: (not self.full(f), f.is_Symbol and f.name not in self.dying))
             acc = self.operand(numer[0])
             for f in numer[1:]:
                 acc = self.apply("np.multiply", [acc, self.operand(f)])

@@ -696,3 +696,22 @@ def test_in_place_evaluation_of_operands_that_fill_the_array_only_together():
     want = [A * B * C, A + B - C, np.maximum(np.maximum(A, B), C), np.sin(A * B) * C + B, A * B / (1 + C**2)]
     for got, w in zip(fn(A, B, C), want):
         np.testing.assert_allclose(got, np.broadcast_to(w, (n, n, 2)), rtol=1e-15)
+
+
+@pytest.mark.parametrize("size", [5, 100_000], ids=["printed", "in_place"])
+@pytest.mark.parametrize("loss", ["softplus_hinge", "log1p_exp_abs", "logistic_mean"])
+def test_shared_exp_forms_stay_finite_and_exact_at_extremes(loss, size):
+    """The forms that share exp(-|z|) between a softplus and its sigmoid (or between exp(-u) and
+    Sigmoid(u)) neither overflow nor warn at |z| = 1000, and agree with the stable closed forms."""
+    z = np.resize(np.array([-1000.0, -30.0, -1.0, 0.0, 1e-300, 2.0, 40.0, 1000.0]), size)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # (exp(-1000) underflows to 0)
+        value, grad = symdiff.value_and_grad(MEMORY_LOSSES[loss])(z)
+    sig = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+    e = np.exp(-np.abs(z))
+    want = {
+        "softplus_hinge": (np.sum(np.logaddexp(0, z) - 0.3 * z), sig - 0.3),
+        "log1p_exp_abs": (np.sum(np.log1p(e) * z), np.log1p(e) - np.sign(z) * z * e / (1 + e)),
+        "logistic_mean": (np.mean(np.logaddexp(0, -z) + 0.5 * z), (0.5 - (1 - sig)) / z.size),
+    }[loss]
+    np.testing.assert_allclose(value, want[0], rtol=1e-13)
+    np.testing.assert_allclose(grad, want[1], rtol=1e-13, atol=1e-300)
