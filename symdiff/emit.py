@@ -16,12 +16,13 @@ from functools import lru_cache
 import jinja2
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 from . import inplace, ir
 from .ir import Node, placeholder
-from .primitives import LogAddExp, Sigmoid, Where, _Comparison
+from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where, _Comparison
 from .resources import template_dir
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
@@ -47,9 +48,17 @@ class Printer(NumPyPrinter):
     def _print_Heaviside(self, expr):
         return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
 
+    float_type = "float64"  # the float32 printer's numbers in np.where are np.float32
+
     def _print_Where(self, expr):
         c, x, y = (self._print(a) for a in expr.args)
+        if expr.args[1].is_number and expr.args[2].is_number:  # np.where(c, 2, 3) would be an int array
+            x, y = (self._float_number(a) for a in expr.args[1:])
         return f"np.where({c}, {x}, {y})"
+
+    def _float_number(self, value):
+        text = _float_text(float(value), "np")
+        return text if self.float_type == "float64" else f"np.{self.float_type}({text})"
 
     def _print_LogAddExp(self, expr):
         return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
@@ -156,6 +165,7 @@ _NUMBA32.exp_bound = 87.0
 _PRINTER = Printer(_SETTINGS)
 _PRINTER32 = Printer(_SETTINGS)
 _PRINTER32.exp_bound = 87.0
+_PRINTER32.float_type = "float32"
 
 
 def _print(expr, single_precision: bool = False) -> str:
@@ -265,7 +275,7 @@ LITERAL_MAX, LITERAL_MAX_TEXT = 256, 4096
 _REGENERATE = "symdiff compiles for the shapes and dtypes of the arguments: call the transform with these arguments"
 
 
-_PLAIN_OPS = {"assign", "index", "matmul", "reshape"}  # statements whose templates write no `np.`
+_PLAIN_OPS = {"assign", "index", "matmul", "reshape", "free"}  # statements whose templates write no `np.`
 
 
 def _uses_numpy(f: dict) -> bool:
@@ -389,18 +399,26 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
                 names[id(o)] = f"out{k}"
     # name every node; collect elementwise bodies over named symbols for one global cse
     bodies, body_nodes = [], []
+    by_body: dict = {}
+    twin_of: dict = {}  # id of a node -> the earlier node with the same body over the same arrays
     for node in nodes:
         if id(node) in names:
             continue
         if node.op == "const":
             names[id(node)] = _constant_name(node.params[0], consts, const_names, taken, literals, module_constants)
             continue
-        names[id(node)] = new_name()
         if node.op == "elementwise" and node.inputs:
             body = node.body.xreplace({placeholder(i): sym(x) for i, x in enumerate(node.inputs)})
+            twin = by_body.setdefault((body, node.shape, node.dtype), node)
+            if twin is not node:  # e.g. minimum(y, x) beside minimum(x, y): one array under one name
+                twin_of[id(node)] = twin
+                names[id(node)] = names[id(twin)]
+                continue
             bodies.append(body)
             body_nodes.append(node)
+        names[id(node)] = new_name()
     shapes = {names[id(n)]: n.shape for n in nodes}
+    bodies = _share_exp(bodies)
     if bodies and len(bodies) <= CSE_MAX_BODIES:
         replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none")
     else:  # a long program (e.g. Taylor coefficients) is already shared node by node
@@ -416,38 +434,52 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         temps = {alias.get(k, k): v.xreplace(alias) for k, v in temps.items()}
         reduced = [e.xreplace(alias) for e in reduced]
     reduced_of = {id(n): e for n, e in zip(body_nodes, reduced)}
-    consumers_need_shape = _needs_exact_shape(nodes, outputs)
+
+    def canonical(n):
+        return twin_of.get(id(n), n)
+
+    need_shape = _needs_exact_shape(nodes, outputs)
+    consumers_need_shape = {id(canonical(n)) for n in nodes if id(n) in need_shape}
 
     statements, emitted = [], set()
     columns: dict = {}  # batched input -> its core-first contiguous copy
     uses: dict = {}
     consumers: dict = {}
     for n in nodes:
-        for i in n.inputs:
+        for i in map(canonical, n.inputs):
             uses[id(i)] = uses.get(id(i), 0) + 1
             consumers.setdefault(id(i), []).append(n)
-    returned = {id(o) for o in outputs}
+    returned = {id(canonical(o)) for o in outputs}
     inline = {
         id(e)
         for n in nodes
         if n.op == "pack"
-        for e in n.inputs
+        for e in map(canonical, n.inputs)
         if e.op == "elementwise" and e.inputs and uses.get(id(e)) == 1 and id(e) not in returned
     }
+
+    node_of_temp = {sym(n): n for n in body_nodes if sym(n) in temps}  # nodes that took a temp's place
 
     def emit_temps(expr):
         for s in sorted(expr.free_symbols, key=lambda s: s.name):
             if s in temps and s not in emitted:
                 emit_temps(temps[s])
                 emitted.add(s)
-                statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]), "sexpr": temps[s]})
                 shapes[s.name] = _static_shape(temps[s], temps, shapes)
+                node = node_of_temp.get(s)
+                if node is not None and id(node) in consumers_need_shape and shapes[s.name] != node.shape:
+                    shapes[s.name] = node.shape  # e.g. a body that does not read the operand giving its shape
+                    statements.append({"op": "assign_full", "target": s.name, "expr": print_expr(temps[s]),
+                                       "shape": node.shape, "batched": id(node) in batched, "sexpr": temps[s]})
+                else:
+                    statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]),
+                                       "sexpr": temps[s]})
 
     for node in nodes:
         target = names[id(node)]
         x = names[id(node.inputs[0])] if node.inputs else None
         is_b = id(node) in batched
-        if node.op in ("input", "const"):
+        if node.op in ("input", "const") or id(node) in twin_of:
             continue
         if node.op == "elementwise" and not node.inputs:
             if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
@@ -461,7 +493,10 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         elif node.op == "elementwise":
             expr = reduced_of[id(node)]
             emit_temps(expr)
-            full = id(node) in consumers_need_shape and _static_shape(expr, temps, shapes) != node.shape
+            static = _static_shape(expr, temps, shapes)
+            full = id(node) in consumers_need_shape and static != node.shape
+            if not full:  # elementwise consumers broadcast a smaller array; their shapes must know it
+                shapes[target] = static
             statements.append({"op": "assign_full" if full else "assign", "target": target,
                                "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
         elif node.op == "eye":
@@ -519,7 +554,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         elif node.op == "pack":
             where, core = node.params
             lines = []
-            for entry, positions in zip(node.inputs, where):
+            for entry, positions in zip(map(canonical, node.inputs), where):
                 if ir.is_fill(entry) and entry.shape == ():
                     value = print_expr(entry.body)
                 elif id(entry) in inline:
@@ -548,7 +583,9 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         returns.append(name)
     if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
         bound = (_PRINTER32 if single else _PRINTER).exp_bound
-        statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
+        statements, returns = inplace.rewrite(statements, returns, shapes, print_expr, bound)
+    if not numba and not plan.core_ranks:
+        statements = inplace.release(statements, returns, shapes)
     points = None
     if numba:
         points = {
@@ -631,6 +668,36 @@ def array_literal(value: np.ndarray) -> str:
         return repr(v)
 
     return f"np.array({text(value.tolist())}, dtype=np.{_np_dtype(value.dtype)})"
+
+
+def _share_exp(bodies: list) -> list:
+    """Stable forms hide an exp each: Sigmoid(u) is printed with its own (clipped) exp(-u) and numpy's
+    logaddexp(0, u) computes exp(-|u|) inside. Where the function needs that exp elsewhere, write the
+    forms with the exp itself, so that cse computes it once:
+
+    * Sigmoid(u) beside exp(-u): 1/(1 + exp(-u)) (exp(-u) = inf gives 0, not NaN);
+    * logaddexp(0, u) beside Sigmoid(+-u) (value and gradient of a softplus): with E = exp(-|u|) <= 1,
+      max(u, 0) + log1p(E) and where(u >= 0, 1, E)/(1 + E), which cannot overflow either."""
+    exps = set().union(*(b.atoms(sympy.exp) for b in bodies))
+    sigmoids = set().union(*(b.atoms(Sigmoid) for b in bodies))
+    if not sigmoids:
+        return bodies
+    softplus = {a: a.args[1 - a.args.index(0)] for b in bodies for a in b.atoms(LogAddExp) if 0 in a.args}
+    shared = {sympy.Abs(u) for u in softplus.values()} & {sympy.Abs(s.args[0]) for s in sigmoids}
+    forms = {}
+    for a, u in softplus.items():
+        if sympy.Abs(u) in shared:  # (of u = -v: -min(v, 0), without an array for -v)
+            positive_part = -sympy.Min(-u, 0) if u.could_extract_minus_sign() else sympy.Max(u, 0)
+            forms[a] = positive_part + log1p(sympy.exp(-sympy.Abs(u)))
+    for s in sigmoids:
+        u = s.args[0]
+        if sympy.Abs(u) in shared:
+            e = sympy.exp(-sympy.Abs(u))
+            nonnegative = LessEqual(-u, 0) if u.could_extract_minus_sign() else GreaterEqual(u, 0)
+            forms[s] = Where(nonnegative, 1, e) / (1 + e)
+        elif sympy.exp(-u) in exps:
+            forms[s] = 1 / (1 + sympy.exp(-u))
+    return [b.xreplace(forms) for b in bodies] if forms else bodies
 
 
 def _np_dtype(dtype: str) -> str:

@@ -16,7 +16,7 @@ import re
 import numpy as np
 import sympy
 
-from .primitives import LogAddExp, Sigmoid
+from .primitives import LogAddExp, Sigmoid, _Comparison
 
 MIN_SIZE = 1 << 16
 FRESH = {"assign", "matmul", "einsum", "sum", "prod", "extreme", "concat", "scatter", "scatter_add", "pack",
@@ -31,31 +31,92 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
 def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
-    """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape."""
-    reads = [set(_IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")})))
-             for s in statements]
-    last_use = {}
-    for i, names in enumerate(reads):
-        for n in names:
-            last_use[n] = i
-    for n in _IDENT.findall(" ".join(returns)):
-        last_use[n] = len(statements)
-    owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s)}
-    out = []
+    """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape (the
+    buffers the sequences add are entered into it). Returns the statements and the returned
+    expressions: a value computed in the buffer of an operand read for the last time keeps that
+    operand's name from then on (no ``t1 = t0`` between names of one array)."""
+    last_use = _last_reads(statements, returns)
+    owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s) and not _holds_bool(s)}
+    out, renamed = [], {}
     for i, s in enumerate(statements):
+        s = _rename(s, renamed)
         expr = s.get("sexpr")
         shape = shapes.get(s["target"])
         if s["op"] != "assign" or expr is None or shape is None or int(np.prod(shape)) < MIN_SIZE:
             out.append(s)
             continue
-        dying = {n for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
+        dying = {renamed.get(n, n) for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
         calls = _Generator(shapes, printer, dying, shape, exp_bound).program(expr, s["target"])
-        out.extend(calls if calls is not None else [s])
+        if calls is None:
+            out.append(s)
+            continue
+        if _is_alias(calls[-1]) and calls[-1]["expr"] in dying:
+            renamed[s["target"]] = calls.pop()["expr"]
+        out.extend(calls)
+    return out, [_rename(r, renamed) for r in returns]
+
+
+def _rename(value, renamed: dict):
+    """A statement (or text) with the names in ``renamed`` replaced."""
+    if not renamed:
+        return value
+    if isinstance(value, str):
+        return _IDENT.sub(lambda m: renamed.get(m.group(0), m.group(0)), value)
+    if isinstance(value, list):
+        return [_rename(v, renamed) for v in value]
+    if isinstance(value, dict):
+        return {k: _rename(v, renamed) for k, v in value.items()}
+    if isinstance(value, sympy.Basic):
+        return value.xreplace({sympy.Symbol(a): sympy.Symbol(b) for a, b in renamed.items()})
+    return value
+
+
+def release(statements, returns, shapes):
+    """``del`` every array of at least ``MIN_SIZE`` elements after the statement that reads it last,
+    so that peak memory follows the values still needed, not every value the function computed."""
+    last_use = _last_reads(statements, returns)
+    returned = set(_IDENT.findall(" ".join(returns)))
+    dead_after: dict = {}
+    for s in statements:
+        name = s.get("target")
+        i = last_use.get(name)
+        if name in returned or i is None or i >= len(statements) or name in dead_after.get(i, ()):
+            continue
+        if int(np.prod(shapes.get(name, ()))) < MIN_SIZE:
+            continue
+        reader = statements[i]
+        if _is_alias(reader) and reader["target"] in returned:
+            continue  # the array lives on as a result: nothing to free
+        dead_after.setdefault(i, []).append(name)
+    out = []
+    for i, s in enumerate(statements):
+        out.append(s)
+        if i in dead_after:
+            out.append({"op": "free", "names": dead_after[i]})
     return out
+
+
+def _last_reads(statements, returns) -> dict:
+    """name -> index of the last statement that reads it (``len(statements)`` if it is returned)."""
+    last_use = {}
+    for i, s in enumerate(statements):
+        for n in _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")})):
+            last_use[n] = i
+    for n in _IDENT.findall(" ".join(returns)):
+        last_use[n] = len(statements)
+    return last_use
 
 
 def _is_alias(s) -> bool:
     return s["op"] == "assign" and _IDENT.fullmatch(s.get("expr", "")) is not None
+
+
+def _boolean(e) -> bool:
+    return isinstance(e, (_Comparison, sympy.logic.boolalg.Boolean))
+
+
+def _holds_bool(s) -> bool:
+    return _boolean(s.get("sexpr")) or s.get("dtype") == "bool_"
 
 
 class _Generator:
@@ -65,12 +126,13 @@ class _Generator:
         self.dying = dying
         self.calls: list = []
         self.buffers: set = set()  # names this evaluation may overwrite
+        self.spare: list = []  # buffers whose value has been read for the last time
         self.counter = 0
 
     def program(self, expr, target):
         self.target = target
-        counts = {s.name: expr.count(s) for s in expr.free_symbols}
-        self.dying = {n for n in self.dying if counts.get(n) == 1}  # safe to overwrite once read
+        # a dying array may be overwritten by the operation that reads it for the last time
+        self.reads_left = {s.name: expr.count(s) for s in expr.free_symbols if s.name in self.dying}
         result = self.gen(expr)
         if result not in self.buffers:
             return None  # nothing to evaluate in place
@@ -85,24 +147,32 @@ class _Generator:
 
     def operand(self, e):
         if e.is_Symbol:
-            if e.name in self.dying:
-                self.buffers.add(e.name)
             return e.name
         if e.is_number:
             return self.printer(e)
         return self.gen(e)
 
     def apply(self, fn, args, extra=""):
-        """fn(*args) into a buffer among the arguments, or into a new one."""
-        out = next((a for a in args if a in self.buffers), None)
+        """fn(*args) into a buffer among the arguments, a spare one, or a new one. Every buffer among
+        the arguments is read here for the last time (an intermediate value is read once)."""
+        for a in args:
+            if a in self.reads_left:
+                self.reads_left[a] -= 1
+                if not self.reads_left[a]:
+                    self.buffers.add(a)
         text = ", ".join(args) + (f", {extra}" if extra else "")
+        out = next((a for a in sorted(args, key=lambda a: a != self.target) if a in self.buffers), None)
+        if out is None and self.spare:
+            out = self.spare.pop()
         if out is None:
-            out = self.target if self.target not in self.buffers and not self.calls else f"{self.target}_{self.counter}"
-            self.counter += 1
+            out = self.new_name()
             self.calls.append({"op": "assign", "target": out, "expr": f"{fn}({text})"})
             self.buffers.add(out)
         else:
             self.calls.append({"op": "call", "target": out, "fn": fn, "args": text})
+            self.buffers.add(out)
+        self.spare.extend(a for a in dict.fromkeys(args) if a in self.buffers and a != out)
+        self.buffers.difference_update(self.spare)
         return out
 
     # -- the translation -------------------------------------------------------------------------
@@ -115,9 +185,8 @@ class _Generator:
             return self.mul(e)
         if e.is_Pow and e.exp.is_number:
             return self.power(e.base, e.exp)
-        if isinstance(e, Sigmoid):
-            x = self.operand(e.args[0])
-            x = self.apply("np.negative", [x])
+        if isinstance(e, Sigmoid):  # 1/(1 + exp(-u)), with -u clipped
+            x = self.operand(-e.args[0])
             x = self.apply("np.clip", [x, "-" + self.bound, self.bound])
             x = self.apply("np.exp", [x])
             x = self.apply("np.add", [x, "1.0"])
@@ -125,7 +194,9 @@ class _Generator:
         if isinstance(e, LogAddExp):
             return self.apply("np.logaddexp", [self.operand(a) for a in e.args])
         if isinstance(e, (sympy.Max, sympy.Min)):
-            args = [self.operand(a) for a in e.args]
+            if not any(self.full(a) for a in e.args):
+                return self.fresh(e)  # full-sized only in combination: see add()
+            args = [self.operand(a) for a in sorted(e.args, key=lambda a: not self.full(a))]
             fn = "np.maximum" if isinstance(e, sympy.Max) else "np.minimum"
             acc = args[0]
             for a in args[1:]:
@@ -140,19 +211,29 @@ class _Generator:
             return self.apply(f"np.{name}", [self.operand(e.args[0])])
         return self.fresh(e)
 
-    def fresh(self, e):
-        name = f"{self.target}_{self.counter}"
+    def new_name(self):
+        """The statement's own name for its first buffer, numbered names after it."""
+        name = self.target if not self.calls else f"{self.target}_{self.counter}"
         self.counter += 1
+        self.shapes[name] = self.shape
+        return name
+
+    def fresh(self, e):
+        name = self.new_name()
         self.calls.append({"op": "assign", "target": name, "expr": self.printer(e)})
-        self.buffers.add(name)
+        if not _boolean(e):  # a comparison's bool array cannot hold the arithmetic that follows
+            self.buffers.add(name)
         return name
 
     def add(self, e):
         terms = list(e.args)
         coeffs = {abs(t.as_coeff_Mul()[0]) for t in terms}
-        if len(coeffs) == 1 and (c := coeffs.pop()) != 1:  # c*a - c*b -> (a - b)*c
+        if len(coeffs) == 1 and float(c := coeffs.pop()) != 1:  # c*a - c*b -> (a - b)*c (1.0 != 1 in SymPy)
             inner = self.add(sympy.Add(*[t / c for t in terms], evaluate=False))
             return self.apply("np.multiply", [inner, self.printer(c)])
+        if not any(self.full(t) for t in terms):
+            # e.g. a column plus a row: partial sums would be smaller than the buffers they need
+            return self.fresh(e)
         # an array-sized computed term first: it becomes the buffer the others are added into
         terms.sort(key=lambda t: (not self.full(t), t.is_Symbol and t.name not in self.dying,
                                   t.as_coeff_Mul()[0] == -1))
@@ -170,10 +251,16 @@ class _Generator:
         factors = list(rest.args) if rest.is_Mul else [rest]
         numer = [f for f in factors if not (f.is_Pow and f.exp == -1)]
         denom = [f.base for f in factors if f.is_Pow and f.exp == -1]
-        numer.sort(key=lambda f: not self.full(f))
-        acc = self.operand(numer[0]) if numer else None
-        for f in numer[1:]:
-            acc = self.apply("np.multiply", [acc, self.operand(f)])
+        if any(self.full(f) for f in numer):  # an array-sized computed factor first: the others go into it
+            numer.sort(key=lambda f: (not self.full(f), f.is_Symbol and f.name not in self.dying))
+            acc = self.operand(numer[0])
+            for f in numer[1:]:
+                acc = self.apply("np.multiply", [acc, self.operand(f)])
+        elif any(self.full(d) for d in denom):  # a smaller numerator, divided into an array-sized result
+            denom.sort(key=lambda d: not self.full(d))
+            acc = self.printer(sympy.Mul(*numer)) if numer else None
+        else:  # array-sized only in combination: partial products would not fill a buffer
+            return self.fresh(e)
         for d in denom:
             acc = self.apply("np.divide", [acc if acc is not None else "1.0", self.operand(d)])
         if c == -1:

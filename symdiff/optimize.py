@@ -56,6 +56,10 @@ def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
 def _key(node: Node):
     if node.op == "input":
         return ("input", node.params, node.shape, node.dtype)
+    if node.op == "elementwise" and node.inputs:
+        # the body over the operands themselves: minimum(x, y) and minimum(y, x) are one node
+        operands = {placeholder(i): sympy.Symbol(f"n{id(x)}") for i, x in enumerate(node.inputs)}
+        return ("elementwise", node.body.xreplace(operands), node.shape, node.dtype)
     params = tuple(p.digest if isinstance(p, ir.Constant) else p for p in node.params)
     return (node.op, tuple(id(i) for i in node.inputs), node.shape, node.dtype, params)
 
@@ -75,6 +79,13 @@ def _fold(node: Node) -> Node:
 
 def _fold_elementwise(node: Node) -> Node:
     body, inputs = node.body, list(node.inputs)
+    if len(set(map(id, inputs))) < len(inputs):  # operands merged into one node: one placeholder each
+        first: dict = {}
+        for x in inputs:
+            first.setdefault(id(x), len(first))
+        body = body.xreplace({placeholder(i): placeholder(first[id(x)]) for i, x in enumerate(inputs)})
+        unique = tuple({id(x): x for x in inputs}.values())
+        return _fold_elementwise(Node("elementwise", unique, node.shape, node.dtype, (body,)))
     if body.is_number:
         return ir.fill(body, node.shape, node.dtype) if inputs else node
     values = [_fill_value(x) for x in inputs]

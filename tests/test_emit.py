@@ -17,8 +17,10 @@ import tempfile
 
 import numpy as np
 import pytest
+import sympy
 
 import symdiff
+from symdiff import emit, ir
 
 from .conftest import central_difference
 from .stage_helpers import run_python
@@ -453,3 +455,282 @@ def test_results_match_finite_differences_for_the_corpus(corpus):
     H = corpus["hessian_rosen_batched"][2]
     assert H.shape == (7, 4, 4)
     np.testing.assert_allclose(H[3], central_difference(symdiff.grad(_rosen), xs[3]), rtol=1e-6, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Graphs as the emitter receives them: every name it reads is assigned
+# ---------------------------------------------------------------------------------------------
+
+
+def emit_graph(inputs, outputs, name="f"):
+    """Source of one generated function for IR ``outputs`` over ``inputs`` (no optimizer in between),
+    and that function."""
+    plan = emit.FunctionPlan(name=name, summary="Test graph.", param_names=[f"x{i}" for i in range(len(inputs))],
+                             inputs=list(inputs), outputs=list(outputs), output_dtypes=[o.dtype for o in outputs])
+    source, _ = emit.render("Test graph.", [], [plan], "test")
+    namespace: dict = {}
+    exec(compile(source, "<emitted>", "exec"), namespace)  # noqa: S102 - the module under test
+    return source, namespace[name]
+
+
+def test_equal_bodies_over_commuted_operands_are_one_assigned_array():
+    """Issue 10 item 12: cse merged minimum(y, x) and minimum(x, y) but the second was emitted as a
+    name that was never assigned (NameError)."""
+    x, y = ir.input_node(0, (3, 4), "float64"), ir.input_node(1, (1,), "float64")
+    a0, a1 = ir.placeholder(0), ir.placeholder(1)
+    first = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [y, x]), (0, 1))
+    second = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [x, y]), (0, 1))
+    both = ir.elementwise(2 * a0 + 3 * a1, [first, second])
+    source, fn = emit_graph([x, y], [both, first, second])
+    X, Y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.3])
+    want = np.sum(np.minimum(X, Y))
+    np.testing.assert_allclose(fn(X, Y), [5 * want, want, want], rtol=1e-14)
+    assert source.count("np.minimum(") == 1
+
+
+def test_value_and_grad_with_commuted_minimum():
+    def f(x, y):
+        return 1.31 * np.sum(np.minimum(y, x)) + 0.78 * np.mean(np.minimum(x, y)) + 1.7 * np.sum(np.tanh(y))
+
+    x, y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.3])
+    value, (gx, gy) = symdiff.value_and_grad(f, argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(value, f(x, y), rtol=1e-14)
+    np.testing.assert_allclose(gx, 1.375 * (x < y), rtol=1e-14)
+    np.testing.assert_allclose(gy, [1.375 * np.sum(x > y) + 1.7 * (1 - np.tanh(0.3) ** 2)], rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory of generated code (issue 10 item 9): temporaries die at their last use, exp(-|x|) is
+# computed once, and few input-sized arrays are alive at once. Measured with tracemalloc in
+# benchmarks/memory.py; asserted here on the generated statements, which cannot be flaky.
+# ---------------------------------------------------------------------------------------------
+
+REDUCTIONS = {"sum", "mean", "prod", "max", "min"}
+VIEWS = {"reshape", "broadcast_to"}
+
+
+def peak_live_arrays(source: str) -> int:
+    """The most input-sized arrays the generated function holds at once, read from its statements
+    with a model of numpy for elementwise functions of input-sized parameters: an operation with an
+    input-sized operand allocates an input-sized array unless it writes to ``out=``, reductions give
+    scalars, operands' temporaries live until their operation is done, and an array is freed when
+    ``del`` or rebinding drops its last name. Parameters are not counted; returned arrays are."""
+    (fn,) = _functions(source)
+    params = {a.arg for a in fn.args.args}
+    owner: dict = {}  # name -> number of the array the function allocated that the name refers to
+    numbers = iter(range(10**6))
+
+    def evaluate(node):
+        """(most new arrays alive while node is evaluated, whether its value is a new array, full-size)"""
+        if isinstance(node, ast.Name):
+            return 0, False, node.id in params or node.id in owner
+        if isinstance(node, ast.Call):
+            operands = node.args + [k.value for k in node.keywords if k.arg != "out"]
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+        elif isinstance(node, ast.BinOp):
+            operands, name = [node.left, node.right], ""
+        elif isinstance(node, ast.UnaryOp):
+            operands, name = [node.operand], ""
+        else:
+            return 0, False, False
+        peak = running = 0
+        full = False
+        for operand in operands:
+            p, new, f = evaluate(operand)
+            peak, running, full = max(peak, running + p), running + new, full or f
+        if isinstance(node, ast.Call) and any(k.arg == "out" for k in node.keywords):
+            return max(peak, running), False, True
+        if name in REDUCTIONS or name in VIEWS or not full:
+            return max(peak, running), False, full and name in VIEWS
+        return max(peak, running + 1), True, True
+
+    peak = 0
+    for stmt in function_body(source):
+        live = len(set(owner.values()))
+        value = getattr(stmt, "value", None)
+        if isinstance(stmt, ast.Delete):
+            for t in stmt.targets:
+                owner.pop(t.id)
+            continue
+        p, new, _ = evaluate(value) if value is not None else (0, False, False)
+        peak = max(peak, live + p)
+        if isinstance(stmt, ast.Assign):
+            (target,) = stmt.targets
+            if isinstance(value, ast.Name) and value.id in owner:
+                owner[target.id] = owner[value.id]
+            elif new:
+                owner[target.id] = next(numbers)
+            else:
+                owner.pop(target.id, None)
+    return peak
+
+
+def function_body(source: str) -> list:
+    (fn,) = _functions(source)
+    body = fn.body
+    return body[1:] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) else body
+
+
+ELEMENTWISE = {  # loss = sum (mean for logistic_mean) of these over a vector
+    "softplus_hinge": lambda x: np.maximum(x, 0) - x * 0.3 + np.log1p(np.exp(-np.abs(x))),
+    "sin_gauss": lambda x: np.sin(x) * np.exp(-(x**2)),
+    "log1p_exp_abs": lambda x: np.log1p(np.exp(-np.abs(x))) * x,
+    "logistic_mean": lambda x: np.log(1 + np.exp(-x)) + 0.5 * x,
+    "tanh_cos": lambda x: np.tanh(x) ** 2 + np.cos(x) * x,
+    "polynomial_sqrt": lambda x: x**4 - 3 * x**3 + np.sqrt(1 + x**2),
+}
+
+
+def _memory_loss(name):
+    e, reduce = ELEMENTWISE[name], np.mean if name == "logistic_mean" else np.sum
+    return lambda x: reduce(e(x))
+
+
+MEMORY_LOSSES = {name: _memory_loss(name) for name in ELEMENTWISE}
+LARGE = np.linspace(-3.0, 3.0, 200_001)  # above inplace.MIN_SIZE: evaluated in place
+
+
+@pytest.mark.parametrize("transform, most", [("grad", 4), ("value_and_grad", 5)])
+@pytest.mark.parametrize("loss", sorted(MEMORY_LOSSES))
+def test_few_input_sized_arrays_are_alive_at_once(loss, transform, most):
+    t = getattr(symdiff, transform)(MEMORY_LOSSES[loss])
+    source = t.source(LARGE)
+    assert peak_live_arrays(source) <= most, source
+    # and the code still computes the derivative (elementwise central differences)
+    h, e = 1e-6, ELEMENTWISE[loss]
+    want = (e(LARGE + h) - e(LARGE - h)) / (2 * h) / (LARGE.size if loss == "logistic_mean" else 1)
+    got = t(LARGE)
+    np.testing.assert_allclose(got[1] if transform == "value_and_grad" else got, want, rtol=1e-6,
+                               atol=1e-8 * np.max(np.abs(want)))
+
+
+def test_the_memory_model_counts_what_numpy_allocates():
+    source = '''def f(x):
+    """Doc."""
+    t0 = np.sin(x) * np.cos(x) + x
+    t1 = np.sum(t0)
+    t2 = np.exp(x)
+    np.multiply(t2, t0, out=t2)
+    del t0
+    t3 = t2
+    t4 = np.square(t3)
+    return t1, t2, t4
+'''
+    assert peak_live_arrays(source) == 3  # sin and cos temporaries, then t0 (t2 and t4 at the end: 2)
+
+
+@pytest.mark.parametrize("loss", ["softplus_hinge", "log1p_exp_abs"])
+@pytest.mark.parametrize("transform", ["grad", "value_and_grad"])
+def test_exp_of_minus_abs_is_computed_once(loss, transform):
+    """A Sigmoid(|x|) beside exp(-|x|) reuses that exp (it used to compute its own, clipped)."""
+    source = getattr(symdiff, transform)(MEMORY_LOSSES[loss]).source(LARGE)
+    assert source.count("np.exp(") + source.count("np.logaddexp(") <= 1, source
+
+
+def test_temporaries_are_deleted_after_their_last_read():
+    source = symdiff.value_and_grad(MEMORY_LOSSES["tanh_cos"]).source(LARGE)
+    body = function_body(source)
+    returned = {n.id for n in ast.walk(body[-1]) if isinstance(n, ast.Name)}
+    returned |= {s.value.id for s in body if isinstance(s, ast.Assign) and isinstance(s.value, ast.Name)
+                 and s.targets[0].id in returned}  # `t2 = c2; return t1, t2`
+    assigned = [t.id for s in body if isinstance(s, ast.Assign) for t in s.targets]
+    deleted = {t.id for s in body if isinstance(s, ast.Delete) for t in s.targets}
+    arrays = {n for n in assigned if n not in returned and n.startswith(("t", "c"))} - {"t1"}  # t1: a sum
+    assert arrays and arrays <= deleted, source
+    for k, stmt in enumerate(body):
+        if isinstance(stmt, ast.Delete):
+            for t in stmt.targets:  # nothing reads a deleted name later
+                later = {n.id for s in body[k + 1 :] for n in ast.walk(s) if isinstance(n, ast.Name)}
+                assert t.id not in later, source
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_where_between_two_numbers_is_a_float_array(dtype):
+    """np.where(c, 2, 3) is an int64 array: the gradient below came back as int64 (found by the
+    random programs evaluated in place, which then failed to multiply floats into it)."""
+    x = np.arange(5.0, dtype=dtype)
+    g = symdiff.grad(lambda x: np.sum(np.where(x > 1, 2.0, 3.0) * x))(x)
+    assert g.dtype == dtype
+    np.testing.assert_array_equal(g, [3, 3, 2, 2, 2])
+    h = symdiff.grad(lambda x: np.max(x))(x)
+    assert h.dtype == dtype
+    np.testing.assert_array_equal(h, [0, 0, 0, 0, 1])
+
+
+def test_terms_with_a_common_float_coefficient_of_one_are_evaluated_in_place():
+    """1.0*x - 1.0*exp(y): dividing out the common coefficient 1.0 gave 1.0*x - 1.0*exp(y) again
+    (SymPy's Float(1.0) != 1), forever (RecursionError; random programs evaluated in place)."""
+    n = 70_000  # evaluated in place
+    x, y = ir.input_node(0, (n,), "float64"), ir.input_node(1, (n,), "float64")
+    a0, a1 = ir.placeholder(0), ir.placeholder(1)
+    node = ir.elementwise(sympy.Float(1.0) * a0 - sympy.Float(1.0) * sympy.exp(a1), [x, y])
+    source, fn = emit_graph([x, y], [node])
+    assert "out=" in source
+    X, Y = np.linspace(-1, 1, n), np.linspace(0, 2, n)
+    np.testing.assert_allclose(fn(X, Y), X - np.exp(Y), rtol=1e-15)
+
+
+def test_an_array_that_takes_a_cse_temporarys_place_keeps_its_full_shape():
+    """d2/dy dx of sum(exp(y) * x) is exp(y) for each x: a body that does not read x, whose shape
+    comes from x. cse made it a temporary shared with another body; emitted as that temporary it
+    had shape () and the reshape to (3,) failed (random programs, compile-only sweep)."""
+    def f(x, y):
+        return np.sum(np.exp(y) * x) + np.sum(np.exp(np.sin(y)))
+
+    x, y = np.array([0.5, -1.0, 2.0]), np.array(0.4)
+    (hxx, hxy), (hyx, hyy) = symdiff.hessian(f, argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(hxx, np.zeros((3, 3)))
+    np.testing.assert_allclose(hxy, np.full(3, np.exp(0.4)), rtol=1e-15)
+    np.testing.assert_allclose(hyx, np.full(3, np.exp(0.4)), rtol=1e-15)
+    want = np.exp(0.4) * x.sum() + np.exp(np.sin(0.4)) * (np.cos(0.4) ** 2 - np.sin(0.4))
+    np.testing.assert_allclose(hyy, want, rtol=1e-14)
+
+
+def test_an_array_smaller_than_its_node_is_broadcast_where_a_shape_is_needed():
+    """exp(y) over operands (y, x) has x's shape (3,) but reads only y: emitted as a 0-d array, its
+    consumers must know that. sin of it was summed as one element instead of three (a silent wrong
+    value; from a random program, value of sum(exp(x**1 - x)) = 1 instead of 5)."""
+    x, y = ir.input_node(0, (3,), "float64"), ir.input_node(1, (), "float64")
+    a0 = ir.placeholder(0)
+    shaped_by_x = ir.elementwise(sympy.exp(a0), [y, x])
+    total = ir.reduce_sum(ir.elementwise(sympy.sin(a0), [shaped_by_x]), (0,))
+    other = ir.reduce_sum(ir.elementwise(sympy.cos(a0), [shaped_by_x]), (0,))
+    _, fn = emit_graph([x, y], [total, other])
+    got = fn(np.ones(3), np.array(0.3))
+    np.testing.assert_allclose(got, [3 * np.sin(np.exp(0.3)), 3 * np.cos(np.exp(0.3))], rtol=1e-15)
+
+
+def test_in_place_evaluation_of_operands_that_fill_the_array_only_together():
+    """a*b*c with a (n,1,1), b (1,n,1), c (1,1,2): a*b was computed into a new buffer assumed to be
+    array-sized, then c multiplied into it (ValueError: non-broadcastable output operand; a Hessian
+    of a random program evaluated in place). Likewise for sums and maxima."""
+    n = 200  # n*n*2 elements: evaluated in place
+    a, b, c = (ir.input_node(i, s, "float64") for i, s in enumerate([(n, 1, 1), (1, n, 1), (1, 1, 2)]))
+    a0, a1, a2 = ir.placeholder(0), ir.placeholder(1), ir.placeholder(2)
+    bodies = [a0 * a1 * a2, a0 + a1 - a2, sympy.Max(a0, a1, a2), sympy.sin(a0 * a1) * a2 + a1, a0 * a1 / (1 + a2**2)]
+    nodes = [ir.elementwise(body, [a, b, c]) for body in bodies]
+    source, fn = emit_graph([a, b, c], nodes)
+    assert "out=" in source
+    A, B, C = np.linspace(-1, 1, n)[:, None, None], np.linspace(0, 2, n)[None, :, None], np.array([[[0.5, -1.5]]])
+    want = [A * B * C, A + B - C, np.maximum(np.maximum(A, B), C), np.sin(A * B) * C + B, A * B / (1 + C**2)]
+    for got, w in zip(fn(A, B, C), want):
+        np.testing.assert_allclose(got, np.broadcast_to(w, (n, n, 2)), rtol=1e-15)
+
+
+@pytest.mark.parametrize("size", [5, 100_000], ids=["printed", "in_place"])
+@pytest.mark.parametrize("loss", ["softplus_hinge", "log1p_exp_abs", "logistic_mean"])
+def test_shared_exp_forms_stay_finite_and_exact_at_extremes(loss, size):
+    """The forms that share exp(-|z|) between a softplus and its sigmoid (or between exp(-u) and
+    Sigmoid(u)) neither overflow nor warn at |z| = 1000, and agree with the stable closed forms."""
+    z = np.resize(np.array([-1000.0, -30.0, -1.0, 0.0, 1e-300, 2.0, 40.0, 1000.0]), size)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # (exp(-1000) underflows to 0)
+        value, grad = symdiff.value_and_grad(MEMORY_LOSSES[loss])(z)
+    sig = np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+    e = np.exp(-np.abs(z))
+    want = {
+        "softplus_hinge": (np.sum(np.logaddexp(0, z) - 0.3 * z), sig - 0.3),
+        "log1p_exp_abs": (np.sum(np.log1p(e) * z), np.log1p(e) - np.sign(z) * z * e / (1 + e)),
+        "logistic_mean": (np.mean(np.logaddexp(0, -z) + 0.5 * z), (0.5 - (1 - sig)) / z.size),
+    }[loss]
+    np.testing.assert_allclose(value, want[0], rtol=1e-13)
+    np.testing.assert_allclose(grad, want[1], rtol=1e-13, atol=1e-300)

@@ -6,6 +6,7 @@ import ast
 
 import numpy as np
 import pytest
+import sympy
 
 import symdiff
 from symdiff import differentiate as D
@@ -243,3 +244,43 @@ def test_unit_cotangent_is_folded_out_of_einsums(monkeypatch):
     ).source(np.ones(3), A)
     assert "np.full((), 1" not in source
     assert _calls_of(source, "einsum") <= 1, source
+
+
+def test_commuted_elementwise_nodes_are_merged():
+    """minimum(y, x) and minimum(x, y) are one node (issue 10 item 12: emitted under two names, one of
+    them never assigned)."""
+    _, out = traced(lambda x, y: 1.31 * np.sum(np.minimum(y, x)) + 0.78 * np.mean(np.minimum(x, y)),
+                           (3, 4), (1,))
+    (opt,) = optimize.optimize([out])
+    assert sum(isinstance(n.body, sympy.Min) for n in ir.toposort([opt]) if n.op == "elementwise") == 1
+    x, y = M34, np.array([0.3])
+    np.testing.assert_allclose(run_ir([opt], x, y)[0], run_ir([out], x, y)[0], rtol=1e-14)
+
+
+def test_an_operand_merged_with_another_is_read_once():
+    """sum(x**2, 0) - sum(x**2, 0): once the two sums are one node, the difference reads it twice as
+    a0 - a1; it must become a0 - a0 = 0 (else the emitted sum was assigned and never read: ruff F841
+    in the long random-program run)."""
+    def f(x):
+        return np.sum(x) + np.sum(np.sum(x**2, axis=0) - np.sum(x**2, axis=0))
+
+    _, out = traced(f, (3, 4))
+    (opt,) = optimize.optimize([out])
+    nodes = ir.toposort([opt])
+    assert all(len(set(map(id, n.inputs))) == len(n.inputs) for n in nodes)
+    assert [n.op for n in nodes] == ["input", "sum"], ir.format_graph([opt])
+    source = symdiff.value_and_grad(f).source(M34)
+    assert "x**2" not in source
+
+
+def test_the_difference_of_an_array_with_itself_keeps_its_shape():
+    """x**1 - x is 0 for each element: sum(exp(x**1 - x)) is 5 for 5 elements (it was 1)."""
+
+    def f(x):
+        d = x**1 - x
+        return np.sum(np.exp(d)) + np.sum(np.sin(d)) - np.sum(np.tanh(x))
+
+    x = np.linspace(-1.0, 1.0, 5)
+    value, grad = symdiff.value_and_grad(f)(x)
+    np.testing.assert_allclose(value, f(x), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(grad, np.tanh(x) ** 2 - 1, rtol=1e-15)
