@@ -115,7 +115,7 @@ class Transform(Dispatch):
         from . import differentiate
         from . import ir
         from . import optimize
-        from . import scalarize
+        from .differentiate import scalarize
         from . import trace
 
         call = call or NO_KEYWORDS
@@ -175,7 +175,7 @@ class Transform(Dispatch):
     def _scalarized(self, in_nodes, primal, wrt_pos, single):
         """Small cores: every derivative entry its own expression; zeros skipped, symmetry used."""
         from . import ir
-        from . import scalarize
+        from .differentiate import scalarize
 
         if self.kind in ("grad", "value_and_grad", "hessian") and primal.shape != ():
             return None  # let the general path raise its error
@@ -223,7 +223,7 @@ class Transform(Dispatch):
         operands = list(in_nodes) + free
         try:
             if not isinstance(self.positions, tuple) and self.order >= TAYLOR_FROM_ORDER:
-                from .taylor import derivative_node
+                from .differentiate.taylor import derivative_node
 
                 return derivative_node(body, operands, wrt_pos[0], self.order, dtype)
             d = self._derivative_expr(body, wrt_pos)

@@ -181,7 +181,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def use_path(monkeypatch, path: str):
     """Pin symdiff to its ``"vectorized"`` or ``"scalarized"`` derivative path, memory cache only."""
-    from symdiff import scalarize
+    from symdiff.differentiate import scalarize
 
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", "")
     monkeypatch.setattr(scalarize, "MAX_ELEMENTS", 0 if path == "vectorized" else 64, raising=False)

@@ -1,10 +1,9 @@
-"""Stage 2, differentiate: reverse mode (VJP) and forward mode (JVP) on the IR.
+"""Reverse mode (VJP) on the IR: cotangents flow from the outputs back to the inputs.
 
-Both transforms return new IR nodes, so derivatives compose to any order. Cotangents and tangents
-of a node ``N`` have shape ``L + N.shape``: ``L`` is a basis of directions carried along the leading
-axes (``()`` for a plain gradient, ``(K,)`` for a vectorized Jacobian). The rules are the ops' own
-(``symdiff.ops``): elementwise nodes ask SymPy for local derivatives of their bodies, every other op
-has a short structural rule. Cotangents zeroed by a select keep it outside (``ops.masks``).
+A cotangent of a node ``N`` has shape ``L + N.shape``: ``L`` is a basis of directions carried along
+the leading axes (``()`` for a gradient, ``(K,)`` for a vectorized Jacobian). Each op's own rule
+(``symdiff.ops``) gives its inputs' contributions; cotangents zeroed by a select keep it outside
+(``ops.masks``), and so do their contributions through the linear ops.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from . import ir, ops
-from .ir import Node, placeholder
-from .ops import masks
-from .ops.base import pad_rank, unbroadcast, zeros  # noqa: F401  (part of this stage's vocabulary)
-from .primitives import Greater, Where
+from .. import ir, ops
+from ..ir import Node, placeholder
+from ..ops import masks
+from ..ops.base import zeros
+from ..primitives import Greater, Where
 
 
 def _differentiable(node: Node) -> bool:
@@ -33,11 +32,6 @@ def active_nodes(outputs, wrt) -> set:
 
 
 add = masks.add  # the sum of two cotangents (None is zero), masks kept outside
-
-
-# ---------------------------------------------------------------------------------------------
-# Reverse mode
-# ---------------------------------------------------------------------------------------------
 
 
 def vjp(outputs, cotangents, wrt, lead=()):
@@ -74,27 +68,3 @@ def _masked_rule(node: Node, g: Node, wanted: list, n_lead: int):
     for i, contribution in op.vjp(node, g, wanted, n_lead):
         selected = Where(Greater(placeholder(1), 0), placeholder(0), 0)
         yield i, ir.elementwise(selected, (contribution, live[i]))
-
-
-# ---------------------------------------------------------------------------------------------
-# Forward mode
-# ---------------------------------------------------------------------------------------------
-
-
-def jvp(outputs, wrt, tangents, lead=()):
-    """Tangents of ``outputs`` given ``tangents`` (shape ``lead + w.shape``) of ``wrt``."""
-    n_lead = len(lead)
-    lead = tuple(lead)
-    active = active_nodes(outputs, wrt)
-    tan = {id(w): t for w, t in zip(wrt, tangents) if t is not None}
-    for node in ir.toposort(outputs):
-        if id(node) in tan or id(node) not in active or ops.of(node).leaf:
-            continue
-        ts = [tan.get(id(x)) if id(x) in active else None for x in node.inputs]
-        if all(t is None for t in ts):
-            continue
-        t = ops.of(node).jvp(node, ts, lead)
-        if t is not None and t.shape != lead + node.shape:
-            t = ir.broadcast(pad_rank(t, node.ndim, t.ndim - n_lead), node.ndim, node.shape)
-        tan[id(node)] = t
-    return [tan.get(id(o)) or zeros(lead + o.shape, o.dtype) for o in outputs]

@@ -14,9 +14,9 @@ import math
 
 import sympy
 
-from . import ir
-from .ir import placeholder
-from .primitives import Where, clean_derivative
+from .. import ir
+from ..ir import placeholder
+from ..primitives import Where, clean_derivative
 
 
 class TaylorBuilder:

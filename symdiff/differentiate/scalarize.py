@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from . import ir, ops
-from .evaluate import evaluate
-from .ir import Node, placeholder
-from .primitives import clean_derivative, lift_selects
+from .. import ir, ops
+from ..evaluate import evaluate
+from ..ir import Node, placeholder
+from ..primitives import clean_derivative, lift_selects
 
 MAX_ELEMENTS = 16
 MAX_OPS = 4000

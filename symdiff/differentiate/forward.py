@@ -1,0 +1,30 @@
+"""Forward mode (JVP) on the IR: tangents flow from the inputs to the outputs, each op by its own rule.
+
+A tangent of a node ``N`` has shape ``L + N.shape`` (``L``: the leading basis axes of a vectorized
+Jacobian, or ``()``).
+"""
+
+from __future__ import annotations
+
+from .. import ir, ops
+from ..ops.base import pad_rank, zeros
+from .reverse import active_nodes
+
+
+def jvp(outputs, wrt, tangents, lead=()):
+    """Tangents of ``outputs`` given ``tangents`` (shape ``lead + w.shape``) of ``wrt``."""
+    n_lead = len(lead)
+    lead = tuple(lead)
+    active = active_nodes(outputs, wrt)
+    tan = {id(w): t for w, t in zip(wrt, tangents) if t is not None}
+    for node in ir.toposort(outputs):
+        if id(node) in tan or id(node) not in active or ops.of(node).leaf:
+            continue
+        ts = [tan.get(id(x)) if id(x) in active else None for x in node.inputs]
+        if all(t is None for t in ts):
+            continue
+        t = ops.of(node).jvp(node, ts, lead)
+        if t is not None and t.shape != lead + node.shape:
+            t = ir.broadcast(pad_rank(t, node.ndim, t.ndim - n_lead), node.ndim, node.shape)
+        tan[id(node)] = t
+    return [tan.get(id(o)) or zeros(lead + o.shape, o.dtype) for o in outputs]
