@@ -22,7 +22,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from . import inplace, ir
 from .ir import Node, placeholder
-from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where, _Comparison
+from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where, _Comparison, _Special
 from .resources import template_dir
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
@@ -36,6 +36,22 @@ class Printer(NumPyPrinter):
 
     def _module_format(self, fqn, register=True):
         return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
+
+    # scipy.special functions SymPy has (the others print themselves: primitives._Special)
+    def _print_erf(self, expr):
+        return f"scipy.special.erf({self._print(expr.args[0])})"
+
+    def _print_erfc(self, expr):
+        return f"scipy.special.erfc({self._print(expr.args[0])})"
+
+    def _print_loggamma(self, expr):
+        return f"scipy.special.gammaln({self._print(expr.args[0])})"
+
+    def _print_polygamma(self, expr):
+        n, x = expr.args
+        if n == 0:
+            return f"scipy.special.digamma({self._print(x)})"
+        return f"scipy.special.polygamma({self._print(n)}, {self._print(x)})"
 
     def _print_Pow(self, expr, rational=False):
         if expr.exp == -1:
@@ -259,11 +275,13 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         functions.append(model)
         constants.append(consts)
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
+    uses_scipy_special = any("scipy.special." in repr(f["statements"]) for f in functions)
     uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
                   or any(f["checks"] for f in functions))
     text = _environment().get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
+                "uses_scipy": uses_scipy_special,
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
     )
@@ -343,6 +361,14 @@ def _pad(x: Node, rank: int) -> Node:
     return ir.reshape(x, x.ndim, (1,) * (rank - x.ndim) + x.shape)
 
 
+_SCIPY_FUNCTIONS = (sympy.erf, sympy.erfc, sympy.loggamma, sympy.polygamma, _Special)
+
+
+def uses_scipy(body) -> bool:
+    """True if printing ``body`` calls scipy.special."""
+    return bool(body.atoms(*_SCIPY_FUNCTIONS))
+
+
 def numba_fusible(plan: FunctionPlan) -> bool:
     """True if every value is a scalar per point: inputs, single elements of inputs, elementwise
     scalars, and packed outputs. Such a function runs as one loop over points."""
@@ -353,6 +379,8 @@ def numba_fusible(plan: FunctionPlan) -> bool:
         if n.op == "input":
             continue
         if n.op == "elementwise" and n.shape == () and n.dtype in ("float64", "float32", "bool"):
+            if uses_scipy(n.body):  # numba cannot call scipy.special: numpy code instead
+                return False
             continue
         if n.op == "index" and id(n.inputs[0]) in inputs and all(isinstance(e, int) for e in n.params[0]):
             continue

@@ -6,6 +6,8 @@ ufunc in the rule table; arrays of one repeated number (``fill``) are elementwis
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import sympy
 
@@ -100,7 +102,10 @@ class Elementwise(Op):
             return out
         from ..emit import Printer
 
-        f = sympy.lambdify(syms, body, modules=[{"np": np}, "numpy"], printer=Printer)
+        names = {"np": np}
+        if "scipy.special" in sys.modules:  # bodies with scipy.special functions print calls to it
+            names["scipy"] = sys.modules["scipy"]
+        f = sympy.lambdify(syms, body, modules=[names, "numpy"], printer=Printer)
         with np.errstate(all="ignore"):
             return np.asarray(f(*arrays), dtype=node.dtype) + np.zeros(node.shape, dtype=node.dtype)
 
