@@ -570,6 +570,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False):
         if np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input":
             name = f"np.asarray({name}, dtype=np.{_np_dtype(dtype)})"
         returns.append(name)
+    if not numba:
+        statements = inplace.drop_unread(statements, returns)
     if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
         bound = (_PRINTER32 if single else _PRINTER).exp_bound
         statements, returns = inplace.rewrite(statements, returns, shapes, print_expr, bound)

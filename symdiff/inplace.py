@@ -71,6 +71,18 @@ def _rename(value, renamed: dict):
     return value
 
 
+def drop_unread(statements, returns):
+    """The statements without those whose value nothing reads, such as an operand an elementwise
+    node keeps only for its shape (``np.broadcast_to`` gives the shape), nor what only they read."""
+    needed = set(_IDENT.findall(" ".join(returns)))
+    kept = []
+    for s in reversed(statements):
+        if s.get("target") in needed:
+            kept.append(s)
+            needed.update(_reads(s))
+    return kept[::-1]
+
+
 def release(statements, returns, shapes):
     """``del`` every array of at least ``MIN_SIZE`` elements after the statement that reads it last,
     so that peak memory follows the values still needed, not every value the function computed."""
@@ -100,11 +112,15 @@ def _last_reads(statements, returns) -> dict:
     """name -> index of the last statement that reads it (``len(statements)`` if it is returned)."""
     last_use = {}
     for i, s in enumerate(statements):
-        for n in _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")})):
+        for n in _reads(s):
             last_use[n] = i
     for n in _IDENT.findall(" ".join(returns)):
         last_use[n] = len(statements)
     return last_use
+
+
+def _reads(s) -> list:
+    return _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")}))
 
 
 def _is_alias(s) -> bool:

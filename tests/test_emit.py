@@ -459,8 +459,8 @@ def test_equal_bodies_over_commuted_operands_are_one_assigned_array():
     name that was never assigned (NameError)."""
     x, y = ir.input_node(0, (3, 4), "float64"), ir.input_node(1, (1,), "float64")
     a0, a1 = ir.placeholder(0), ir.placeholder(1)
-    first = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [y, x]), (0, 1))
-    second = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [x, y]), (0, 1))
+    first = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [y, x]), (-2, -1))
+    second = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [x, y]), (-2, -1))
     both = ir.elementwise(2 * a0 + 3 * a1, [first, second])
     source, fn = emit_graph([x, y], [both, first, second])
     X, Y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.3])
@@ -674,8 +674,8 @@ def test_an_array_smaller_than_its_node_is_broadcast_where_a_shape_is_needed():
     x, y = ir.input_node(0, (3,), "float64"), ir.input_node(1, (), "float64")
     a0 = ir.placeholder(0)
     shaped_by_x = ir.elementwise(sympy.exp(a0), [y, x])
-    total = ir.reduce_sum(ir.elementwise(sympy.sin(a0), [shaped_by_x]), (0,))
-    other = ir.reduce_sum(ir.elementwise(sympy.cos(a0), [shaped_by_x]), (0,))
+    total = ir.reduce_sum(ir.elementwise(sympy.sin(a0), [shaped_by_x]), (-1,))
+    other = ir.reduce_sum(ir.elementwise(sympy.cos(a0), [shaped_by_x]), (-1,))
     _, fn = emit_graph([x, y], [total, other])
     got = fn(np.ones(3), np.array(0.3))
     np.testing.assert_allclose(got, [3 * np.sin(np.exp(0.3)), 3 * np.cos(np.exp(0.3))], rtol=1e-15)
@@ -715,3 +715,18 @@ def test_shared_exp_forms_stay_finite_and_exact_at_extremes(loss, size):
     }[loss]
     np.testing.assert_allclose(value, want[0], rtol=1e-13)
     np.testing.assert_allclose(grad, want[1], rtol=1e-13, atol=1e-300)
+
+
+def test_an_operand_kept_only_for_its_shape_is_not_computed():
+    """-0.042*y over operands (y, s) with s of shape (1, 1): the body does not read s, whose shape
+    np.broadcast_to supplies; s = sum(exp(x)) was computed and never read (ruff F841 in a Hessian
+    of the long random-program run)."""
+    x, y = ir.input_node(0, (4, 5), "float64"), ir.input_node(1, (), "float64")
+    s = ir.reshape(ir.reduce_sum(ir.elementwise(sympy.exp(ir.placeholder(0)), [x]), (-2, -1)), 0, (1, 1))
+    node = ir.elementwise(-0.042 * ir.placeholder(0), [y, s])
+    source, fn = emit_graph([x, y], [node])
+    np.testing.assert_array_equal(fn(np.ones((4, 5)), np.array(2.0)), np.full((1, 1), -0.084))
+    body = function_body(source)
+    read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    assigned = [t.id for stmt in body if isinstance(stmt, ast.Assign) for t in stmt.targets]
+    assert set(assigned) <= read and "np.exp" not in source, source
