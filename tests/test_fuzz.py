@@ -29,7 +29,8 @@ of positive forms such as ``1 + a**2`` or ``2 + cos(a)``) and values are bounded
 
 Default (fast, ~50 s): ``FAST_EXAMPLES`` programs plus ``PER_OP_EXAMPLES`` programs starting with
 each operation, all derandomized (the same programs on every run), and a bounded slice of the long
-run (``test_random_programs_slice``, ~1 minute): ``SLICE_EXAMPLES`` fixed programs, value, gradient
+run (``test_random_programs_slice``, ~1 minute): ``REGRESSIONS`` (programs that failed before) and
+``SLICE_EXAMPLES`` fixed programs, value, gradient
 and Hessian-vector products against numpy and finite differences (JAX for every
 ``SLICE_JAX_EVERY``-th), once as emitted for small arrays and once with every elementwise statement
 evaluated in place (the code large arrays get). Long mode (randomized):
@@ -69,7 +70,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 FAST_EXAMPLES = 25
 PER_OP_EXAMPLES = 2
-SLICE_EXAMPLES = 150
+SLICE_EXAMPLES = 200
 SLICE_JAX_EVERY = 8
 LONG_EXAMPLES = 1000
 EXAMPLES = int(os.environ.get("SYMDIFF_FUZZ_EXAMPLES", "0") or 0)
