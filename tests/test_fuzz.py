@@ -30,10 +30,9 @@ of positive forms such as ``1 + a**2`` or ``2 + cos(a)``) and values are bounded
 Default (fast, ~50 s): ``FAST_EXAMPLES`` programs plus ``PER_OP_EXAMPLES`` programs starting with
 each operation, all derandomized (the same programs on every run), and a bounded slice of the long
 run (``test_random_programs_slice``, ~1 minute): ``REGRESSIONS`` (programs that failed before) and
-``SLICE_EXAMPLES`` fixed programs, value, gradient
-and Hessian-vector products against numpy and finite differences (JAX for every
-``SLICE_JAX_EVERY``-th), once as emitted for small arrays and once with every elementwise statement
-evaluated in place (the code large arrays get). Long mode (randomized):
+``SLICE_EXAMPLES`` fixed programs, value, gradient and Hessian-vector products against numpy and
+finite differences (JAX for every ``SLICE_JAX_EVERY``-th), once as emitted for small arrays and once
+with every elementwise statement evaluated in place (the code large arrays get). Long mode (randomized):
 ``SYMDIFF_FUZZ_EXAMPLES=1000 python3 -m pytest -q tests/test_fuzz.py`` (any count), or
 ``python3 -m pytest -q -m slow tests/test_fuzz.py`` (1,000 programs, ~7 minutes).
 ``SYMDIFF_FUZZ_STATS=<file>`` appends a JSON line with the counts of each run (programs, checks,
