@@ -21,6 +21,7 @@ import sympy
 
 import symdiff
 from symdiff import emit, ir
+from symdiff.primitives import GreaterEqual, Where
 
 from .conftest import central_difference
 from .stage_helpers import run_python
@@ -730,3 +731,31 @@ def test_an_operand_kept_only_for_its_shape_is_not_computed():
     read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     assigned = [t.id for stmt in body if isinstance(stmt, ast.Assign) for t in stmt.targets]
     assert set(assigned) <= read and "np.exp" not in source, source
+
+
+def test_real_and_imaginary_parts_are_not_computed_into():
+    """SymPy's derivative of |where(...)| reads re() and im() of a real array; np.imag of a real
+    array is a read-only array of zeros and np.real a view of it: evaluated in place, the first was
+    multiplied into (ValueError: output array is read-only; random programs evaluated in place)."""
+    n = 70_000
+    xs = [ir.input_node(i, (n,), "float64") for i in range(3)]
+    a0, a1, a2 = ir.placeholder(0), ir.placeholder(1), ir.placeholder(2)
+    w = Where(GreaterEqual(a0, 0), a1, a2)  # SymPy cannot tell that it is real
+    node = ir.elementwise(sympy.im(w) * a1 + sympy.re(w) * a2 + a1, xs)
+    source, fn = emit_graph(xs, [node])
+    assert "np.imag(" in source and "out=" in source
+    X0, X1, X2 = np.linspace(-1, 1, n), np.linspace(0, 2, n), np.linspace(3, 4, n)
+    np.testing.assert_allclose(fn(X0, X1, X2), np.where(X0 >= 0, X1, X2) * X2 + X1, rtol=1e-15)
+
+
+def test_a_body_that_cancels_once_operands_share_a_name_is_a_float_array():
+    """minimum(x, y) - minimum(y, x) is 0 once both are one name: printed as `0` it was an int array
+    (np.broadcast_to(0, ...)), summed to an int, then computed into."""
+    x, y = ir.input_node(0, (3, 4), "float64"), ir.input_node(1, (1,), "float64")
+    a0, a1 = ir.placeholder(0), ir.placeholder(1)
+    difference = ir.elementwise(a0 - a1, [ir.elementwise(sympy.Min(a0, a1), [x, y]),
+                                          ir.elementwise(sympy.Min(a0, a1), [y, x])])
+    _, fn = emit_graph([x, y], [difference, ir.reduce_sum(difference, (-2, -1))])
+    got = fn(np.ones((3, 4)), np.array([0.5]))
+    assert [g.dtype for g in got] == [np.float64, np.float64]
+    np.testing.assert_array_equal(got[0], np.zeros((3, 4)))

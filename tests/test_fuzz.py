@@ -931,6 +931,12 @@ REGRESSIONS = [
              Instr("prod", (1,), ((-2,), True, True))],
             [(4, -1.13, "sum"), (5, -1.07, "mean"), (6, -1.5, "mean"), (7, -1.19, "sum")], False, 17,
             [(4, 2), (4, 1, 2), (4, 4, 2), (2, 4), (2, 2), (4, 4, 2), (4, 1, 1), (4, 1, 2)]),
+    # in place: the derivative of |where(...)| reads np.imag of a real array, read-only, computed into
+    Program(((5, 1), (5,)), [], [Instr("shift", (1,), (1.11, False)), Instr("sqrt", (2,), ("exp_tanh",)),
+            Instr("neg", (0,)), Instr("where", (4, 1, 4, 3), (True,)), Instr("abs", (5,), (True,)),
+            Instr("sin", (0,)), Instr("scale", (3,), (-1.75, True))],
+            [(6, -1.08, "sum"), (7, -0.94, "mean"), (8, 1.11, "sum")], False, 343035,
+            [(5, 1), (5,), (5,), (5,), (5, 1), (5, 5), (5, 5), (5, 1), (5,)]),
 ]
 
 
