@@ -34,7 +34,12 @@ def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
     """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape (the
     buffers the sequences add are entered into it)."""
     last_use = _last_reads(statements, returns)
-    owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s) and not _not_a_buffer(s)}
+    for s in reversed(statements):  # an array lives as long as its views (a view of a view included)
+        source = _view_source(s)
+        if source is not None:
+            last_use[source] = max(last_use.get(source, -1), last_use.get(s["target"], -1))
+    owned = {s["target"] for s in statements
+             if s["op"] in FRESH and _view_source(s) is None and not _not_a_buffer(s)}
     out = []
     for i, s in enumerate(statements):
         expr = s.get("sexpr")
@@ -104,6 +109,18 @@ def _last_reads(statements, returns) -> dict:
 
 def _reads(s) -> list:
     return _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")}))
+
+
+def _view_source(s):
+    """The name whose memory the result of statement ``s`` may share: reshapes, transposes, basic
+    indexing, broadcasts and one-operand einsums return views; ``t1 = t0`` is the same array."""
+    if s["op"] in ("reshape", "transpose", "broadcast", "index"):
+        return s["x"]
+    if s["op"] == "einsum" and len(s["operands"]) == 1:
+        return s["operands"][0]
+    if s["op"] in ("assign", "assign_full") and _IDENT.fullmatch(s.get("expr", "")):
+        return s["expr"]
+    return None
 
 
 def _is_alias(s) -> bool:

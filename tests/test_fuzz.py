@@ -937,6 +937,10 @@ REGRESSIONS = [
             Instr("sin", (0,)), Instr("scale", (3,), (-1.75, True))],
             [(6, -1.08, "sum"), (7, -0.94, "mean"), (8, 1.11, "sum")], False, 343035,
             [(5, 1), (5,), (5,), (5,), (5, 1), (5, 5), (5, 5), (5, 1), (5,)]),
+    # in place: the eye of the Hessian was computed into while a transposed view of it was still read
+    Program(((2, 4, 2),), [], [Instr("transpose", (0,), ((2, 1, 0), "method")),
+            Instr("transpose", (1,), ((2, 1, 0), "fn")), Instr("mul", (0, 1))],
+            [(2, 1.09, "sum"), (3, 1.04, "sum")], False, 1397, [(2, 4, 2)] * 4),
 ]
 
 
