@@ -518,6 +518,10 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
             continue  # written straight into its slot by the pack that uses it
         elif node.op == "elementwise" and reduced_of[id(node)] in temps:
             emit_temps(reduced_of[id(node)])  # defined where the temp it replaced was first needed
+        elif node.op == "elementwise" and reduced_of[id(node)].is_number and not is_b:
+            # a body that became a number here (operands merged into one name): np.full has its dtype
+            statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
+                               "value": print_expr(reduced_of[id(node)])})
         elif node.op == "elementwise":
             expr = reduced_of[id(node)]
             emit_temps(expr)
@@ -609,9 +613,11 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         if np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input":
             name = f"np.asarray({name}, dtype=np.{_np_dtype(dtype)})"
         returns.append(name)
+    if not numba:
+        statements = inplace.drop_unread(statements, returns)
     if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
         bound = (_PRINTER32 if single else _PRINTER).exp_bound
-        statements, returns = inplace.rewrite(statements, returns, shapes, print_expr, bound)
+        statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
     if not numba and not plan.core_ranks:
         statements = inplace.release(statements, returns, shapes)
     points = None

@@ -32,62 +32,62 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
     """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape (the
-    buffers the sequences add are entered into it). Returns the statements and the returned
-    expressions: a value computed in the buffer of an operand read for the last time keeps that
-    operand's name from then on (no ``t1 = t0`` between names of one array)."""
+    buffers the sequences add are entered into it)."""
     last_use = _last_reads(statements, returns)
-    owned = {s["target"] for s in statements if s["op"] in FRESH and not _is_alias(s) and not _holds_bool(s)}
-    out, renamed = [], {}
+    for s in reversed(statements):  # an array lives as long as its views (a view of a view included)
+        source = _view_source(s)
+        if source is not None:
+            last_use[source] = max(last_use.get(source, -1), last_use.get(s["target"], -1))
+    owned = {s["target"] for s in statements
+             if s["op"] in FRESH and _view_source(s) is None and not _not_a_buffer(s)}
+    out = []
     for i, s in enumerate(statements):
-        s = _rename(s, renamed)
         expr = s.get("sexpr")
         shape = shapes.get(s["target"])
         if s["op"] != "assign" or expr is None or shape is None or int(np.prod(shape)) < MIN_SIZE:
             out.append(s)
             continue
-        dying = {renamed.get(n, n) for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
+        dying = {n for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
         calls = _Generator(shapes, printer, dying, shape, exp_bound).program(expr, s["target"])
-        if calls is None:
-            out.append(s)
-            continue
-        if _is_alias(calls[-1]) and calls[-1]["expr"] in dying:
-            renamed[s["target"]] = calls.pop()["expr"]
-        out.extend(calls)
-    return out, [_rename(r, renamed) for r in returns]
+        out.extend(calls if calls is not None else [s])
+    return out
 
 
-def _rename(value, renamed: dict):
-    """A statement (or text) with the names in ``renamed`` replaced."""
-    if not renamed:
-        return value
-    if isinstance(value, str):
-        return _IDENT.sub(lambda m: renamed.get(m.group(0), m.group(0)), value)
-    if isinstance(value, list):
-        return [_rename(v, renamed) for v in value]
-    if isinstance(value, dict):
-        return {k: _rename(v, renamed) for k, v in value.items()}
-    if isinstance(value, sympy.Basic):
-        return value.xreplace({sympy.Symbol(a): sympy.Symbol(b) for a, b in renamed.items()})
-    return value
+def drop_unread(statements, returns):
+    """The statements without those whose value nothing reads, such as an operand an elementwise
+    node keeps only for its shape (``np.broadcast_to`` gives the shape), nor what only they read."""
+    needed = set(_IDENT.findall(" ".join(returns)))
+    kept = []
+    for s in reversed(statements):
+        if s.get("target") in needed:
+            kept.append(s)
+            needed.update(_reads(s))
+    return kept[::-1]
 
 
 def release(statements, returns, shapes):
     """``del`` every array of at least ``MIN_SIZE`` elements after the statement that reads it last,
-    so that peak memory follows the values still needed, not every value the function computed."""
+    so that peak memory follows the values still needed, not every value the function computed.
+    Names of one array (``t1 = t0``) go together, after the last read of either."""
     last_use = _last_reads(statements, returns)
     returned = set(_IDENT.findall(" ".join(returns)))
-    dead_after: dict = {}
+    targets = [s["target"] for s in statements if s.get("target")]
+    group = {n: {n} for n in targets}
     for s in statements:
-        name = s.get("target")
-        i = last_use.get(name)
-        if name in returned or i is None or i >= len(statements) or name in dead_after.get(i, ()):
+        if _is_alias(s) and s["expr"] in group:
+            group[s["target"]] |= group[s["expr"]]
+            for n in group[s["target"]]:
+                group[n] = group[s["target"]]
+    dead_after: dict = {}
+    done: set = set()
+    for name in dict.fromkeys(targets):
+        names = group[name]
+        if name in done or names & returned or int(np.prod(shapes.get(name, ()))) < MIN_SIZE:
             continue
-        if int(np.prod(shapes.get(name, ()))) < MIN_SIZE:
-            continue
-        reader = statements[i]
-        if _is_alias(reader) and reader["target"] in returned:
-            continue  # the array lives on as a result: nothing to free
-        dead_after.setdefault(i, []).append(name)
+        done |= names
+        i = max(last_use.get(n, -1) for n in names)
+        if 0 <= i < len(statements):
+            dead_after.setdefault(i, []).extend(n for n in dict.fromkeys(targets) if n in names)
     out = []
     for i, s in enumerate(statements):
         out.append(s)
@@ -100,23 +100,41 @@ def _last_reads(statements, returns) -> dict:
     """name -> index of the last statement that reads it (``len(statements)`` if it is returned)."""
     last_use = {}
     for i, s in enumerate(statements):
-        for n in _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")})):
+        for n in _reads(s):
             last_use[n] = i
     for n in _IDENT.findall(" ".join(returns)):
         last_use[n] = len(statements)
     return last_use
 
 
+def _reads(s) -> list:
+    return _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")}))
+
+
+def _view_source(s):
+    """The name whose memory the result of statement ``s`` may share: reshapes, transposes, basic
+    indexing, broadcasts and one-operand einsums return views; ``t1 = t0`` is the same array."""
+    if s["op"] in ("reshape", "transpose", "broadcast", "index"):
+        return s["x"]
+    if s["op"] == "einsum" and len(s["operands"]) == 1:
+        return s["operands"][0]
+    if s["op"] in ("assign", "assign_full") and _IDENT.fullmatch(s.get("expr", "")):
+        return s["expr"]
+    return None
+
+
 def _is_alias(s) -> bool:
     return s["op"] == "assign" and _IDENT.fullmatch(s.get("expr", "")) is not None
 
 
-def _boolean(e) -> bool:
-    return isinstance(e, (_Comparison, sympy.logic.boolalg.Boolean))
+def _not_writable(e) -> bool:
+    """Printed ``e`` may not be a new float array to compute into: a comparison's bool array, or
+    ``np.real``/``np.imag`` of a real array (a view of it, and a read-only array of zeros)."""
+    return isinstance(e, (_Comparison, sympy.logic.boolalg.Boolean, sympy.re, sympy.im))
 
 
-def _holds_bool(s) -> bool:
-    return _boolean(s.get("sexpr")) or s.get("dtype") == "bool_"
+def _not_a_buffer(s) -> bool:
+    return _not_writable(s.get("sexpr")) or s.get("dtype") == "bool_"
 
 
 class _Generator:
@@ -221,7 +239,7 @@ class _Generator:
     def fresh(self, e):
         name = self.new_name()
         self.calls.append({"op": "assign", "target": name, "expr": self.printer(e)})
-        if not _boolean(e):  # a comparison's bool array cannot hold the arithmetic that follows
+        if not _not_writable(e):
             self.buffers.add(name)
         return name
 

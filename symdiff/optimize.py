@@ -78,6 +78,8 @@ def _fold(node: Node) -> Node:
 
 
 def _fold_elementwise(node: Node) -> Node:
+    if node.body.has(sympy.re, sympy.im):
+        node = Node("elementwise", node.inputs, node.shape, node.dtype, (_real(node.body),))
     body, inputs = node.body, list(node.inputs)
     if len(set(map(id, inputs))) < len(inputs):  # operands merged into one node: one placeholder each
         first: dict = {}
@@ -113,6 +115,13 @@ def _fold_elementwise(node: Node) -> Node:
     if body == placeholder(0) and len(inputs) == 1 and inputs[0].shape == node.shape and inputs[0].dtype == node.dtype:
         return inputs[0]
     return _drop_unused(node)
+
+
+def _real(body):
+    """Arrays are real: re(e) is e and im(e) is 0. (SymPy's derivative of |u| for a u it cannot tell
+    is real has both; emitted, np.real(e) was a view of e, overwritten with e when e was evaluated in
+    place, and np.imag(e) a read-only array of zeros.)"""
+    return body.replace(sympy.re, lambda a: a).replace(sympy.im, lambda a: sympy.S.Zero)
 
 
 def _shape_kept(inputs, shape) -> bool:

@@ -21,6 +21,7 @@ import sympy
 
 import symdiff
 from symdiff import emit, ir
+from symdiff.primitives import GreaterEqual, Where
 
 from .conftest import central_difference
 from .stage_helpers import run_python
@@ -478,8 +479,8 @@ def test_equal_bodies_over_commuted_operands_are_one_assigned_array():
     name that was never assigned (NameError)."""
     x, y = ir.input_node(0, (3, 4), "float64"), ir.input_node(1, (1,), "float64")
     a0, a1 = ir.placeholder(0), ir.placeholder(1)
-    first = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [y, x]), (0, 1))
-    second = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [x, y]), (0, 1))
+    first = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [y, x]), (-2, -1))
+    second = ir.reduce_sum(ir.elementwise(sympy.Min(a0, a1), [x, y]), (-2, -1))
     both = ir.elementwise(2 * a0 + 3 * a1, [first, second])
     source, fn = emit_graph([x, y], [both, first, second])
     X, Y = np.random.default_rng(0).normal(size=(3, 4)), np.array([0.3])
@@ -693,8 +694,8 @@ def test_an_array_smaller_than_its_node_is_broadcast_where_a_shape_is_needed():
     x, y = ir.input_node(0, (3,), "float64"), ir.input_node(1, (), "float64")
     a0 = ir.placeholder(0)
     shaped_by_x = ir.elementwise(sympy.exp(a0), [y, x])
-    total = ir.reduce_sum(ir.elementwise(sympy.sin(a0), [shaped_by_x]), (0,))
-    other = ir.reduce_sum(ir.elementwise(sympy.cos(a0), [shaped_by_x]), (0,))
+    total = ir.reduce_sum(ir.elementwise(sympy.sin(a0), [shaped_by_x]), (-1,))
+    other = ir.reduce_sum(ir.elementwise(sympy.cos(a0), [shaped_by_x]), (-1,))
     _, fn = emit_graph([x, y], [total, other])
     got = fn(np.ones(3), np.array(0.3))
     np.testing.assert_allclose(got, [3 * np.sin(np.exp(0.3)), 3 * np.cos(np.exp(0.3))], rtol=1e-15)
@@ -734,3 +735,63 @@ def test_shared_exp_forms_stay_finite_and_exact_at_extremes(loss, size):
     }[loss]
     np.testing.assert_allclose(value, want[0], rtol=1e-13)
     np.testing.assert_allclose(grad, want[1], rtol=1e-13, atol=1e-300)
+
+
+def test_an_operand_kept_only_for_its_shape_is_not_computed():
+    """-0.042*y over operands (y, s) with s of shape (1, 1): the body does not read s, whose shape
+    np.broadcast_to supplies; s = sum(exp(x)) was computed and never read (ruff F841 in a Hessian
+    of the long random-program run)."""
+    x, y = ir.input_node(0, (4, 5), "float64"), ir.input_node(1, (), "float64")
+    s = ir.reshape(ir.reduce_sum(ir.elementwise(sympy.exp(ir.placeholder(0)), [x]), (-2, -1)), 0, (1, 1))
+    node = ir.elementwise(-0.042 * ir.placeholder(0), [y, s])
+    source, fn = emit_graph([x, y], [node])
+    np.testing.assert_array_equal(fn(np.ones((4, 5)), np.array(2.0)), np.full((1, 1), -0.084))
+    body = function_body(source)
+    read = {n.id for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    assigned = [t.id for stmt in body if isinstance(stmt, ast.Assign) for t in stmt.targets]
+    assert set(assigned) <= read and "np.exp" not in source, source
+
+
+def test_real_and_imaginary_parts_are_not_computed_into():
+    """SymPy's derivative of |where(...)| reads re() and im() of a real array; np.imag of a real
+    array is a read-only array of zeros and np.real a view of it: evaluated in place, the first was
+    multiplied into (ValueError: output array is read-only; random programs evaluated in place)."""
+    n = 70_000
+    xs = [ir.input_node(i, (n,), "float64") for i in range(3)]
+    a0, a1, a2 = ir.placeholder(0), ir.placeholder(1), ir.placeholder(2)
+    w = Where(GreaterEqual(a0, 0), a1, a2)  # SymPy cannot tell that it is real
+    node = ir.elementwise(sympy.im(w) * a1 + sympy.re(w) * a2 + a1, xs)
+    source, fn = emit_graph(xs, [node])
+    assert "np.imag(" in source and "out=" in source
+    X0, X1, X2 = np.linspace(-1, 1, n), np.linspace(0, 2, n), np.linspace(3, 4, n)
+    np.testing.assert_allclose(fn(X0, X1, X2), np.where(X0 >= 0, X1, X2) * X2 + X1, rtol=1e-15)
+
+
+def test_a_body_that_cancels_once_operands_share_a_name_is_a_float_array():
+    """minimum(x, y) - minimum(y, x) is 0 once both are one name: printed as `0` it was an int array
+    (np.broadcast_to(0, ...)), summed to an int, then computed into."""
+    x, y = ir.input_node(0, (3, 4), "float64"), ir.input_node(1, (1,), "float64")
+    a0, a1 = ir.placeholder(0), ir.placeholder(1)
+    difference = ir.elementwise(a0 - a1, [ir.elementwise(sympy.Min(a0, a1), [x, y]),
+                                          ir.elementwise(sympy.Min(a0, a1), [y, x])])
+    _, fn = emit_graph([x, y], [difference, ir.reduce_sum(difference, (-2, -1))])
+    got = fn(np.ones((3, 4)), np.array([0.5]))
+    assert [g.dtype for g in got] == [np.float64, np.float64]
+    np.testing.assert_array_equal(got[0], np.zeros((3, 4)))
+
+
+def test_an_array_is_not_computed_into_while_a_view_of_it_is_read_later():
+    """e = exp(x); v = e.T (a view); then 2*e was computed into e's buffer (its last direct read),
+    so v read 2*exp(x): a wrong Hessian of x * x.transpose(2, 1, 0) evaluated in place (found by
+    comparing in-place and printed evaluation of random programs)."""
+    n = 256  # n*n elements: evaluated in place
+    x = ir.input_node(0, (n, n), "float64")
+    a0, a1 = ir.placeholder(0), ir.placeholder(1)
+    e = ir.elementwise(sympy.exp(a0), [x])
+    view = ir.transpose(e, (1, 0))
+    doubled = ir.elementwise(2 * a0, [e])
+    total = ir.elementwise(a0 + a1, [view, doubled])
+    source, fn = emit_graph([x], [total])
+    assert "out=" in source
+    X = np.linspace(-1, 1, n * n).reshape(n, n)
+    np.testing.assert_allclose(fn(X), np.exp(X).T + 2 * np.exp(X), rtol=1e-15)

@@ -284,3 +284,19 @@ def test_the_difference_of_an_array_with_itself_keeps_its_shape():
     value, grad = symdiff.value_and_grad(f)(x)
     np.testing.assert_allclose(value, f(x), rtol=1e-15, atol=1e-15)
     np.testing.assert_allclose(grad, np.tanh(x) ** 2 - 1, rtol=1e-15)
+
+
+def test_real_and_imaginary_parts_of_real_arrays_are_simplified_away():
+    """SymPy differentiates |u| through re(u) and im(u) when it cannot tell u is real (u = where(...)):
+    every array is real, so they are u and 0 (emitted, np.real(u) was a view of u that evaluation in
+    place overwrote: a wrong Hessian; np.imag(u) a read-only array)."""
+    from symdiff.primitives import GreaterEqual, Where
+
+    (xi,), _ = traced(lambda x: x, (4,))
+    a0 = ir.placeholder(0)
+    u = Where(GreaterEqual(a0, 0), a0, 2 * a0)
+    node = ir.elementwise(sympy.re(u) * sympy.im(u) + sympy.re(u) ** 2 + sympy.im(u), [xi])
+    (opt,) = optimize.optimize([node])
+    assert not opt.body.has(sympy.re, sympy.im), opt.body
+    x = np.array([-1.0, -0.5, 0.5, 2.0])
+    np.testing.assert_allclose(run_ir([opt], x)[0], np.where(x >= 0, x, 2 * x) ** 2, rtol=1e-15)
