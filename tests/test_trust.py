@@ -525,6 +525,16 @@ def test_masked_arrays_are_refused():
         symdiff.grad(lambda a: np.sum(a * x))(np.ones(3))
 
 
+def test_where_on_a_condition_that_folds_to_a_number_takes_numpys_branch():
+    """A condition SymPy can decide (y*0.0 > 0 is 0 > 0) must pick the branch numpy picks."""
+    y = np.arange(1.0, 5.0)
+    for cond, value, grad in ((lambda v: v * 0.0 > 0, 10.0, 1.0), (lambda v: v * 0.0 >= 0, 4.0, 0.0),
+                              (lambda v: v * 0.0 < 0, 10.0, 1.0)):
+        v, g = symdiff.value_and_grad(lambda a, c=cond: np.sum(np.where(c(a), 1.0, a)))(y)
+        assert v == value and np.sum(np.where(cond(y), 1.0, y)) == value
+        np.testing.assert_array_equal(g, [grad] * 4)
+
+
 def test_warnings_are_cache_warnings_only():
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
