@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import keyword
 import re
-import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,7 +19,8 @@ from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from . import inplace, ir
+from . import inplace, ir, ops
+from .ops.base import StatementContext, numpy_dtype_name
 from .ir import Node, placeholder
 from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where, _Comparison, _Special
 from .resources import template_dir
@@ -470,7 +470,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
     consumers_need_shape = {id(canonical(n)) for n in nodes if id(n) in need_shape}
 
     statements, emitted = [], set()
-    columns: dict = {}  # batched input -> its core-first contiguous copy
+    context = StatementContext(names, batched, numba, statements, new_name)
     uses: dict = {}
     consumers: dict = {}
     for n in nodes:
@@ -505,9 +505,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
 
     for node in nodes:
         target = names[id(node)]
-        x = names[id(node.inputs[0])] if node.inputs else None
         is_b = id(node) in batched
-        if node.op in ("input", "const") or id(node) in twin_of:
+        if ops.of(node).passed_in or id(node) in twin_of:
             continue
         if node.op == "elementwise" and not node.inputs:
             if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
@@ -531,58 +530,6 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
                 shapes[target] = static
             statements.append({"op": "assign_full" if full else "assign", "target": target,
                                "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
-        elif node.op == "eye":
-            (n_basis,) = node.params
-            statements.append({"op": "eye", "target": target, "n": n_basis, "shape": node.shape,
-                               "dtype": _np_dtype(node.dtype)})
-        elif node.op in ("sum", "prod"):
-            (axes,) = node.params
-            statements.append({"op": node.op, "target": target, "x": x, "axes": list(axes),
-                               "all": not is_b and len(axes) == node.inputs[0].ndim})
-        elif node.op in ("reshape", "broadcast"):
-            r_in, core = node.params
-            statements.append({"op": node.op, "target": target, "x": x, "r_in": r_in if node.op == "reshape" else len(core),
-                               "core": core, "shape": node.shape, "batched": is_b})
-        elif node.op == "transpose":
-            statements.append(_transpose(target, x, node, is_b))
-        elif node.op == "einsum":
-            statements.append(_einsum(target, node, [names[id(i)] for i in node.inputs],
-                                      [id(i) in batched for i in node.inputs]))
-        elif node.op == "index" and numba:
-            statements.append({"op": "column", "target": target, "x": x,
-                               "index": ", ".join(str(e) for e in node.params[0])})
-        elif node.op == "index" and is_b and node.inputs[0].op == "input" and all(isinstance(e, int) for e in node.params[0]):
-            # columns of a batch of points: read from one contiguous core-first copy, not strided
-            src = node.inputs[0]
-            if id(src) not in columns:
-                columns[id(src)] = new_name()
-                statements.append({"op": "core_first", "target": columns[id(src)], "x": x, "rank": src.ndim})
-            statements.append({"op": "index", "target": target, "x": columns[id(src)],
-                               "index": ", ".join(str(e) for e in node.params[0])})
-        elif node.op == "index":
-            idx, _core = node.params
-            statements.append({"op": "index", "target": target, "x": x, "index": _index_text(idx)})
-        elif node.op == "scatter":
-            idx, core = node.params
-            statements.append({"op": "scatter", "target": target, "x": x, "index": _index_text(idx),
-                               "core": core, "shape": node.shape, "batched": is_b,
-                               "r_in": len(ir.index_shape(idx, core))})
-        elif node.op in ("max", "min"):
-            (axes,) = node.params
-            statements.append({"op": "extreme", "fn": node.op, "target": target, "x": x, "axes": list(axes),
-                               "all": not is_b and len(axes) == node.inputs[0].ndim})
-        elif node.op == "cumsum":
-            axis, reverse = node.params
-            statements.append({"op": "cumsum", "target": target, "x": x, "axis": axis, "reverse": reverse})
-        elif node.op in ("gather", "scatter_add"):
-            layout, core = node.params
-            text = _gather_text(layout, [names[id(i)] for i in node.inputs[1:]])
-            if node.op == "gather":
-                statements.append({"op": "index", "target": target, "x": x, "index": text})
-            else:
-                r_in = node.inputs[0].ndim - (node.ndim - len(core))
-                statements.append({"op": "scatter_add", "target": target, "x": x, "index": text, "core": core,
-                                   "shape": node.shape, "batched": is_b, "r_in": r_in})
         elif node.op == "pack":
             where, core = node.params
             lines = []
@@ -599,11 +546,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
                 lines.append({"slots": slots, "value": value})
             statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b and not numba,
                                "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim})
-        elif node.op == "concat":
-            statements.append({"op": "concat", "target": target, "axis": node.params[0],
-                               "operands": [names[id(i)] for i in node.inputs]})
-        else:  # pragma: no cover
-            raise NotImplementedError(node.op)
+        else:  # every other op writes its own statement (symdiff.ops: Op.statement)
+            statements.append(ops.of(node).statement(node, context))
 
     returns = []
     for node, dtype in zip(outputs, plan.output_dtypes):
@@ -734,8 +678,7 @@ def _share_exp(bodies: list) -> list:
     return [b.xreplace(forms) for b in bodies] if forms else bodies
 
 
-def _np_dtype(dtype: str) -> str:
-    return {"bool": "bool_"}.get(str(dtype), str(dtype))
+_np_dtype = numpy_dtype_name
 
 
 def _shape_text(shape) -> str:
@@ -775,98 +718,3 @@ def _static_shape(expr, temps, shapes):
     return tuple(np.broadcast_shapes(*(shapes[s.name] for s in syms))) if syms else ()
 
 
-def _index_text(idx) -> str:
-    parts = ["..."]
-    for e in idx:
-        if e is None:
-            parts.append("None")
-        elif isinstance(e, tuple):
-            start, stop, step = e
-            if step < 0 and stop < 0:
-                text = f"{start}::{step}"
-            else:
-                text = f"{start}:{stop}" + (f":{step}" if step != 1 else "")
-            parts.append(text)
-        else:
-            parts.append(str(e))
-    return ", ".join(parts)
-
-
-def _gather_text(layout, index_names) -> str:
-    parts = ["..."]
-    for e in layout:
-        if e is None:
-            parts.append("None")
-        elif e[0] == "a":
-            parts.append(index_names[e[1]])
-        else:
-            parts.append(_index_text((e[1],))[5:])
-    return ", ".join(parts)
-
-
-def _transpose(target, x, node, batched):
-    (perm,) = node.params
-    r = len(perm)
-    if r >= 2 and list(perm) == list(range(r - 2)) + [r - 1, r - 2]:
-        # x.T for a plain matrix; np.swapaxes for stacks (``.mT`` needs numpy >= 2)
-        return {"op": "transpose", "target": target, "x": x, "matrix_t": "T" if node.ndim == 2 and not batched else None,
-                "swap": not (node.ndim == 2 and not batched)}
-    letters = string.ascii_lowercase[:r]
-    spec = f"...{letters}->...{''.join(letters[p] for p in perm)}"
-    return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "swap": False, "spec": spec}
-
-
-def _einsum(target, node, operands, batched):
-    spec = node.params[0]
-    ins, out = spec.split("->")
-    terms = ins.split(",")
-    leads = [x.ndim - len(t) for x, t in zip(node.inputs, terms)]
-    mm = _matmul_form(terms, out)
-    if mm is not None:
-        (ta, tb), swap = mm
-        vector = len(terms[0]) == 1 or len(terms[1]) == 1
-        if not vector or (not any(leads) and not any(batched)):
-            if vector:
-                a, b = operands
-            elif swap:  # (A B)^T = B^T A^T
-                a = operands[1] if tb else _swapped(operands[1])
-                b = operands[0] if ta else _swapped(operands[0])
-            else:
-                a = _swapped(operands[0]) if ta else operands[0]
-                b = _swapped(operands[1]) if tb else operands[1]
-            return {"op": "matmul", "target": target, "a": a, "b": b}
-    text = ",".join("..." + t for t in terms) + "->..." + out
-    return {"op": "einsum", "target": target, "spec": text, "operands": operands}
-
-
-def _swapped(name: str) -> str:
-    """The last two axes of ``name`` swapped, in a form numpy 1.22 understands (no ``.mT``)."""
-    return f"np.swapaxes({name}, -1, -2)"
-
-
-def _matmul_form(terms, out):
-    """If the 2-operand einsum is a (possibly transposed) matrix product, say how to write it with @."""
-    if len(terms) != 2:
-        return None
-    a, b = terms
-    shared = set(a) & set(b)
-    if len(shared) != 1 or shared & set(out) or len(set(a + b)) != len(a + b) - 1:
-        return None
-    (c,) = shared
-    a_free, b_free = a.replace(c, ""), b.replace(c, "")
-    if len(a) > 2 or len(b) > 2:
-        return None
-    if len(a) == 1 or len(b) == 1:  # vector forms: only the plain ones numpy's @ understands
-        if len(a) == 2 and a[1] == c and out == a_free and len(b) == 1:
-            return (False, False), False
-        if len(b) == 2 and b[0] == c and out == b_free and len(a) == 1:
-            return (False, False), False
-        if len(a) == 1 and len(b) == 1 and out == "":
-            return (False, False), False
-        return None
-    ta, tb = a[0] == c, b[1] == c
-    if out == a_free + b_free:
-        return (ta, tb), False
-    if out == b_free + a_free:
-        return (ta, tb), True
-    return None

@@ -23,8 +23,10 @@ class Op:
     # positive count), so the same rule applied to a 0/1 liveness says where a contribution may be
     # nonzero: a masked cotangent (np.where) keeps its mask through it.
     linear = False
-    # A leaf (argument or constant): no inputs, no derivative rules.
+    # A leaf (argument, constant, basis): no inputs, no derivative rules.
     leaf = False
+    # Passed to the generated function (an argument or a constant), so no statement computes it.
+    passed_in = False
     # Differentiated only by its own rules (a user-defined rule): never through a formula of its
     # value (the per-point SymPy paths, derivative()'s closed forms, are not used across it).
     opaque = False
@@ -53,6 +55,34 @@ class Op:
     def statement(self, node: Node, emit) -> dict:
         """The data model of the generated statement computing ``node`` (``emit``: names and context)."""
         raise NotImplementedError(f"no code generation for {self.name}")
+
+
+class StatementContext:
+    """What an op needs to write the statement of a node: the names of nodes, which nodes carry
+    leading batch axes, the backend, and a core-first copy of a batched argument (written once)."""
+
+    def __init__(self, names: dict, batched: set, numba: bool, statements: list, new_name):
+        self._names, self._batched, self.numba = names, batched, numba
+        self._statements, self._new_name, self._columns = statements, new_name, {}
+
+    def name(self, node: Node) -> str:
+        return self._names[id(node)]
+
+    def batched(self, node: Node) -> bool:
+        return id(node) in self._batched
+
+    def core_first(self, node: Node) -> str:
+        """The name of a contiguous core-first copy of a batched argument (its columns then read fast)."""
+        if id(node) not in self._columns:
+            self._columns[id(node)] = self._new_name()
+            self._statements.append({"op": "core_first", "target": self._columns[id(node)], "x": self.name(node),
+                                     "rank": node.ndim})
+        return self._columns[id(node)]
+
+
+def numpy_dtype_name(dtype) -> str:
+    """The attribute of numpy that names ``dtype`` in generated code (``np.float64``, ``np.bool_``)."""
+    return {"bool": "bool_"}.get(str(dtype), str(dtype))
 
 
 def register(cls):

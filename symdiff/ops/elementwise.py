@@ -115,7 +115,7 @@ class Input(Op):
     """An argument of the generated function (``params[0]`` is its position)."""
 
     name = "input"
-    leaf = True
+    leaf = passed_in = True
 
 
 @register
@@ -123,7 +123,7 @@ class Const(Op):
     """An array the traced function read: data of the generated function, never pasted."""
 
     name = "const"
-    leaf = True
+    leaf = passed_in = True
 
     def evaluate(self, node, xs, symbolic):
         return node.params[0].value

@@ -80,6 +80,37 @@ def index_shape(idx, core):
     return tuple(out)
 
 
+def index_text(idx) -> str:
+    """A normalized basic index as source text for the trailing axes."""
+    parts = ["..."]
+    for e in idx:
+        if e is None:
+            parts.append("None")
+        elif isinstance(e, tuple):
+            start, stop, step = e
+            if step < 0 and stop < 0:
+                text = f"{start}::{step}"
+            else:
+                text = f"{start}:{stop}" + (f":{step}" if step != 1 else "")
+            parts.append(text)
+        else:
+            parts.append(str(e))
+    return ", ".join(parts)
+
+
+def _gather_text(layout, index_names) -> str:
+    """An integer-array index as source text (index arrays by name)."""
+    parts = ["..."]
+    for e in layout:
+        if e is None:
+            parts.append("None")
+        elif e[0] == "a":
+            parts.append(index_names[e[1]])
+        else:
+            parts.append(index_text((e[1],))[5:])
+    return ", ".join(parts)
+
+
 def _slices(idx) -> tuple:
     """A normalized basic index as a numpy key for the trailing axes."""
     out = []
@@ -130,6 +161,17 @@ class Index(Op):
     def evaluate(self, node, xs, symbolic):
         return xs[0][_slices(node.params[0])]
 
+    def statement(self, node, emit):
+        idx, _core = node.params
+        x, target = node.inputs[0], emit.name(node)
+        columns = ", ".join(str(e) for e in idx) if all(isinstance(e, int) for e in idx) else None
+        if emit.numba:
+            return {"op": "column", "target": target, "x": emit.name(x), "index": columns}
+        if columns is not None and emit.batched(node) and x.op == "input":
+            # columns of a batch of points: read from one contiguous core-first copy, not strided
+            return {"op": "index", "target": target, "x": emit.core_first(x), "index": columns}
+        return {"op": "index", "target": target, "x": emit.name(x), "index": index_text(idx)}
+
     def fold(self, node, values):
         idx, core = node.params
         if _only_new_axes(idx, core):
@@ -158,6 +200,11 @@ class Scatter(Op):
         out[_slices(idx)] = x
         return out
 
+    def statement(self, node, emit):
+        idx, core = node.params
+        return {"op": "scatter", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": index_text(idx),
+                "core": core, "shape": node.shape, "batched": emit.batched(node), "r_in": len(index_shape(idx, core))}
+
     def fold(self, node, values):
         idx, core = node.params
         if _only_new_axes(idx, core):
@@ -181,6 +228,10 @@ class Gather(Op):
 
     def evaluate(self, node, xs, symbolic):
         return xs[0][(Ellipsis,) + gather_key(node.params[0], xs[1:])]
+
+    def statement(self, node, emit):
+        text = _gather_text(node.params[0], [emit.name(i) for i in node.inputs[1:]])
+        return {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text}
 
     def fold(self, node, values):
         return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
@@ -208,6 +259,13 @@ class ScatterAdd(Op):
         out = _zeros_like_core(x, r_out, core, symbolic)
         np.add.at(out, key, x)
         return out
+
+    def statement(self, node, emit):
+        layout, core = node.params
+        text = _gather_text(layout, [emit.name(i) for i in node.inputs[1:]])
+        r_in = node.inputs[0].ndim - (node.ndim - len(core))
+        return {"op": "scatter_add", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text,
+                "core": core, "shape": node.shape, "batched": emit.batched(node), "r_in": r_in}
 
     def fold(self, node, values):
         return ew.fill(0, node.shape, node.dtype) if values[0] == 0 else None

@@ -93,6 +93,9 @@ class Einsum(Op):
     def fold(self, node, values):
         return ew.fill(0, node.shape, node.dtype) if any(v == 0 for v in values) else None
 
+    def statement(self, node, emit):
+        return _einsum(emit.name(node), node, [emit.name(i) for i in node.inputs], [emit.batched(i) for i in node.inputs])
+
 
 def _object_einsum(text, xs):
     """np.einsum for object arrays of SymPy expressions, through explicit broadcasting."""
@@ -121,3 +124,59 @@ def _object_einsum(text, xs):
                 total += term
             result[lidx + oidx] = total
     return result
+
+
+def _einsum(target, node, operands, batched):
+    spec = node.params[0]
+    ins, out = spec.split("->")
+    terms = ins.split(",")
+    leads = [x.ndim - len(t) for x, t in zip(node.inputs, terms)]
+    mm = _matmul_form(terms, out)
+    if mm is not None:
+        (ta, tb), swap = mm
+        vector = len(terms[0]) == 1 or len(terms[1]) == 1
+        if not vector or (not any(leads) and not any(batched)):
+            if vector:
+                a, b = operands
+            elif swap:  # (A B)^T = B^T A^T
+                a = operands[1] if tb else _swapped(operands[1])
+                b = operands[0] if ta else _swapped(operands[0])
+            else:
+                a = _swapped(operands[0]) if ta else operands[0]
+                b = _swapped(operands[1]) if tb else operands[1]
+            return {"op": "matmul", "target": target, "a": a, "b": b}
+    text = ",".join("..." + t for t in terms) + "->..." + out
+    return {"op": "einsum", "target": target, "spec": text, "operands": operands}
+
+
+def _swapped(name: str) -> str:
+    """The last two axes of ``name`` swapped, in a form numpy 1.22 understands (no ``.mT``)."""
+    return f"np.swapaxes({name}, -1, -2)"
+
+
+def _matmul_form(terms, out):
+    """If the 2-operand einsum is a (possibly transposed) matrix product, say how to write it with @."""
+    if len(terms) != 2:
+        return None
+    a, b = terms
+    shared = set(a) & set(b)
+    if len(shared) != 1 or shared & set(out) or len(set(a + b)) != len(a + b) - 1:
+        return None
+    (c,) = shared
+    a_free, b_free = a.replace(c, ""), b.replace(c, "")
+    if len(a) > 2 or len(b) > 2:
+        return None
+    if len(a) == 1 or len(b) == 1:  # vector forms: only the plain ones numpy's @ understands
+        if len(a) == 2 and a[1] == c and out == a_free and len(b) == 1:
+            return (False, False), False
+        if len(b) == 2 and b[0] == c and out == b_free and len(a) == 1:
+            return (False, False), False
+        if len(a) == 1 and len(b) == 1 and out == "":
+            return (False, False), False
+        return None
+    ta, tb = a[0] == c, b[1] == c
+    if out == a_free + b_free:
+        return (ta, tb), False
+    if out == b_free + a_free:
+        return (ta, tb), True
+    return None

@@ -52,6 +52,12 @@ def _back(g: Node, node: Node) -> Node:
     return shape.broadcast(shape.reshape(g, node.ndim, with_ones(x, node.params[0])), x.ndim, x.shape)
 
 
+def _reduction_statement(op: str, node, emit) -> dict:
+    (axes,) = node.params
+    return {"op": op, "target": emit.name(node), "x": emit.name(node.inputs[0]), "axes": list(axes),
+            "all": not emit.batched(node) and len(axes) == node.inputs[0].ndim}
+
+
 @register
 class Sum(Op):
     """Sum over trailing axes."""
@@ -68,6 +74,9 @@ class Sum(Op):
     def evaluate(self, node, xs, symbolic):
         (x,) = xs
         return np.sum(x, axis=node.params[0]) if x.ndim else x
+
+    def statement(self, node, emit):
+        return _reduction_statement("sum", node, emit)
 
     def fold(self, node, values):
         if values[0] is None:
@@ -96,6 +105,9 @@ class Prod(Op):
 
     def evaluate(self, node, xs, symbolic):
         return np.prod(xs[0], axis=node.params[0])
+
+    def statement(self, node, emit):
+        return _reduction_statement("prod", node, emit)
 
     def fold(self, node, values):
         if values[0] is None:
@@ -145,6 +157,9 @@ class _Extreme(Op):
     def fold(self, node, values):
         return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
 
+    def statement(self, node, emit):
+        return {**_reduction_statement("extreme", node, emit), "fn": self.name}
+
 
 @register
 class Max(_Extreme):
@@ -182,3 +197,8 @@ class CumSum(Op):
         if reverse:
             return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
         return np.cumsum(x, axis=axis)
+
+    def statement(self, node, emit):
+        axis, reverse = node.params
+        return {"op": "cumsum", "target": emit.name(node), "x": emit.name(node.inputs[0]), "axis": axis,
+                "reverse": reverse}

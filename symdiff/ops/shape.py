@@ -5,13 +5,15 @@ All are linear: their derivative rules move entries around and never compute.
 
 from __future__ import annotations
 
+import string
+
 import numpy as np
 import sympy
 
 from ..errors import ShapeError
 from ..graph import Node, lead_shape, result_dtype
 from . import elementwise as ew
-from .base import Op, register, unbroadcast
+from .base import Op, numpy_dtype_name, register, unbroadcast
 
 
 def eye_basis(shape, dtype: str) -> Node:
@@ -82,6 +84,10 @@ class Eye(Op):
         eye = np.eye(node.params[0], dtype=int).reshape(node.shape)
         return np.vectorize(sympy.Integer, otypes=[object])(eye) if symbolic else eye.astype(node.dtype)
 
+    def statement(self, node, emit):
+        return {"op": "eye", "target": emit.name(node), "n": node.params[0], "shape": node.shape,
+                "dtype": numpy_dtype_name(node.dtype)}
+
 
 @register
 class Reshape(Op):
@@ -102,6 +108,11 @@ class Reshape(Op):
         r_in, core = node.params
         (x,) = xs
         return np.reshape(x, x.shape[: x.ndim - r_in] + core)
+
+    def statement(self, node, emit):
+        r_in, core = node.params
+        return {"op": "reshape", "target": emit.name(node), "x": emit.name(node.inputs[0]), "r_in": r_in,
+                "core": core, "shape": node.shape, "batched": emit.batched(node)}
 
     def fold(self, node, values):
         return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
@@ -127,6 +138,11 @@ class Broadcast(Op):
         (x,) = xs
         return np.broadcast_to(x, x.shape[: x.ndim - r_in] + core)
 
+    def statement(self, node, emit):
+        _, core = node.params
+        return {"op": "broadcast", "target": emit.name(node), "x": emit.name(node.inputs[0]), "r_in": len(core),
+                "core": core, "shape": node.shape, "batched": emit.batched(node)}
+
     def fold(self, node, values):
         return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
 
@@ -149,6 +165,18 @@ class Transpose(Op):
         (x,) = xs
         r = len(perm)
         return np.transpose(x, tuple(range(x.ndim - r)) + tuple(x.ndim - r + p for p in perm))
+
+    def statement(self, node, emit):
+        (perm,) = node.params
+        target, x, batched = emit.name(node), emit.name(node.inputs[0]), emit.batched(node)
+        r = len(perm)
+        if r >= 2 and list(perm) == list(range(r - 2)) + [r - 1, r - 2]:
+            # x.T for a plain matrix; np.swapaxes for stacks (``.mT`` needs numpy >= 2)
+            plain = node.ndim == 2 and not batched
+            return {"op": "transpose", "target": target, "x": x, "matrix_t": "T" if plain else None, "swap": not plain}
+        letters = string.ascii_lowercase[:r]
+        spec = f"...{letters}->...{''.join(letters[p] for p in perm)}"
+        return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "swap": False, "spec": spec}
 
     def fold(self, node, values):
         return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
@@ -180,6 +208,10 @@ class Concat(Op):
 
     def evaluate(self, node, xs, symbolic):
         return np.concatenate(xs, axis=node.params[0])
+
+    def statement(self, node, emit):
+        return {"op": "concat", "target": emit.name(node), "axis": node.params[0],
+                "operands": [emit.name(i) for i in node.inputs]}
 
     def fold(self, node, values):
         if None not in values and len(set(values)) == 1:  # every part is the same number
