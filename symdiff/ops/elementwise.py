@@ -100,7 +100,7 @@ class Elementwise(Op):
             for idx in np.ndindex(out.shape):
                 out[idx] = body.xreplace({s: a[idx] for s, a in zip(syms, arrays)})
             return out
-        from ..emit import Printer
+        from ..printing import Printer
 
         names = {"np": np}
         if "scipy.special" in sys.modules:  # bodies with scipy.special functions print calls to it
