@@ -7,6 +7,7 @@ skipped (``RUFF is None``) and only ``compile()`` runs.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -53,3 +54,25 @@ def ruff_problems(sources, ignore=()):
     if proc.returncode not in (0, 1) or (proc.returncode == 1 and not problems):
         problems.append((-1, "ruff", proc.stdout + proc.stderr))
     return problems
+
+
+def generated_functions(source):
+    """The generated functions of a module (not its private helpers such as ``_argument``)."""
+    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+
+
+def is_argument_check(assign) -> bool:
+    """``x = _argument(...)``: the entry check converting (or refusing) a parameter, not a temporary."""
+    value = assign.value
+    return isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_argument"
+
+
+def module_names(source):
+    """Names a module defines at its top level: functions, helpers and constants."""
+    names = set()
+    for n in ast.parse(source).body:
+        if isinstance(n, ast.FunctionDef):
+            names.add(n.name)
+        elif isinstance(n, ast.Assign):
+            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
+    return names

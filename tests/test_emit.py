@@ -24,6 +24,7 @@ from symdiff import emit, ir
 from symdiff.primitives import GreaterEqual, Where
 
 from .conftest import central_difference
+from .generated_code import generated_functions, is_argument_check, module_names
 from .stage_helpers import run_python
 
 rng = np.random.default_rng(31)
@@ -87,26 +88,9 @@ def corpus():
     return {name: (t.source(*args), args, t(*args)) for name, (t, args) in CORPUS.items()}
 
 
-def _functions(source):
-    """The generated functions of a module (not its private helpers such as ``_argument``)."""
-    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
-
-
-def _is_argument_check(assign) -> bool:
-    """``x = _argument(...)``: the entry check converting (or refusing) a parameter, not a temporary."""
-    value = assign.value
-    return isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_argument"
-
-
-def _module_names(source):
-    """Names a module defines at its top level: functions, helpers and constants."""
-    names = set()
-    for n in ast.parse(source).body:
-        if isinstance(n, ast.FunctionDef):
-            names.add(n.name)
-        elif isinstance(n, ast.Assign):
-            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
-    return names
+_functions = generated_functions
+_is_argument_check = is_argument_check
+_module_names = module_names
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,15 @@ import pytest
 import symdiff
 from symdiff.api import emit_module
 
-from .generated_code import KNOWN_RUFF_CODES, RUFF, compile_source, ruff_problems
+from .generated_code import (
+    KNOWN_RUFF_CODES,
+    RUFF,
+    compile_source,
+    generated_functions,
+    is_argument_check,
+    module_names,
+    ruff_problems,
+)
 
 try:
     import jax
@@ -41,26 +49,9 @@ def assert_clean(source, what="generated module"):
     assert not problems, f"{what}: {problems}\n{source}"
 
 
-def _functions(source):
-    """The generated functions of a module (not its private helpers such as ``_argument``)."""
-    return [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
-
-
-def _is_argument_check(assign) -> bool:
-    """``x = _argument(...)``: the entry check converting (or refusing) a parameter, not a temporary."""
-    value = assign.value
-    return isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_argument"
-
-
-def _module_names(source):
-    """Names a module defines at its top level: functions, helpers and constants."""
-    names = set()
-    for n in ast.parse(source).body:
-        if isinstance(n, ast.FunctionDef):
-            names.add(n.name)
-        elif isinstance(n, ast.Assign):
-            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
-    return names
+_functions = generated_functions
+_is_argument_check = is_argument_check
+_module_names = module_names
 
 
 def _params(fn):
