@@ -16,17 +16,13 @@ import re
 import numpy as np
 import sympy
 
-from .primitives import LogAddExp, Sigmoid, _Comparison
+from .ops import ufuncs
+from .primitives import Sigmoid, _Comparison
 
 MIN_SIZE = 1 << 16
 FRESH = {"assign", "matmul", "einsum", "sum", "prod", "extreme", "concat", "scatter", "scatter_add", "pack",
          "fill", "eye", "cumsum", "call"}
-UNARY = {
-    sympy.exp: "np.exp", sympy.log: "np.log", sympy.sin: "np.sin", sympy.cos: "np.cos", sympy.tan: "np.tan",
-    sympy.tanh: "np.tanh", sympy.sinh: "np.sinh", sympy.cosh: "np.cosh", sympy.asin: "np.arcsin",
-    sympy.acos: "np.arccos", sympy.atan: "np.arctan", sympy.asinh: "np.arcsinh", sympy.atanh: "np.arctanh",
-    sympy.Abs: "np.absolute", sympy.sign: "np.sign", sympy.floor: "np.floor", sympy.ceiling: "np.ceil",
-}
+OUT = ufuncs.out_ufuncs()  # SymPy function -> the ufunc writing its value into out= (from the table)
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -209,24 +205,19 @@ class _Generator:
             x = self.apply("np.exp", [x])
             x = self.apply("np.add", [x, "1.0"])
             return self.apply("np.reciprocal", [x])
-        if isinstance(e, LogAddExp):
-            return self.apply("np.logaddexp", [self.operand(a) for a in e.args])
         if isinstance(e, (sympy.Max, sympy.Min)):
             if not any(self.full(a) for a in e.args):
                 return self.fresh(e)  # full-sized only in combination: see add()
             args = [self.operand(a) for a in sorted(e.args, key=lambda a: not self.full(a))]
-            fn = "np.maximum" if isinstance(e, sympy.Max) else "np.minimum"
+            fn = OUT[e.func]
             acc = args[0]
             for a in args[1:]:
                 acc = self.apply(fn, [acc, a])
             return acc
         if isinstance(e, sympy.Heaviside):
             return self.apply("np.heaviside", [self.operand(e.args[0]), "0.5"])
-        if e.func in UNARY and len(e.args) == 1:
-            return self.apply(UNARY[e.func], [self.operand(e.args[0])])
-        name = e.func.__name__
-        if name in ("log1p", "expm1", "exp2", "log2", "log10") and len(e.args) == 1:
-            return self.apply(f"np.{name}", [self.operand(e.args[0])])
+        if e.func in OUT:
+            return self.apply(OUT[e.func], [self.operand(a) for a in e.args])
         return self.fresh(e)
 
     def new_name(self):

@@ -1,17 +1,18 @@
-"""The rule table for elementwise primitives: numpy ufunc name -> SymPy scalar body.
+"""The SymPy side of elementwise bodies: the functions every stage meets (``where``, comparisons, a
+stable ``logaddexp`` and sigmoid) with their derivatives (``fdiff``), and the conventions SymPy's
+derivatives are cleaned up to (``clean_derivative``, ``lift_selects``, ``stable_forms``).
 
-SymPy supplies every derivative through ``diff``; the few functions SymPy lacks (``where``,
-comparisons, a stable ``logaddexp``) are defined here with their derivatives (``fdiff``).
+Which numpy and scipy.special ufuncs map to which SymPy body, and how each prints, is the table in
+``ops.ufuncs``; functions only one of its entries uses are defined there.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 
 import numpy as np
 import sympy
-from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
+from sympy.codegen.cfunctions import log1p
 
 
 class Where(sympy.Function):
@@ -92,15 +93,6 @@ class LogAddExp(sympy.Function):
         return Sigmoid(a - b) if argindex == 1 else Sigmoid(b - a)
 
 
-class Cbrt(sympy.Function):
-    """The real cube root (``numpy.cbrt``): defined for negative arguments, unlike ``x**(1/3)``."""
-
-    nargs = 1
-
-    def fdiff(self, argindex=1):
-        return 1 / (3 * Cbrt(self.args[0]) ** 2)
-
-
 class Sigmoid(sympy.Function):
     """The logistic function, printed in a form that cannot overflow."""
 
@@ -117,225 +109,9 @@ class Sigmoid(sympy.Function):
         return s * (1 - s)
 
 
-class FloorDivide(sympy.Function):
-    """``numpy.floor_divide``: ``floor(a / b)`` computed as numpy does (``a / 0.1`` must not become
-    ``a * 10.0``); piecewise constant, so its derivative is zero."""
-
-    nargs = 2
-
-    def fdiff(self, argindex=1):
-        return sympy.S.Zero
-
-
-def _floor_div(a, b):
-    return FloorDivide(a, b)
-
-
-class ZeroPower(sympy.Function):
-    """``0.0**y`` for a traced exponent: numpy's value (1 at 0, 0 above, inf below) with JAX's
-    derivatives (0 for y >= 0 at every order, NaN below, where the value is inf). SymPy's own
-    ``0**y`` differentiates to ``0**y*log(0)``, NaN everywhere, and ``zoo`` at higher orders."""
-
-    nargs = 1
-
-    @classmethod
-    def eval(cls, y):
-        if y.is_number and y.is_extended_real:
-            return sympy.S.Zero if y > 0 else sympy.S.One if y == 0 else sympy.oo
-        return None
-
-    def fdiff(self, argindex=1):
-        return ZeroPowerSlope(self.args[0])
-
-    # SymPy's printers look these up before any _print_* method: numpy arrays, and numba's scalars
-    def _numpycode(self, printer):
-        return f"np.power(0.0, {printer._print(self.args[0])})"
-
-    def _pythoncode(self, printer):
-        y = printer._print(self.args[0])
-        return f"(math.inf if ({y}) < 0 else 0.0 ** ({y}))"
-
-
-class ZeroPowerSlope(sympy.Function):
-    """Every derivative of ``ZeroPower``: ``0 * 0.0**y`` as JAX computes it (log of the zero base
-    replaced by log(1)), so 0 for y >= 0 and NaN for y < 0 (0 * inf) or a NaN y."""
-
-    nargs = 1
-
-    @classmethod
-    def eval(cls, y):
-        if y.is_number and y.is_extended_real:
-            return sympy.S.Zero if y >= 0 else sympy.nan
-        return None
-
-    def fdiff(self, argindex=1):
-        return self
-
-    def _numpycode(self, printer):
-        return f"(0.0*np.power(0.0, {printer._print(self.args[0])}))"
-
-    def _pythoncode(self, printer):
-        return f"(0.0 if ({printer._print(self.args[0])}) >= 0 else math.nan)"
-
-
-def _power(a, b):
-    if a == 0 and isinstance(a, sympy.Basic) and a.is_number and not b.is_number:
-        return ZeroPower(b)
-    return a**b
-
-
-UNARY = {
-    "negative": lambda a: -a,
-    "positive": lambda a: a,
-    "absolute": sympy.Abs,
-    "fabs": sympy.Abs,
-    "sign": sympy.sign,
-    "exp": sympy.exp,
-    "exp2": exp2,
-    "expm1": expm1,
-    "log": sympy.log,
-    "log2": log2,
-    "log10": log10,
-    "log1p": log1p,
-    "sqrt": sympy.sqrt,
-    "cbrt": Cbrt,
-    "square": lambda a: a**2,
-    "reciprocal": lambda a: 1 / a,
-    "sin": sympy.sin,
-    "cos": sympy.cos,
-    "tan": sympy.tan,
-    "arcsin": sympy.asin,
-    "arccos": sympy.acos,
-    "arctan": sympy.atan,
-    "sinh": sympy.sinh,
-    "cosh": sympy.cosh,
-    "tanh": sympy.tanh,
-    "arcsinh": sympy.asinh,
-    "arccosh": sympy.acosh,
-    "arctanh": sympy.atanh,
-    "floor": sympy.floor,
-    "ceil": sympy.ceiling,
-}
-
-BINARY = {
-    "add": lambda a, b: a + b,
-    "subtract": lambda a, b: a - b,
-    "multiply": lambda a, b: a * b,
-    "true_divide": lambda a, b: a / b,
-    "divide": lambda a, b: a / b,
-    "power": _power,
-    "float_power": _power,
-    "floor_divide": _floor_div,
-    "arctan2": sympy.atan2,
-    "hypot": lambda a, b: sympy.sqrt(a**2 + b**2),
-    "logaddexp": LogAddExp,
-    "maximum": sympy.Max,
-    "minimum": sympy.Min,
-    "fmax": sympy.Max,
-    "fmin": sympy.Min,
-    "greater": Greater,
-    "greater_equal": GreaterEqual,
-    "less": Less,
-    "less_equal": LessEqual,
-    "equal": Equal,
-    "not_equal": NotEqual,
-}
-
-BOOLEAN_RESULT = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
-
-
-# ---------------------------------------------------------------------------------------------
-# scipy.special ufuncs (scipy is optional: these rules apply when a traced function calls them).
-# Each prints as the scipy.special call of the same name; SymPy's own erf, erfc, loggamma and
-# polygamma serve where it has them.
-# ---------------------------------------------------------------------------------------------
-
-
 class _Special(sympy.Function):
-    """A scipy.special function SymPy does not have: printed as ``scipy.special.<scipy_name>``."""
-
-    scipy_name = ""
-
-    def _numpycode(self, printer):
-        return f"scipy.special.{self.scipy_name}({', '.join(printer._print(a) for a in self.args)})"
-
-
-class Ndtr(_Special):
-    """The standard normal CDF."""
-
-    nargs, scipy_name = 1, "ndtr"
-
-    def fdiff(self, argindex=1):
-        x = self.args[0]
-        return sympy.exp(-(x**2) / 2) / sympy.sqrt(2 * sympy.pi)
-
-
-class Erfcx(_Special):
-    """The scaled complementary error function exp(x**2) erfc(x)."""
-
-    nargs, scipy_name = 1, "erfcx"
-
-    def fdiff(self, argindex=1):
-        x = self.args[0]
-        return 2 * x * Erfcx(x) - 2 / sympy.sqrt(sympy.pi)
-
-
-class LogNdtr(_Special):
-    """log of the normal CDF; its derivative (the inverse Mills ratio) through erfcx stays finite
-    where the CDF underflows."""
-
-    nargs, scipy_name = 1, "log_ndtr"
-
-    def fdiff(self, argindex=1):
-        x = self.args[0]
-        return sympy.sqrt(2 / sympy.pi) / Erfcx(-x / sympy.sqrt(2))
-
-
-class XLogY(_Special):
-    """x*log(y), 0 where x == 0 (scipy's convention)."""
-
-    nargs, scipy_name = 2, "xlogy"
-
-    def fdiff(self, argindex=1):
-        x, y = self.args
-        return sympy.log(y) if argindex == 1 else x / y
-
-
-class XLog1pY(_Special):
-    """x*log1p(y), 0 where x == 0 (scipy's convention)."""
-
-    nargs, scipy_name = 2, "xlog1py"
-
-    def fdiff(self, argindex=1):
-        x, y = self.args
-        return log1p(y) if argindex == 1 else x / (1 + y)
-
-
-SPECIAL = {  # scipy.special name -> SymPy body (for ufuncs that are scipy.special's own objects)
-    "erf": sympy.erf,
-    "erfc": sympy.erfc,
-    "erfcx": Erfcx,
-    "expit": lambda a: Sigmoid(a),
-    "logit": lambda a: sympy.log(a / (1 - a)),
-    "gammaln": sympy.loggamma,
-    "digamma": lambda a: sympy.polygamma(0, a),
-    "ndtr": Ndtr,
-    "log_ndtr": LogNdtr,
-    "xlogy": XLogY,
-    "xlog1py": XLog1pY,
-}
-
-
-def special_rule(uf):
-    """(scipy.special name, SymPy body) of a scipy.special ufunc symdiff differentiates, else None.
-    Looked up by identity (``digamma`` is the ufunc ``psi``), never importing scipy itself."""
-    special = sys.modules.get("scipy.special")
-    if special is None:
-        return None
-    for name, fn in SPECIAL.items():
-        if getattr(special, name, None) is uf:
-            return name, fn
-    return None
+    """A scipy.special function SymPy does not have (``ops.ufuncs`` defines them and their printing):
+    generated code that calls one imports scipy.special, and numba kernels cannot."""
 
 
 def clean_derivative(expr: sympy.Expr) -> sympy.Expr:

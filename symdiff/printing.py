@@ -1,6 +1,9 @@
 """Printers of scalar SymPy bodies, one per backend: numpy source (``Printer``) and scalar code for
 numba kernels (``NumbaPrinter``). Shared by the emitter and the evaluator (which runs bodies with
 the very printer generated code uses).
+
+Here: numbers, powers and selects. How each elementwise function prints on each backend is stated
+in its entry of the table (``ops.ufuncs``) and installed below as the printers' ``_print_<Function>``.
 """
 
 from __future__ import annotations
@@ -8,30 +11,14 @@ from __future__ import annotations
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-from .primitives import LogAddExp, Sigmoid, Where, _Comparison
+from .ops import ufuncs
 
 
 class Printer(NumPyPrinter):
-    """SymPy's numpy printer with ``np.`` names and stable, broadcasting forms of our functions."""
+    """SymPy's numpy printer with ``np.`` names, round-tripping floats, and the table's functions."""
 
     def _module_format(self, fqn, register=True):
         return "np." + fqn[len("numpy.") :] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
-
-    # scipy.special functions SymPy has (the others print themselves: primitives._Special)
-    def _print_erf(self, expr):
-        return f"scipy.special.erf({self._print(expr.args[0])})"
-
-    def _print_erfc(self, expr):
-        return f"scipy.special.erfc({self._print(expr.args[0])})"
-
-    def _print_loggamma(self, expr):
-        return f"scipy.special.gammaln({self._print(expr.args[0])})"
-
-    def _print_polygamma(self, expr):
-        n, x = expr.args
-        if n == 0:
-            return f"scipy.special.digamma({self._print(x)})"
-        return f"scipy.special.polygamma({self._print(n)}, {self._print(x)})"
 
     def _print_Pow(self, expr, rational=False):
         if expr.exp == -1:
@@ -40,9 +27,6 @@ class Printer(NumPyPrinter):
 
     def _print_Float(self, expr):
         return _float_text(float(expr), "np")
-
-    def _print_Heaviside(self, expr):
-        return f"np.heaviside({self._print(expr.args[0])}, 0.5)"
 
     float_type = "float64"  # the float32 printer's numbers in np.where are np.float32
 
@@ -56,45 +40,8 @@ class Printer(NumPyPrinter):
         text = _float_text(float(value), "np")
         return text if self.float_type == "float64" else f"np.{self.float_type}({text})"
 
-    def _print_LogAddExp(self, expr):
-        return f"np.logaddexp({self._print(expr.args[0])}, {self._print(expr.args[1])})"
-
     exp_bound = 708.0  # exp(708) is finite in float64; the float32 printer uses 87
 
-    def _print_Sigmoid(self, expr):
-        b = self.exp_bound
-        return f"1/(1 + np.exp(np.clip(-{self.parenthesize(expr.args[0], 100)}, -{b}, {b})))"
-
-    def _print_Cbrt(self, expr):
-        return f"np.cbrt({self._print(expr.args[0])})"
-
-    def _print_FloorDivide(self, expr):
-        return f"np.floor_divide({self._print(expr.args[0])}, {self._print(expr.args[1])})"
-
-    def _print_Max(self, expr):
-        return self._nested("np.maximum", expr.args)
-
-    def _print_Min(self, expr):
-        return self._nested("np.minimum", expr.args)
-
-    def _print_sign(self, expr):
-        return f"np.sign({self._print(expr.args[0])})"
-
-    def _nested(self, fn, args):
-        out = self._print(args[0])
-        for a in args[1:]:
-            out = f"{fn}({out}, {self._print(a)})"
-        return out
-
-    def _print_Function(self, expr):
-        if isinstance(expr, _Comparison):
-            a, b = (self._print(x) for x in expr.args)
-            return f"np.{expr.numpy_name}({a}, {b})"
-        return super()._print_Function(expr)
-
-
-for _cls in (Where, LogAddExp, Sigmoid):
-    assert hasattr(Printer, f"_print_{_cls.__name__}")
 
 def _float_text(f: float, module: str) -> str:
     """A float literal that round-trips, with inf and nan spelled through ``module``."""
@@ -110,48 +57,26 @@ class NumbaPrinter(PythonCodePrinter):
 
     exp_bound = 708.0
 
-    def _print_Heaviside(self, expr):
-        x = self._print(expr.args[0])
-        return f"(1.0 if {x} > 0 else (0.5 if {x} == 0 else 0.0))"
-
-    def _print_sign(self, expr):
-        x = self._print(expr.args[0])
-        return f"(1.0 if {x} > 0 else (-1.0 if {x} < 0 else 0.0))"
-
     def _print_Where(self, expr):
         c, x, y = (self._print(a) for a in expr.args)
         return f"({x} if {c} else {y})"
 
-    def _print_LogAddExp(self, expr):
-        a, b = (self._print(x) for x in expr.args)
-        return f"(max({a}, {b}) + math.log1p(math.exp(-abs(({a}) - ({b})))))"
-
-    def _print_Sigmoid(self, expr):
-        b = self.exp_bound
-        return f"1/(1 + math.exp(min(max(-{self.parenthesize(expr.args[0], 100)}, -{b}), {b})))"
-
-    def _print_Cbrt(self, expr):
-        x = self._print(expr.args[0])
-        return f"math.copysign(abs({x})**(1/3), {x})"
-
-    def _print_FloorDivide(self, expr):
-        return f"math.floor(({self._print(expr.args[0])}) / ({self._print(expr.args[1])}))"
-
-    def _print_Max(self, expr):
-        return "max(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_Min(self, expr):
-        return "min(" + ", ".join(self._print(a) for a in expr.args) + ")"
-
     def _print_Float(self, expr):
         return _float_text(float(expr), "math")
 
-    def _print_Function(self, expr):
-        if isinstance(expr, _Comparison):
-            ops = {"greater": ">", "greater_equal": ">=", "less": "<", "less_equal": "<=", "equal": "==", "not_equal": "!="}
-            a, b = (self._print(x) for x in expr.args)
-            return f"({a} {ops[expr.numpy_name]} {b})"
-        return super()._print_Function(expr)
+
+def _table_method(form):
+    """A ``_print_<Function>`` method from a printed form of the table (see ``ops.ufuncs``)."""
+    if callable(form):
+        return lambda self, expr: form(self, expr)
+    if "{" in form:
+        return lambda self, expr: form.format(*(self._print(a) for a in expr.args))
+    return lambda self, expr: f"{form}({', '.join(self._print(a) for a in expr.args)})"
+
+
+for _printer, _backend in ((Printer, "numpy"), (NumbaPrinter, "numba")):
+    for _func, _form in ufuncs.printed(_backend).items():
+        setattr(_printer, f"_print_{_func.__name__}", _table_method(_form))
 
 
 _SETTINGS = {"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False}

@@ -18,7 +18,7 @@ import sympy
 
 from . import ir
 from .errors import DtypeError, ShapeError, TraceError, user_location
-from .primitives import BINARY, BOOLEAN_RESULT, UNARY, special_rule
+from .ops import ufuncs as table
 
 
 def _fail(what: str, hint: str = "") -> TraceError:
@@ -136,11 +136,10 @@ class Tracer:
         if kwargs.get("where", True) is not True:
             raise _fail(f"the where= argument of numpy.{uf.__name__}", "use np.where instead")
         if getattr(np, uf.__name__, None) is not uf:  # not numpy's own: scipy.special's, or unknown
-            special = special_rule(uf)
-            if special is None:
+            entry = table.scipy_special(uf)
+            if entry is None:
                 raise _fail(f"the ufunc {_ufunc_name(uf)} is not supported by symdiff", "see docs/operations.md")
-            name, fn = special
-            return ufunc(f"scipy.special.{name}", *inputs, rule=fn)
+            return ufunc(f"scipy.special.{entry.name}", *inputs, rule=entry.body)
         if uf.__name__ == "matmul":
             return numpy_api.matmul(*inputs)
         if uf.__name__ == "clip":
@@ -236,12 +235,11 @@ def _ufunc_name(uf) -> str:
 
 def ufunc(name: str, *args, rule=None):
     """The elementwise node of ufunc ``name`` (numpy's, or ``rule``: a SymPy body of its operands)."""
+    entry = table.lookup(name, len(args))
     if rule is not None:
         fn = rule
-    elif name in UNARY and len(args) == 1:
-        fn = UNARY[name]
-    elif name in BINARY and len(args) == 2:
-        fn = BINARY[name]
+    elif entry is not None:
+        fn = entry.body
     else:
         raise _fail(f"numpy.{name} is not supported by symdiff", "see the README for the supported ufuncs")
     shown = name if "." in name else f"numpy.{name}"
@@ -250,7 +248,7 @@ def ufunc(name: str, *args, rule=None):
         # SymPy evaluated numbers into nan/inf (x/0.0, 0*inf): keep the numbers as data instead,
         # so the value is numpy's and derivatives of the other operands survive
         body, nodes = _body(fn, [a.node if isinstance(a, Tracer) else as_node(a) for a in args], shown)
-    dtype = "bool" if name in BOOLEAN_RESULT else None
+    dtype = entry.dtype if entry is not None else None
     try:
         return Tracer(ir.elementwise(body, nodes, dtype=dtype))
     except ShapeError as e:

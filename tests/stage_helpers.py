@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 from symdiff import evaluate as evaluate_module
 from symdiff import ir, load
 from symdiff.ops.elementwise import Elementwise
-from symdiff.primitives import BOOLEAN_RESULT
+from symdiff.ops.ufuncs import BOOLEAN_RESULT
 
 # ---------------------------------------------------------------------------------------------
 # Points inside a domain

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import symdiff
 from symdiff import differentiate as D
 from symdiff import ir, trace
-from symdiff.primitives import BINARY, BOOLEAN_RESULT, UNARY
+from symdiff.ops.ufuncs import BINARY, BOOLEAN_RESULT, UNARY
 
 from .conftest import central_difference
 from .stage_helpers import (

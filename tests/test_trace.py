@@ -16,7 +16,7 @@ import sympy
 import symdiff
 from symdiff import ir, trace
 from symdiff.evaluate import evaluate
-from symdiff.primitives import BINARY, BOOLEAN_RESULT, UNARY
+from symdiff.ops.ufuncs import BINARY, BOOLEAN_RESULT, UNARY
 
 from . import stage_helpers
 from .stage_helpers import REPO, STRUCTURAL, run_python

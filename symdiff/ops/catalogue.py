@@ -10,29 +10,10 @@ import inspect
 
 import numpy as np
 
-# Where a derivative is not defined everywhere (or not as a mathematician would write it), what
-# symdiff does. Names as numpy spells them; docs/domain_edges.md has the full story.
+# Where the derivative of a numpy function is not defined everywhere (or not as a mathematician would
+# write it), what symdiff does; the ufuncs' conventions are in their table entries (ufuncs.TABLE).
+# docs/domain_edges.md has the full story.
 CONVENTIONS = {
-    "absolute": "sign(x): 0 at 0 (JAX gives 1)",
-    "fabs": "sign(x): 0 at 0",
-    "sign": "0",
-    "floor": "0 (as JAX)",
-    "ceil": "0 (as JAX)",
-    "floor_divide": "0 (as JAX); values as numpy computes them",
-    "maximum": "0.5/0.5 split at ties (as JAX)",
-    "minimum": "0.5/0.5 split at ties (as JAX)",
-    "fmax": "0.5/0.5 split at ties",
-    "fmin": "0.5/0.5 split at ties",
-    "power": "d/dy 0.0**y follows JAX: 0 for y >= 0",
-    "sqrt": "inf at 0, as numpy's value suggests",
-    "cbrt": "real cube root of negative numbers",
-    "logaddexp": "stable: never overflows",
-    "greater": "boolean; derivative 0",
-    "greater_equal": "boolean; derivative 0",
-    "less": "boolean; derivative 0",
-    "less_equal": "boolean; derivative 0",
-    "equal": "boolean; derivative 0",
-    "not_equal": "boolean; derivative 0",
     "np.where": "the derivative of a select is a select: no NaN/inf from the branch not taken",
     "np.max": "ties share the derivative equally (as JAX)",
     "np.min": "ties share the derivative equally (as JAX)",
@@ -42,13 +23,7 @@ CONVENTIONS = {
     "np.std": "derivative 0 over an axis of length 1",
     "np.clip": "0.5/0.5 split at the bounds (maximum/minimum)",
     "np.linalg.norm": "ord None/'fro'/2 (vectors), 1 and inf",
-    "expit": "stable sigmoid",
-    "log_ndtr": "derivative through erfcx: finite where the CDF underflows",
-    "xlogy": "0 where x == 0 (scipy's convention)",
-    "xlog1py": "0 where x == 0 (scipy's convention)",
 }
-
-_SCIPY_ONLY = {"digamma", "gammaln", "erf", "erfc", "erfcx", "ndtr", "log_ndtr", "xlogy", "xlog1py"}
 
 
 def _numpy_name(func) -> str:
@@ -68,8 +43,8 @@ def _table(header, rows) -> list:
 def render() -> str:
     """The text of docs/operations.md."""
     from .. import numpy_api, trace
-    from ..primitives import BINARY, SPECIAL, UNARY
     from .base import REGISTRY
+    from .ufuncs import NUMPY, SCIPY
 
     lines = [
         "# Operations",
@@ -86,7 +61,7 @@ def render() -> str:
         "per-point loops) for all of these.",
         "",
     ]
-    rows = [(f"`np.{n}`", "1" if n in UNARY else "2", CONVENTIONS.get(n, "")) for n in sorted({*UNARY, *BINARY})]
+    rows = [(f"`np.{n}`", str(nin), e.convention) for (n, nin), e in sorted(NUMPY.items())]
     lines += _table(["ufunc", "arguments", "convention"], rows)
     lines += [
         "",
@@ -96,7 +71,7 @@ def render() -> str:
         "generated code then imports `scipy.special`. The numba backend runs them as numpy code.",
         "",
     ]
-    rows = [(f"`scipy.special.{n}`", CONVENTIONS.get(n, "")) for n in sorted(SPECIAL)]
+    rows = [(f"`scipy.special.{n}`", e.convention) for n, e in sorted(SCIPY.items())]
     lines += _table(["function", "convention"], rows)
     lines += ["", "## numpy functions", ""]
     rows = sorted((f"`{_numpy_name(f)}`", CONVENTIONS.get(_numpy_name(f), "")) for f in numpy_api.FUNCTIONS)

@@ -1,7 +1,9 @@
 """Elementwise operations: a SymPy body over placeholders, applied to broadcast inputs.
 
 SymPy supplies every local derivative (``primitives.local_derivative``), so this one op covers every
-ufunc in the rule table; arrays of one repeated number (``fill``) are elementwise nodes without inputs.
+ufunc of the table of elementwise functions (``ufuncs.TABLE``: names, SymPy meaning, printing per
+backend, in-place ufunc, result dtype); arrays of one repeated number (``fill``) are elementwise nodes
+without inputs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sympy
 from ..errors import ShapeError
 from ..graph import Node, placeholder, result_dtype
 from ..primitives import lift_selects, local_derivative
-from . import masks
+from . import masks, ufuncs  # noqa: F401  (ufuncs: the table of the functions this op applies)
 from .base import Op, pad_rank, register, unbroadcast
 
 

@@ -1,0 +1,359 @@
+"""The table of elementwise functions: one entry per numpy or scipy.special ufunc symdiff traces.
+
+An entry says everything about one function: the names a traced program calls it by, its meaning
+as a SymPy body of its operands (SymPy then gives every derivative), how the SymPy function it is
+made of prints in numpy code and in numba kernels, the ufunc that computes it into a buffer
+(``out=``, the in-place path of large arrays), its result dtype where that is not the operands'
+(comparisons give bool), and its derivative convention where one is needed. The tracer, both
+printers, the in-place pass and docs/operations.md read this table and nothing else.
+
+Adding a ufunc is adding an entry (and a SymPy function above it if SymPy has none; its test in
+tests/test_differentiate.py or tests/test_scipy_special.py). The SymPy functions only one entry
+uses are defined here, beside it; those the differentiation stages use too (``Where``, the
+comparisons, ``LogAddExp``, ``Sigmoid``) stay in ``primitives``, as does ``_Special``, the marker
+of functions generated code takes from scipy.special.
+
+A printed form (``numpy``, ``numba``) is a function name called on the printed arguments
+(``"np.exp"``), a format string of them (``"math.pow(2.0, {0})"``), or ``f(printer, expr)``.
+``numba=None``: no scalar form for numba kernels (scipy.special; such bodies run as numpy code).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+from sympy.codegen.cfunctions import exp2, expm1, log1p, log2, log10
+
+from ..primitives import (
+    Equal,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+    LogAddExp,
+    NotEqual,
+    Sigmoid,
+    _Special,
+)
+
+
+@dataclass(frozen=True)
+class Printed:
+    """How one SymPy function prints on each backend."""
+
+    func: type
+    numpy: object
+    numba: object = None
+
+
+@dataclass(frozen=True)
+class Ufunc:
+    """One elementwise function (see the module docstring)."""
+
+    names: tuple  # as a program spells it: numpy's name (aliases after it), or scipy.special's
+    nin: int
+    body: Callable  # operands (SymPy symbols or numbers) -> the SymPy expression
+    printed: tuple = ()  # the SymPy functions of its body (first) and of its derivatives
+    out: str | None = None  # the ufunc writing the value of printed[0] into out=
+    dtype: str | None = None  # the result dtype, if not the operands'
+    convention: str = ""  # what the derivative is where it is not defined everywhere
+    library: str = "numpy"
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+
+def ufunc(names, nin, body, func=None, numpy=None, numba=None, out=None, *, also=(), library="numpy", **kw) -> Ufunc:
+    """An entry; ``func``/``numpy``/``numba``: the SymPy function the body is made of and how it
+    prints (none for arithmetic, which SymPy prints); ``also``: functions only derivatives contain."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    printed = ((Printed(func, numpy, numba),) if func is not None else ()) + tuple(also)
+    return Ufunc(names, nin, body, printed, out, library=library, **kw)
+
+
+def special(name, nin, body, func=None, numpy=None, *, also=(), **kw) -> Ufunc:
+    """A scipy.special ufunc: printed as the scipy.special call of its name unless stated."""
+    numpy = numpy or (f"scipy.special.{name}" if func is not None else None)
+    return ufunc(name, nin, body, func, numpy, None, also=also, library="scipy.special", **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# SymPy functions of single entries (SymPy has no such function, or not with numpy's conventions)
+# ---------------------------------------------------------------------------------------------
+
+
+class Cbrt(sympy.Function):
+    """The real cube root (``numpy.cbrt``): defined for negative arguments, unlike ``x**(1/3)``."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 1 / (3 * Cbrt(self.args[0]) ** 2)
+
+
+class FloorDivide(sympy.Function):
+    """``numpy.floor_divide``: ``floor(a / b)`` computed as numpy does (``a / 0.1`` must not become
+    ``a * 10.0``); piecewise constant, so its derivative is zero."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+
+class ZeroPower(sympy.Function):
+    """``0.0**y`` for a traced exponent: numpy's value (1 at 0, 0 above, inf below) with JAX's
+    derivatives (0 for y >= 0 at every order, NaN below, where the value is inf). SymPy's own
+    ``0**y`` differentiates to ``0**y*log(0)``, NaN everywhere, and ``zoo`` at higher orders."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, y):
+        if y.is_number and y.is_extended_real:
+            return sympy.S.Zero if y > 0 else sympy.S.One if y == 0 else sympy.oo
+        return None
+
+    def fdiff(self, argindex=1):
+        return ZeroPowerSlope(self.args[0])
+
+
+class ZeroPowerSlope(sympy.Function):
+    """Every derivative of ``ZeroPower``: ``0 * 0.0**y`` as JAX computes it (log of the zero base
+    replaced by log(1)), so 0 for y >= 0 and NaN for y < 0 (0 * inf) or a NaN y."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, y):
+        if y.is_number and y.is_extended_real:
+            return sympy.S.Zero if y >= 0 else sympy.nan
+        return None
+
+    def fdiff(self, argindex=1):
+        return self
+
+
+def _power(a, b):
+    if a == 0 and isinstance(a, sympy.Basic) and a.is_number and not b.is_number:
+        return ZeroPower(b)
+    return a**b
+
+
+class Ndtr(_Special):
+    """The standard normal CDF."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.exp(-(x**2) / 2) / sympy.sqrt(2 * sympy.pi)
+
+
+class Erfcx(_Special):
+    """The scaled complementary error function exp(x**2) erfc(x)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return 2 * x * Erfcx(x) - 2 / sympy.sqrt(sympy.pi)
+
+
+class LogNdtr(_Special):
+    """log of the normal CDF; its derivative (the inverse Mills ratio) through erfcx stays finite
+    where the CDF underflows."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sympy.sqrt(2 / sympy.pi) / Erfcx(-x / sympy.sqrt(2))
+
+
+class XLogY(_Special):
+    """x*log(y), 0 where x == 0 (scipy's convention)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        return sympy.log(y) if argindex == 1 else x / y
+
+
+class XLog1pY(_Special):
+    """x*log1p(y), 0 where x == 0 (scipy's convention)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        return log1p(y) if argindex == 1 else x / (1 + y)
+
+
+# ---------------------------------------------------------------------------------------------
+# Printed forms that are more than a call
+# ---------------------------------------------------------------------------------------------
+
+
+def _nested(fn):
+    """``np.maximum(np.maximum(a, b), c)``: numpy's binary ufunc applied to SymPy's n-ary Max."""
+
+    def text(printer, expr):
+        out = printer._print(expr.args[0])
+        for a in expr.args[1:]:
+            out = f"{fn}({out}, {printer._print(a)})"
+        return out
+
+    return text
+
+
+def _sigmoid_numpy(printer, expr):
+    """1/(1 + exp(-x)) with -x clipped to the printer's ``exp_bound``: never overflows."""
+    b = printer.exp_bound
+    return f"1/(1 + np.exp(np.clip(-{printer.parenthesize(expr.args[0], 100)}, -{b}, {b})))"
+
+
+def _sigmoid_numba(printer, expr):
+    b = printer.exp_bound
+    return f"1/(1 + math.exp(min(max(-{printer.parenthesize(expr.args[0], 100)}, -{b}), {b})))"
+
+
+def _polygamma(printer, expr):
+    n, x = expr.args
+    if n == 0:
+        return f"scipy.special.digamma({printer._print(x)})"
+    return f"scipy.special.polygamma({printer._print(n)}, {printer._print(x)})"
+
+
+SIGN = "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else 0.0))"
+HEAVISIDE = Printed(sympy.Heaviside, "np.heaviside({0}, 0.5)", "(1.0 if {0} > 0 else (0.5 if {0} == 0 else 0.0))")
+SIGMOID = Printed(Sigmoid, _sigmoid_numpy, _sigmoid_numba)
+STEP = "0 (as JAX)"
+TIES = "0.5/0.5 split at ties"
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+TABLE = (
+    # -- numpy, one operand ---------------------------------------------------------------------
+    ufunc("negative", 1, lambda a: -a),
+    ufunc("positive", 1, lambda a: a),
+    ufunc("absolute", 1, sympy.Abs, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)"),
+    ufunc("fabs", 1, sympy.Abs, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0"),
+    ufunc("sign", 1, sympy.sign, sympy.sign, "np.sign", SIGN, "np.sign", convention="0"),
+    ufunc("exp", 1, sympy.exp, sympy.exp, "np.exp", "math.exp", "np.exp"),
+    ufunc("exp2", 1, exp2, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2"),
+    ufunc("expm1", 1, expm1, expm1, "np.expm1", "math.expm1", "np.expm1"),
+    ufunc("log", 1, sympy.log, sympy.log, "np.log", "math.log", "np.log"),
+    ufunc("log2", 1, log2, log2, "np.log2", "math.log2", "np.log2"),
+    ufunc("log10", 1, log10, log10, "np.log10", "math.log10", "np.log10"),
+    ufunc("log1p", 1, log1p, log1p, "np.log1p", "math.log1p", "np.log1p"),
+    ufunc("sqrt", 1, sympy.sqrt, convention="inf at 0, as numpy's value suggests"),
+    ufunc("cbrt", 1, Cbrt, Cbrt, "np.cbrt", "math.copysign(abs({0})**(1/3), {0})", "np.cbrt",
+          convention="real cube root of negative numbers"),
+    ufunc("square", 1, lambda a: a**2),
+    ufunc("reciprocal", 1, lambda a: 1 / a),
+    ufunc("sin", 1, sympy.sin, sympy.sin, "np.sin", "math.sin", "np.sin"),
+    ufunc("cos", 1, sympy.cos, sympy.cos, "np.cos", "math.cos", "np.cos"),
+    ufunc("tan", 1, sympy.tan, sympy.tan, "np.tan", "math.tan", "np.tan"),
+    ufunc("arcsin", 1, sympy.asin, sympy.asin, "np.arcsin", "math.asin", "np.arcsin"),
+    ufunc("arccos", 1, sympy.acos, sympy.acos, "np.arccos", "math.acos", "np.arccos"),
+    ufunc("arctan", 1, sympy.atan, sympy.atan, "np.arctan", "math.atan", "np.arctan"),
+    ufunc("sinh", 1, sympy.sinh, sympy.sinh, "np.sinh", "math.sinh", "np.sinh"),
+    ufunc("cosh", 1, sympy.cosh, sympy.cosh, "np.cosh", "math.cosh", "np.cosh"),
+    ufunc("tanh", 1, sympy.tanh, sympy.tanh, "np.tanh", "math.tanh", "np.tanh"),
+    ufunc("arcsinh", 1, sympy.asinh, sympy.asinh, "np.arcsinh", "math.asinh", "np.arcsinh"),
+    ufunc("arccosh", 1, sympy.acosh, sympy.acosh, "np.arccosh", "math.acosh"),  # out= unused so far
+    ufunc("arctanh", 1, sympy.atanh, sympy.atanh, "np.arctanh", "math.atanh", "np.arctanh"),
+    ufunc("floor", 1, sympy.floor, sympy.floor, "np.floor", "math.floor", "np.floor", convention=STEP),
+    ufunc("ceil", 1, sympy.ceiling, sympy.ceiling, "np.ceil", "math.ceil", "np.ceil", convention=STEP),
+    # -- numpy, two operands --------------------------------------------------------------------
+    ufunc("add", 2, lambda a, b: a + b),
+    ufunc("subtract", 2, lambda a, b: a - b),
+    ufunc("multiply", 2, lambda a, b: a * b),
+    ufunc(("true_divide", "divide"), 2, lambda a, b: a / b),
+    ufunc(("power", "float_power"), 2, _power, convention="d/dy 0.0**y follows JAX: 0 for y >= 0", also=(
+        Printed(ZeroPower, "np.power(0.0, {0})", "(math.inf if ({0}) < 0 else 0.0 ** ({0}))"),
+        Printed(ZeroPowerSlope, "(0.0*np.power(0.0, {0}))", "(0.0 if ({0}) >= 0 else math.nan)"),
+    )),
+    ufunc("floor_divide", 2, FloorDivide, FloorDivide, "np.floor_divide", "math.floor(({0}) / ({1}))",
+          convention="0 (as JAX); values as numpy computes them"),  # out= unused so far
+    ufunc("arctan2", 2, sympy.atan2, sympy.atan2, "np.arctan2", "math.atan2"),  # out= unused so far
+    ufunc("hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2)),
+    ufunc("logaddexp", 2, LogAddExp, LogAddExp, "np.logaddexp",
+          "(max({0}, {1}) + math.log1p(math.exp(-abs(({0}) - ({1})))))", "np.logaddexp",
+          convention="stable: never overflows", also=(SIGMOID,)),
+    ufunc("maximum", 2, sympy.Max, sympy.Max, _nested("np.maximum"), "max", "np.maximum",
+          convention=TIES + " (as JAX)", also=(HEAVISIDE,)),
+    ufunc("minimum", 2, sympy.Min, sympy.Min, _nested("np.minimum"), "min", "np.minimum",
+          convention=TIES + " (as JAX)", also=(HEAVISIDE,)),
+    ufunc("fmax", 2, sympy.Max, convention=TIES),
+    ufunc("fmin", 2, sympy.Min, convention=TIES),
+    # -- numpy, comparisons: bool arrays, derivative 0 -------------------------------------------
+    *(
+        ufunc(name, 2, cls, cls, f"np.{name}", f"({{0}} {op} {{1}})", dtype="bool", convention="boolean; derivative 0")
+        for name, cls, op in [("greater", Greater, ">"), ("greater_equal", GreaterEqual, ">="), ("less", Less, "<"),
+                              ("less_equal", LessEqual, "<="), ("equal", Equal, "=="), ("not_equal", NotEqual, "!=")]
+    ),
+    # -- scipy.special (optional: traced when a function calls them; generated code imports scipy) --
+    special("erf", 1, sympy.erf, sympy.erf),
+    special("erfc", 1, sympy.erfc, sympy.erfc),
+    special("erfcx", 1, Erfcx, Erfcx),
+    special("expit", 1, Sigmoid, also=(SIGMOID,), convention="stable sigmoid"),
+    special("logit", 1, lambda a: sympy.log(a / (1 - a))),
+    special("gammaln", 1, sympy.loggamma, sympy.loggamma),
+    special("digamma", 1, lambda a: sympy.polygamma(0, a), sympy.polygamma, _polygamma),
+    special("ndtr", 1, Ndtr, Ndtr),
+    special("log_ndtr", 1, LogNdtr, LogNdtr, convention="derivative through erfcx: finite where the CDF underflows"),
+    special("xlogy", 2, XLogY, XLogY, convention="0 where x == 0 (scipy's convention)"),
+    special("xlog1py", 2, XLog1pY, XLog1pY, convention="0 where x == 0 (scipy's convention)"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Views of the table, for the stages that read it
+# ---------------------------------------------------------------------------------------------
+
+NUMPY = {(n, e.nin): e for e in TABLE if e.library == "numpy" for n in e.names}
+SCIPY = {e.name: e for e in TABLE if e.library == "scipy.special"}
+UNARY = {n: e.body for (n, nin), e in NUMPY.items() if nin == 1}  # numpy name -> SymPy body
+BINARY = {n: e.body for (n, nin), e in NUMPY.items() if nin == 2}
+SPECIAL = {n: e.body for n, e in SCIPY.items()}
+BOOLEAN_RESULT = {n for (n, _), e in NUMPY.items() if e.dtype == "bool"}
+
+
+def lookup(name: str, nin: int) -> Ufunc | None:
+    """The entry of numpy's ufunc ``name`` called with ``nin`` operands, or None."""
+    return NUMPY.get((name, nin))
+
+
+def scipy_special(uf) -> Ufunc | None:
+    """The entry of a scipy.special ufunc, found by identity (``digamma`` is the ufunc ``psi``)
+    without importing scipy: a traced function that calls one has imported it."""
+    module = sys.modules.get("scipy.special")
+    if module is None:
+        return None
+    return next((e for n, e in SCIPY.items() if getattr(module, n, None) is uf), None)
+
+
+def printed(backend: str) -> dict:
+    """SymPy function -> its printed form on ``backend`` ("numpy" or "numba"), where stated."""
+    forms = {}
+    for entry in TABLE:
+        for p in entry.printed:
+            form = getattr(p, backend)
+            if form is not None and forms.setdefault(p.func, form) != form:
+                raise ValueError(f"{p.func.__name__} prints two ways on {backend}")
+    return forms
+
+
+def out_ufuncs() -> dict:
+    """SymPy function -> the ufunc that writes its value into ``out=`` (the in-place path)."""
+    return {e.printed[0].func: e.out for e in TABLE if e.out is not None}
