@@ -31,6 +31,8 @@ CASES = {  # name: (function, where, first derivative)
     "digamma": (sp.digamma, POS, lambda x: sp.polygamma(1, x)),
     "ndtr": (sp.ndtr, X, pdf),
     "log_ndtr": (sp.log_ndtr, X, lambda x: pdf(x) / sp.ndtr(x)),
+    "i0e": (sp.i0e, X, lambda x: sp.i1e(x) - np.sign(x) * sp.i0e(x)),
+    "i1e": (sp.i1e, X, lambda x: sp.i0e(x) - sp.i1e(x) / x - np.sign(x) * sp.i1e(x)),
 }
 
 
@@ -49,6 +51,8 @@ def test_higher_orders_match_mpmath(name):
         "logit": lambda t: mpmath.log(t / (1 - t)), "gammaln": mpmath.loggamma, "digamma": mpmath.digamma,
         "ndtr": lambda t: mpmath.ncdf(t), "log_ndtr": lambda t: mpmath.log(mpmath.ncdf(t)),
         "erfcx": lambda t: mpmath.exp(t**2) * mpmath.erfc(t),
+        "i0e": lambda t: mpmath.exp(-abs(t)) * mpmath.besseli(0, t),
+        "i1e": lambda t: mpmath.exp(-abs(t)) * mpmath.besseli(1, t),
     }[name]
     with mpmath.workdps(40):
         for k in (2, 3):
@@ -63,6 +67,17 @@ def test_log_ndtr_stays_finite_where_the_cdf_underflows():
         want = [float(mpmath.npdf(t) / mpmath.ncdf(t)) for t in x]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert np.all(np.isfinite(symdiff.derivative(sp.log_ndtr, 3)(x)))
+
+
+def test_scaled_bessel_functions_at_zero_and_far_out():
+    x = np.array([0.0, 700.0, -800.0])  # I0(800) overflows; the scaled functions do not
+    with np.errstate(invalid="ignore"):  # np.where evaluates the branch not taken: i1e(0)/0
+        d = symdiff.derivative(sp.i1e)(x)
+    np.testing.assert_allclose(d, [0.5, *CASES["i1e"][2](x[1:])], rtol=1e-12)
+    np.testing.assert_allclose(symdiff.derivative(sp.i0e)(x), [0.0, *CASES["i0e"][2](x[1:])], rtol=1e-12)
+    value, g = symdiff.value_and_grad(lambda v: np.sum(sp.i0e(v) * v))(x)
+    np.testing.assert_allclose(value, np.sum(sp.i0e(x) * x), rtol=1e-14)
+    np.testing.assert_allclose(g, sp.i0e(x) + x * CASES["i0e"][2](x), rtol=1e-12)
 
 
 def test_two_argument_functions():

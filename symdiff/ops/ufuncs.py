@@ -36,6 +36,7 @@ from ..primitives import (
     LogAddExp,
     NotEqual,
     Sigmoid,
+    Where,
     _Special,
 )
 
@@ -195,6 +196,26 @@ class XLog1pY(_Special):
         return log1p(y) if argindex == 1 else x / (1 + y)
 
 
+class I0e(_Special):
+    """The exponentially scaled modified Bessel function of order 0, exp(-|x|) I0(x)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return I1e(x) - sympy.sign(x) * I0e(x)
+
+
+class I1e(_Special):
+    """exp(-|x|) I1(x); its derivative holds I1(x)/x, whose value at 0 is its limit 1/2."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return Where(Equal(x, 0), sympy.S.Half, I0e(x) - I1e(x) / x - sympy.sign(x) * I1e(x))
+
+
 # ---------------------------------------------------------------------------------------------
 # Printed forms that are more than a call
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +335,8 @@ TABLE = (
     special("log_ndtr", 1, LogNdtr, LogNdtr, convention="derivative through erfcx: finite where the CDF underflows"),
     special("xlogy", 2, XLogY, XLogY, convention="0 where x == 0 (scipy's convention)"),
     special("xlog1py", 2, XLog1pY, XLog1pY, convention="0 where x == 0 (scipy's convention)"),
+    special("i0e", 1, I0e, I0e, convention="0 at 0, the kink (one-sided: 1 and -1)"),
+    special("i1e", 1, I1e, I1e, convention="first derivative 1/2 at 0 (the limit)"),
 )
 
 
