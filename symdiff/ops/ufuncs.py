@@ -68,18 +68,21 @@ class Ufunc:
         return self.names[0]
 
 
-def ufunc(names, nin, body, func=None, numpy=None, numba=None, out=None, *, also=(), library="numpy", **kw) -> Ufunc:
-    """An entry; ``func``/``numpy``/``numba``: the SymPy function the body is made of and how it
-    prints (none for arithmetic, which SymPy prints); ``also``: functions only derivatives contain."""
+def ufunc(names, nin, body, numpy=None, numba=None, out=None, *, func=None, also=(), library="numpy", **kw) -> Ufunc:
+    """An entry. ``numpy``/``numba``: how ``func`` prints, the SymPy function the body is made of (the
+    body itself when it is one; arithmetic needs none, SymPy prints it); ``also``: the printing of
+    functions only its derivatives contain."""
     names = (names,) if isinstance(names, str) else tuple(names)
-    printed = ((Printed(func, numpy, numba),) if func is not None else ()) + tuple(also)
-    return Ufunc(names, nin, body, printed, out, library=library, **kw)
+    func = func or (body if isinstance(body, sympy.FunctionClass) else None)
+    printed = (Printed(func, numpy, numba),) if numpy or numba else ()
+    return Ufunc(names, nin, body, printed + tuple(also), out, library=library, **kw)
 
 
-def special(name, nin, body, func=None, numpy=None, *, also=(), **kw) -> Ufunc:
-    """A scipy.special ufunc: printed as the scipy.special call of its name unless stated."""
-    numpy = numpy or (f"scipy.special.{name}" if func is not None else None)
-    return ufunc(name, nin, body, func, numpy, None, also=also, library="scipy.special", **kw)
+def special(name, nin, body, numpy=None, numba=None, **kw) -> Ufunc:
+    """A scipy.special ufunc, printed in numpy code as the scipy.special call of its name unless stated."""
+    if numpy is None and isinstance(kw.get("func") or body, sympy.FunctionClass):
+        numpy = f"scipy.special.{name}"
+    return ufunc(name, nin, body, numpy, numba, library="scipy.special", **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,35 +269,35 @@ TABLE = (
     # -- numpy, one operand ---------------------------------------------------------------------
     ufunc("negative", 1, lambda a: -a),
     ufunc("positive", 1, lambda a: a),
-    ufunc("absolute", 1, sympy.Abs, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)"),
-    ufunc("fabs", 1, sympy.Abs, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0"),
-    ufunc("sign", 1, sympy.sign, sympy.sign, "np.sign", SIGN, "np.sign", convention="0"),
-    ufunc("exp", 1, sympy.exp, sympy.exp, "np.exp", "math.exp", "np.exp"),
-    ufunc("exp2", 1, exp2, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2"),
-    ufunc("expm1", 1, expm1, expm1, "np.expm1", "math.expm1", "np.expm1"),
-    ufunc("log", 1, sympy.log, sympy.log, "np.log", "math.log", "np.log"),
-    ufunc("log2", 1, log2, log2, "np.log2", "math.log2", "np.log2"),
-    ufunc("log10", 1, log10, log10, "np.log10", "math.log10", "np.log10"),
-    ufunc("log1p", 1, log1p, log1p, "np.log1p", "math.log1p", "np.log1p"),
+    ufunc("absolute", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)"),
+    ufunc("fabs", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0"),
+    ufunc("sign", 1, sympy.sign, "np.sign", SIGN, "np.sign", convention="0"),
+    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp"),
+    ufunc("exp2", 1, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2"),
+    ufunc("expm1", 1, expm1, "np.expm1", "math.expm1", "np.expm1"),
+    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log"),
+    ufunc("log2", 1, log2, "np.log2", "math.log2", "np.log2"),
+    ufunc("log10", 1, log10, "np.log10", "math.log10", "np.log10"),
+    ufunc("log1p", 1, log1p, "np.log1p", "math.log1p", "np.log1p"),
     ufunc("sqrt", 1, sympy.sqrt, convention="inf at 0, as numpy's value suggests"),
-    ufunc("cbrt", 1, Cbrt, Cbrt, "np.cbrt", "math.copysign(abs({0})**(1/3), {0})", "np.cbrt",
+    ufunc("cbrt", 1, Cbrt, "np.cbrt", "math.copysign(abs({0})**(1/3), {0})", "np.cbrt",
           convention="real cube root of negative numbers"),
     ufunc("square", 1, lambda a: a**2),
     ufunc("reciprocal", 1, lambda a: 1 / a),
-    ufunc("sin", 1, sympy.sin, sympy.sin, "np.sin", "math.sin", "np.sin"),
-    ufunc("cos", 1, sympy.cos, sympy.cos, "np.cos", "math.cos", "np.cos"),
-    ufunc("tan", 1, sympy.tan, sympy.tan, "np.tan", "math.tan", "np.tan"),
-    ufunc("arcsin", 1, sympy.asin, sympy.asin, "np.arcsin", "math.asin", "np.arcsin"),
-    ufunc("arccos", 1, sympy.acos, sympy.acos, "np.arccos", "math.acos", "np.arccos"),
-    ufunc("arctan", 1, sympy.atan, sympy.atan, "np.arctan", "math.atan", "np.arctan"),
-    ufunc("sinh", 1, sympy.sinh, sympy.sinh, "np.sinh", "math.sinh", "np.sinh"),
-    ufunc("cosh", 1, sympy.cosh, sympy.cosh, "np.cosh", "math.cosh", "np.cosh"),
-    ufunc("tanh", 1, sympy.tanh, sympy.tanh, "np.tanh", "math.tanh", "np.tanh"),
-    ufunc("arcsinh", 1, sympy.asinh, sympy.asinh, "np.arcsinh", "math.asinh", "np.arcsinh"),
-    ufunc("arccosh", 1, sympy.acosh, sympy.acosh, "np.arccosh", "math.acosh"),  # out= unused so far
-    ufunc("arctanh", 1, sympy.atanh, sympy.atanh, "np.arctanh", "math.atanh", "np.arctanh"),
-    ufunc("floor", 1, sympy.floor, sympy.floor, "np.floor", "math.floor", "np.floor", convention=STEP),
-    ufunc("ceil", 1, sympy.ceiling, sympy.ceiling, "np.ceil", "math.ceil", "np.ceil", convention=STEP),
+    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin"),
+    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos"),
+    ufunc("tan", 1, sympy.tan, "np.tan", "math.tan", "np.tan"),
+    ufunc("arcsin", 1, sympy.asin, "np.arcsin", "math.asin", "np.arcsin"),
+    ufunc("arccos", 1, sympy.acos, "np.arccos", "math.acos", "np.arccos"),
+    ufunc("arctan", 1, sympy.atan, "np.arctan", "math.atan", "np.arctan"),
+    ufunc("sinh", 1, sympy.sinh, "np.sinh", "math.sinh", "np.sinh"),
+    ufunc("cosh", 1, sympy.cosh, "np.cosh", "math.cosh", "np.cosh"),
+    ufunc("tanh", 1, sympy.tanh, "np.tanh", "math.tanh", "np.tanh"),
+    ufunc("arcsinh", 1, sympy.asinh, "np.arcsinh", "math.asinh", "np.arcsinh"),
+    ufunc("arccosh", 1, sympy.acosh, "np.arccosh", "math.acosh"),  # not in place yet (generated code as before)
+    ufunc("arctanh", 1, sympy.atanh, "np.arctanh", "math.atanh", "np.arctanh"),
+    ufunc("floor", 1, sympy.floor, "np.floor", "math.floor", "np.floor", convention=STEP),
+    ufunc("ceil", 1, sympy.ceiling, "np.ceil", "math.ceil", "np.ceil", convention=STEP),
     # -- numpy, two operands --------------------------------------------------------------------
     ufunc("add", 2, lambda a, b: a + b),
     ufunc("subtract", 2, lambda a, b: a - b),
@@ -304,39 +307,39 @@ TABLE = (
         Printed(ZeroPower, "np.power(0.0, {0})", "(math.inf if ({0}) < 0 else 0.0 ** ({0}))"),
         Printed(ZeroPowerSlope, "(0.0*np.power(0.0, {0}))", "(0.0 if ({0}) >= 0 else math.nan)"),
     )),
-    ufunc("floor_divide", 2, FloorDivide, FloorDivide, "np.floor_divide", "math.floor(({0}) / ({1}))",
-          convention="0 (as JAX); values as numpy computes them"),  # out= unused so far
-    ufunc("arctan2", 2, sympy.atan2, sympy.atan2, "np.arctan2", "math.atan2"),  # out= unused so far
+    ufunc("floor_divide", 2, FloorDivide, "np.floor_divide", "math.floor(({0}) / ({1}))",
+          convention="0 (as JAX); values as numpy computes them"),  # not in place yet (generated code as before)
+    ufunc("arctan2", 2, sympy.atan2, "np.arctan2", "math.atan2"),  # not in place yet (generated code as before)
     ufunc("hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2)),
-    ufunc("logaddexp", 2, LogAddExp, LogAddExp, "np.logaddexp",
+    ufunc("logaddexp", 2, LogAddExp, "np.logaddexp",
           "(max({0}, {1}) + math.log1p(math.exp(-abs(({0}) - ({1})))))", "np.logaddexp",
           convention="stable: never overflows", also=(SIGMOID,)),
-    ufunc("maximum", 2, sympy.Max, sympy.Max, _nested("np.maximum"), "max", "np.maximum",
+    ufunc("maximum", 2, sympy.Max, _nested("np.maximum"), "max", "np.maximum",
           convention=TIES + " (as JAX)", also=(HEAVISIDE,)),
-    ufunc("minimum", 2, sympy.Min, sympy.Min, _nested("np.minimum"), "min", "np.minimum",
+    ufunc("minimum", 2, sympy.Min, _nested("np.minimum"), "min", "np.minimum",
           convention=TIES + " (as JAX)", also=(HEAVISIDE,)),
     ufunc("fmax", 2, sympy.Max, convention=TIES),
     ufunc("fmin", 2, sympy.Min, convention=TIES),
     # -- numpy, comparisons: bool arrays, derivative 0 -------------------------------------------
     *(
-        ufunc(name, 2, cls, cls, f"np.{name}", f"({{0}} {op} {{1}})", dtype="bool", convention="boolean; derivative 0")
+        ufunc(name, 2, cls, f"np.{name}", f"({{0}} {op} {{1}})", dtype="bool", convention="boolean; derivative 0")
         for name, cls, op in [("greater", Greater, ">"), ("greater_equal", GreaterEqual, ">="), ("less", Less, "<"),
                               ("less_equal", LessEqual, "<="), ("equal", Equal, "=="), ("not_equal", NotEqual, "!=")]
     ),
     # -- scipy.special (optional: traced when a function calls them; generated code imports scipy) --
-    special("erf", 1, sympy.erf, sympy.erf),
-    special("erfc", 1, sympy.erfc, sympy.erfc),
-    special("erfcx", 1, Erfcx, Erfcx),
-    special("expit", 1, Sigmoid, also=(SIGMOID,), convention="stable sigmoid"),
+    special("erf", 1, sympy.erf),
+    special("erfc", 1, sympy.erfc),
+    special("erfcx", 1, Erfcx),
+    special("expit", 1, Sigmoid, _sigmoid_numpy, _sigmoid_numba, convention="stable sigmoid"),
     special("logit", 1, lambda a: sympy.log(a / (1 - a))),
-    special("gammaln", 1, sympy.loggamma, sympy.loggamma),
-    special("digamma", 1, lambda a: sympy.polygamma(0, a), sympy.polygamma, _polygamma),
-    special("ndtr", 1, Ndtr, Ndtr),
-    special("log_ndtr", 1, LogNdtr, LogNdtr, convention="derivative through erfcx: finite where the CDF underflows"),
-    special("xlogy", 2, XLogY, XLogY, convention="0 where x == 0 (scipy's convention)"),
-    special("xlog1py", 2, XLog1pY, XLog1pY, convention="0 where x == 0 (scipy's convention)"),
-    special("i0e", 1, I0e, I0e, convention="0 at 0, the kink (one-sided: 1 and -1)"),
-    special("i1e", 1, I1e, I1e, convention="first derivative 1/2 at 0 (the limit)"),
+    special("gammaln", 1, sympy.loggamma),
+    special("digamma", 1, lambda a: sympy.polygamma(0, a), _polygamma, func=sympy.polygamma),
+    special("ndtr", 1, Ndtr),
+    special("log_ndtr", 1, LogNdtr, convention="derivative through erfcx: finite where the CDF underflows"),
+    special("xlogy", 2, XLogY, convention="0 where x == 0 (scipy's convention)"),
+    special("xlog1py", 2, XLog1pY, convention="0 where x == 0 (scipy's convention)"),
+    special("i0e", 1, I0e, convention="0 at 0, the kink (one-sided: 1 and -1)"),
+    special("i1e", 1, I1e, convention="first derivative 1/2 at 0 (the limit)"),
 )
 
 
