@@ -5,13 +5,15 @@ as a SymPy body of its operands (SymPy then gives every derivative), how the Sym
 made of prints in numpy code and in numba kernels, the ufunc that computes it into a buffer
 (``out=``, the in-place path of large arrays), its result dtype where that is not the operands'
 (comparisons give bool), and its derivative convention where one is needed. The tracer, both
-printers, the in-place pass and docs/operations.md read this table and nothing else.
+printers, the in-place pass and docs/operations.md read this table. (Still outside it: emit's
+``uses_scipy``, which lists the SymPy functions printed as scipy.special calls, and the in-place
+sequences of ``Sigmoid``, ``Max``/``Min`` and ``Heaviside``, which are more than one ufunc call.)
 
 Adding a ufunc is adding an entry (and a SymPy function above it if SymPy has none; its test in
 tests/test_differentiate.py or tests/test_scipy_special.py). The SymPy functions only one entry
-uses are defined here, beside it; those the differentiation stages use too (``Where``, the
-comparisons, ``LogAddExp``, ``Sigmoid``) stay in ``primitives``, as does ``_Special``, the marker
-of functions generated code takes from scipy.special.
+uses are defined here, beside it; those other stages build or rewrite to as well (``Where``, the
+comparisons, ``LogAddExp``, ``Sigmoid``: differentiation, stable forms, np.where, the emitter) stay
+in ``primitives``, as does ``_Special``, the marker of functions taken from scipy.special.
 
 A printed form (``numpy``, ``numba``) is a function name called on the printed arguments
 (``"np.exp"``), a format string of them (``"math.pow(2.0, {0})"``), or ``f(printer, expr)``.
@@ -57,7 +59,7 @@ class Ufunc:
     names: tuple  # as a program spells it: numpy's name (aliases after it), or scipy.special's
     nin: int
     body: Callable  # operands (SymPy symbols or numbers) -> the SymPy expression
-    printed: tuple = ()  # the SymPy functions of its body (first) and of its derivatives
+    printed: tuple = ()  # how the SymPy functions of its body (first) and its derivatives print
     out: str | None = None  # the ufunc writing the value of printed[0] into out=
     dtype: str | None = None  # the result dtype, if not the operands'
     convention: str = ""  # what the derivative is where it is not defined everywhere
