@@ -190,6 +190,18 @@ def structure_key(outputs) -> str:
             params = repr(n.params[:2])  # a fresh input's counter is not structure
         else:
             params = repr(tuple(p.digest if isinstance(p, Constant) else p for p in n.params))
-        h.update(f"{n.op}|{[ids[id(i)] for i in n.inputs]}|{n.shape}|{n.dtype}|{params}\n".encode())
+        h.update(f"{n.op}|{[ids[id(i)] for i in n.inputs]}|{n.shape}|{n.dtype}|{params}|{_rules(n.op)}\n".encode())
     h.update(repr([ids[id(o)] for o in outputs]).encode())
     return h.hexdigest()
+
+
+def _rules(op: str) -> str:
+    """Nothing for symdiff's own ops (the compiler version covers them); for an op registered from
+    outside symdiff (an extension), a digest of its class's source: edited rules or templates
+    compile again instead of reusing code cached for the old ones."""
+    from .extensions import source_digest
+    from .ops.base import REGISTRY
+
+    cls = type(REGISTRY[op])
+    return "" if cls.__module__.startswith("symdiff.") else source_digest(cls)
+
