@@ -145,17 +145,21 @@ def toposort(outputs) -> list:
     return order
 
 
-def substitute(outputs, replacements: dict) -> list:
-    """``outputs`` with nodes replaced (``{id(old): new}``, same shapes), every user rebuilt."""
+def rewrite(outputs, visit) -> list:
+    """Rebuild the graph bottom-up (the one rebuild loop every pass shares): each node, with its
+    inputs replaced by what they became, goes to ``visit(node, original)``, which returns what it
+    becomes (``node`` itself to keep it)."""
     mapping: dict = {}
     for n in toposort(outputs):
-        if id(n) in replacements:
-            mapping[id(n)] = replacements[id(n)]
-            continue
         inputs = tuple(mapping[id(i)] for i in n.inputs)
-        changed = any(a is not b for a, b in zip(inputs, n.inputs))
-        mapping[id(n)] = Node(n.op, inputs, n.shape, n.dtype, n.params) if changed else n
+        same = all(a is b for a, b in zip(inputs, n.inputs))
+        mapping[id(n)] = visit(n if same else Node(n.op, inputs, n.shape, n.dtype, n.params), n)
     return [mapping[id(o)] for o in outputs]
+
+
+def substitute(outputs, replacements: dict) -> list:
+    """``outputs`` with nodes replaced (``{id(old): new}``, same shapes), every user rebuilt."""
+    return rewrite(outputs, lambda node, original: replacements.get(id(original), node))
 
 
 def _param_text(node: Node) -> str:

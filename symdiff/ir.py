@@ -15,6 +15,7 @@ from .graph import (  # noqa: F401
     lead_shape,
     placeholder,
     result_dtype,
+    rewrite,
     structure_key,
     substitute,
     toposort,

@@ -163,17 +163,17 @@ def pad_rank(t: Node, rank: int, core_rank: int) -> Node:
 def lower(outputs) -> list:
     """``outputs`` with every node that has a lowering replaced by it (repeatedly: a lowered graph
     may hold more such nodes). Differentiation is over by then."""
-    from ..graph import toposort
+    from ..graph import rewrite
 
     while True:
-        mapping: dict = {}
-        changed = False
-        for n in toposort(outputs):
-            inputs = tuple(mapping[id(i)] for i in n.inputs)
-            new = n if all(a is b for a, b in zip(inputs, n.inputs)) else Node(n.op, inputs, n.shape, n.dtype, n.params)
-            lowered = REGISTRY[n.op].lower(new)
-            changed = changed or lowered is not None
-            mapping[id(n)] = new if lowered is None else lowered
-        outputs = [mapping[id(o)] for o in outputs]
-        if not changed:
+        lowered_any = False
+
+        def lowered(node, original):
+            nonlocal lowered_any
+            replacement = REGISTRY[node.op].lower(node)
+            lowered_any = lowered_any or replacement is not None
+            return node if replacement is None else replacement
+
+        outputs = rewrite(outputs, lowered)
+        if not lowered_any:
             return outputs
