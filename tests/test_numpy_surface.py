@@ -11,6 +11,7 @@ import pytest
 import symdiff
 from symdiff import trace
 from symdiff.ops.surface import FUNCTIONS, METHODS, numpy_name
+from tests.stage_helpers import registry_restored
 
 _NAMED = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -146,10 +147,13 @@ def test_an_extension_edited_and_registered_again_compiles_again():
     fun = lambda x: np.sum(np.flipud(x) * x)  # noqa: E731
     transform = symdiff.value_and_grad(fun)
     x = np.array([1.0, 2.0])
-    for scale in (2, 3):
-        exec(EXTENSION.replace("SCALE", str(scale)), {"__name__": "extension_under_test"})
-        for t in (transform, symdiff.value_and_grad(fun)):
-            value, gradient = t(x)
-            assert value == scale * 5.0
-            np.testing.assert_array_equal(gradient, 2 * scale * x)
-            assert f"{scale} * " in t.source(x)
+    with registry_restored():
+        for scale in (2, 3):
+            exec(EXTENSION.replace("SCALE", str(scale)), {"__name__": "extension_under_test"})
+            for t in (transform, symdiff.value_and_grad(fun)):
+                value, gradient = t(x)
+                assert value == scale * 5.0
+                np.testing.assert_array_equal(gradient, 2 * scale * x)
+                assert f"{scale} * " in t.source(x)
+    with pytest.raises(symdiff.TraceError, match="np.flipud is not supported"):
+        transform(x)  # the extension is gone: compiled code for it is not used any more
