@@ -13,7 +13,7 @@ from .errors import CompileError, DtypeError, NotScalarError, ShapeError, Symdif
 
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) without overflow, on numpy arrays and inside traced functions alike."""
-    from .numpy_api import logsumexp as impl
+    from .ops.reductions import logsumexp as impl
 
     return impl(x, axis, keepdims)
 

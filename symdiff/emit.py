@@ -128,12 +128,26 @@ def _doc_text(s: str) -> str:
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir()),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+    environment.globals["statement"] = _render_statement
+    return environment
+
+
+def _render_statement(s: dict) -> str:
+    """One statement: by the op's own template (``Op.template``, written beside its rules), else by
+    the macro of statements.j2 that its kind names."""
+    return _statement_template(s["op"], getattr(ops.REGISTRY.get(s["op"]), "template", None)).render(s=s)
+
+
+@lru_cache(maxsize=None)
+def _statement_template(kind: str, own: str | None) -> jinja2.Template:
+    text = own if own is not None else "{{ st[kind](s) }}"
+    return _environment().from_string('{%- import "statements.j2" as st -%}' + text, globals={"kind": kind})
 
 
 def _batched_nodes(outputs, plan: FunctionPlan) -> set:

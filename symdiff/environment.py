@@ -115,7 +115,18 @@ def read_set(fun, strict: bool = True) -> Reads | None:
         _walk(fun, "f", reads, 0, set())
     except _Unprovable:
         return None
+    _read_extensions(reads)
     return reads
+
+
+def _read_extensions(reads: Reads) -> None:
+    """Every trace also reads the op registry: an op or numpy function registered from outside
+    symdiff (or edited and registered again) makes code compiled before it stale."""
+    from . import extensions
+
+    reads.checks.append(("attr", extensions, "EXTENSIONS", extensions.EXTENSIONS))
+    if extensions.EXTENSIONS:
+        reads.values.append(("symdiff extensions", repr(extensions.EXTENSIONS)))
 
 
 class _Unprovable(Exception):

@@ -145,17 +145,21 @@ def toposort(outputs) -> list:
     return order
 
 
-def substitute(outputs, replacements: dict) -> list:
-    """``outputs`` with nodes replaced (``{id(old): new}``, same shapes), every user rebuilt."""
+def rewrite(outputs, visit) -> list:
+    """Rebuild the graph bottom-up (the one rebuild loop every pass shares): each node, with its
+    inputs replaced by what they became, goes to ``visit(node, original)``, which returns what it
+    becomes (``node`` itself to keep it)."""
     mapping: dict = {}
     for n in toposort(outputs):
-        if id(n) in replacements:
-            mapping[id(n)] = replacements[id(n)]
-            continue
         inputs = tuple(mapping[id(i)] for i in n.inputs)
-        changed = any(a is not b for a, b in zip(inputs, n.inputs))
-        mapping[id(n)] = Node(n.op, inputs, n.shape, n.dtype, n.params) if changed else n
+        same = all(a is b for a, b in zip(inputs, n.inputs))
+        mapping[id(n)] = visit(n if same else Node(n.op, inputs, n.shape, n.dtype, n.params), n)
     return [mapping[id(o)] for o in outputs]
+
+
+def substitute(outputs, replacements: dict) -> list:
+    """``outputs`` with nodes replaced (``{id(old): new}``, same shapes), every user rebuilt."""
+    return rewrite(outputs, lambda node, original: replacements.get(id(original), node))
 
 
 def _param_text(node: Node) -> str:
@@ -190,6 +194,18 @@ def structure_key(outputs) -> str:
             params = repr(n.params[:2])  # a fresh input's counter is not structure
         else:
             params = repr(tuple(p.digest if isinstance(p, Constant) else p for p in n.params))
-        h.update(f"{n.op}|{[ids[id(i)] for i in n.inputs]}|{n.shape}|{n.dtype}|{params}\n".encode())
+        h.update(f"{n.op}|{[ids[id(i)] for i in n.inputs]}|{n.shape}|{n.dtype}|{params}|{_rules(n.op)}\n".encode())
     h.update(repr([ids[id(o)] for o in outputs]).encode())
     return h.hexdigest()
+
+
+def _rules(op: str) -> str:
+    """Nothing for symdiff's own ops (the compiler version covers them); for an op registered from
+    outside symdiff (an extension), a digest of its class's source: edited rules or templates
+    compile again instead of reusing code cached for the old ones."""
+    from .extensions import source_digest
+    from .ops.base import REGISTRY
+
+    cls = type(REGISTRY[op])
+    return "" if cls.__module__.startswith("symdiff.") else source_digest(cls)
+

@@ -16,12 +16,14 @@ import re
 import numpy as np
 import sympy
 
-from .ops import ufuncs
+from .ops import REGISTRY, ufuncs
 from .primitives import Sigmoid, _Comparison
 
 MIN_SIZE = 1 << 16
-FRESH = {"assign", "matmul", "einsum", "sum", "prod", "extreme", "concat", "scatter", "scatter_add", "pack",
-         "fill", "eye", "cumsum", "call"}
+# statements whose target is not an array this function may write into: a broadcast view, a
+# core-first copy of an argument, a numba column, a ``del``; every other non-view result is fresh
+NOT_BUFFERS = {"assign_full", "core_first", "column", "free"}
+VIEWS = {"reshape", "transpose", "broadcast", "index"}  # shared macros whose result is a view of s.x
 OUT = ufuncs.out_ufuncs()  # SymPy function -> the ufunc writing its value into out= (from the table)
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 
@@ -35,7 +37,7 @@ def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
         if source is not None:
             last_use[source] = max(last_use.get(source, -1), last_use.get(s["target"], -1))
     owned = {s["target"] for s in statements
-             if s["op"] in FRESH and _view_source(s) is None and not _not_a_buffer(s)}
+             if s["op"] not in NOT_BUFFERS and _view_source(s) is None and not _not_a_buffer(s)}
     out = []
     for i, s in enumerate(statements):
         expr = s.get("sexpr")
@@ -110,7 +112,7 @@ def _reads(s) -> list:
 def _view_source(s):
     """The name whose memory the result of statement ``s`` may share: reshapes, transposes, basic
     indexing, broadcasts and one-operand einsums return views; ``t1 = t0`` is the same array."""
-    if s["op"] in ("reshape", "transpose", "broadcast", "index"):
+    if s["op"] in VIEWS or getattr(REGISTRY.get(s["op"]), "returns_view", False):
         return s["x"]
     if s["op"] == "einsum" and len(s["operands"]) == 1:
         return s["operands"][0]

@@ -39,18 +39,15 @@ def _fold_stable(node: Node) -> Node:
 
 def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
     """Recreate the graph bottom-up through ``rewrite``, merging structurally identical nodes."""
-    mapping: dict = {}
     interned: dict = {}
-    for node in ir.toposort(outputs):
-        if id(node) in keep:
-            mapping[id(node)] = interned.setdefault(_key(node), node)
-            continue
-        inputs = tuple(mapping[id(i)] for i in node.inputs)
-        new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
-        new = rewrite(new)
-        key = _key(new)
-        mapping[id(node)] = interned.setdefault(key, new)
-    return [mapping[id(o)] for o in outputs]
+
+    def visit(node, original):
+        if id(original) in keep:
+            return interned.setdefault(_key(original), original)
+        new = rewrite(node)
+        return interned.setdefault(_key(new), new)
+
+    return ir.rewrite(outputs, visit)
 
 
 def _key(node: Node):
@@ -187,18 +184,16 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
             return node
         return Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
 
-    # inlining is transitive because _rebuild visits producers first and use counts are per node
-    mapping: dict = {}
-    for node in ir.toposort(outputs):
-        if id(node) in keep:
-            mapping[id(node)] = node
-            continue
-        inputs = tuple(mapping[id(i)] for i in node.inputs)
-        new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
-        uses[id(new)] = uses.get(id(node), 0)
-        mapping[id(node)] = rewrite(new)
-        uses[id(mapping[id(node)])] = uses.get(id(node), 0)
-    return [mapping[id(o)] for o in outputs]
+    # inlining is transitive because the rebuild visits producers first and use counts are per node
+    def visit(node, original):
+        if id(original) in keep:
+            return original
+        uses[id(node)] = uses.get(id(original), 0)
+        new = rewrite(node)
+        uses[id(new)] = uses.get(id(original), 0)
+        return new
+
+    return ir.rewrite(outputs, visit)
 
 
 def count_ops(outputs) -> int:

@@ -1,7 +1,8 @@
 """Stage 1, trace: run the user's numpy function on tracer objects and record an IR graph.
 
 This module is the mechanism (tracers, lifting values, ufuncs, running a function); the numpy
-functions a tracer understands are in ``numpy_api``.
+functions and array methods a tracer understands are stated by the ops that they build
+(``ops/*.py``, registered in ``ops.surface``) and attached here.
 
 Afterwards every array the function computed from its arguments is a ``Node``; Python and numpy
 values it closed over are constants (scalars inlined in elementwise bodies, arrays as ``const``
@@ -19,6 +20,7 @@ import sympy
 from . import ir
 from .errors import DtypeError, ShapeError, TraceError, user_location
 from .ops import ufuncs as table
+from .ops.surface import FUNCTIONS, METHODS, numpy_name
 
 
 def _fail(what: str, hint: str = "") -> TraceError:
@@ -40,8 +42,6 @@ class Tracer:
     ndim = property(lambda self: self.node.ndim)
     size = property(lambda self: self.node.size)
     dtype = property(lambda self: np.dtype(self.node.dtype))
-    T = property(lambda self: numpy_api.transpose(self))
-    mT = property(lambda self: numpy_api.swapaxes(self, -1, -2))
 
     def __len__(self):
         if not self.shape:
@@ -100,59 +100,30 @@ class Tracer:
     def __le__(self, o): return ufunc("less_equal", self, o)
     def __eq__(self, o): return ufunc("equal", self, o)
     def __ne__(self, o): return ufunc("not_equal", self, o)
-    def __matmul__(self, o): return numpy_api.matmul(self, o)
-    def __rmatmul__(self, o): return numpy_api.matmul(o, self)
-    def __getitem__(self, key): return numpy_api.getitem(self, key)
     __hash__ = object.__hash__
 
-    # -- methods ------------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, **kw): return numpy_api.reduce_sum(self, axis, keepdims, **kw)
-    def mean(self, axis=None, keepdims=False, **kw): return numpy_api.mean(self, axis, keepdims, **kw)
-    def prod(self, axis=None, keepdims=False, **kw): return numpy_api.prod(self, axis, keepdims, **kw)
-    def max(self, axis=None, keepdims=False, **kw): return numpy_api.extreme(self, axis, keepdims, "max", **kw)
-    def min(self, axis=None, keepdims=False, **kw): return numpy_api.extreme(self, axis, keepdims, "min", **kw)
-    def var(self, axis=None, ddof=0, keepdims=False, **kw): return numpy_api.var(self, axis, ddof=ddof, keepdims=keepdims, **kw)
-    def std(self, axis=None, ddof=0, keepdims=False, **kw): return numpy_api.std(self, axis, ddof=ddof, keepdims=keepdims, **kw)
-    def cumsum(self, axis=None, **kw): return numpy_api.cumsum(self, axis, **kw)
-    def squeeze(self, axis=None): return numpy_api.squeeze(self, axis)
-    def swapaxes(self, a, b): return numpy_api.swapaxes(self, a, b)
-    def diagonal(self, offset=0, axis1=0, axis2=1): return numpy_api.diagonal(self, offset, axis1, axis2)
-    def trace(self, offset=0, axis1=0, axis2=1): return numpy_api.trace_(self, offset, axis1, axis2)
-    def dot(self, o): return numpy_api.dot(self, o)
-    def reshape(self, *shape, **kw):
-        return numpy_api.reshape(self, shape[0] if len(shape) == 1 else shape, **kw)
-    def transpose(self, *axes):
-        return numpy_api.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-    def clip(self, a_min=None, a_max=None): return numpy_api.clip(self, a_min, a_max)
-    def astype(self, dtype, copy=True): return numpy_api.astype(self, dtype)
-    def copy(self): return self
-    def ravel(self): return numpy_api.reshape(self, -1)
-    flatten = ravel
+    # array methods (x.sum(), x.reshape(), x.T...) are added below from the ops' numpy surface
 
     # -- numpy protocols ----------------------------------------------------------------------
     def __array_ufunc__(self, uf, method, *inputs, **kwargs):
         if method != "__call__" or kwargs.get("out") is not None:
-            raise _fail(f"numpy.{uf.__name__}.{method}", "only plain calls of ufuncs can be traced")
+            raise _fail(f"np.{uf.__name__}.{method}", "only plain calls of ufuncs can be traced")
         if kwargs.get("where", True) is not True:
-            raise _fail(f"the where= argument of numpy.{uf.__name__}", "use np.where instead")
+            raise _fail(f"the where= argument of np.{uf.__name__}", "use np.where instead")
         if getattr(np, uf.__name__, None) is not uf:  # not numpy's own: scipy.special's, or unknown
             entry = table.scipy_special(uf)
             if entry is None:
                 raise _fail(f"the ufunc {_ufunc_name(uf)} is not supported by symdiff", "see docs/operations.md")
             return ufunc(f"scipy.special.{entry.name}", *inputs, rule=entry.body)
-        if uf.__name__ == "matmul":
-            return numpy_api.matmul(*inputs)
-        if uf.__name__ == "clip":
-            return numpy_api.clip(*inputs)
+        structural = FUNCTIONS.get(uf) or FUNCTIONS.get(getattr(np, uf.__name__, None))  # np.matmul, clip
+        if structural is not None:
+            return structural(*inputs, **{k: v for k, v in kwargs.items() if k != "out"})
         return ufunc(uf.__name__, *inputs)
 
     def __array_function__(self, func, types, args, kwargs):
-        impl = numpy_api.FUNCTIONS.get(func)
+        impl = FUNCTIONS.get(func)
         if impl is None:
-            raise _fail(
-                f"numpy.{func.__name__} is not supported by symdiff",
-                "see the README for the supported operations",
-            )
+            raise _fail(f"{numpy_name(func)} is not supported by symdiff", "see docs/operations.md")
         return impl(*args, **kwargs)
 
 
@@ -241,8 +212,8 @@ def ufunc(name: str, *args, rule=None):
     elif entry is not None:
         fn = entry.body
     else:
-        raise _fail(f"numpy.{name} is not supported by symdiff", "see the README for the supported ufuncs")
-    shown = name if "." in name else f"numpy.{name}"
+        raise _fail(f"np.{name} is not supported by symdiff", "see docs/operations.md")
+    shown = name if "." in name else f"np.{name}"
     body, nodes = _body(fn, [_as_array_like(a) for a in args], shown)
     if body.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
         # SymPy evaluated numbers into nan/inf (x/0.0, 0*inf): keep the numbers as data instead,
@@ -334,4 +305,10 @@ def user_location_of(exc: BaseException) -> str:
     return where_
 
 
-from . import numpy_api  # noqa: E402  (the numpy functions use the tracer defined above)
+def attach_methods():
+    """Give tracers the array methods and attributes the ops state (``x.sum()``, ``x.T``...)."""
+    for name, (implementation, attribute) in METHODS.items():
+        setattr(Tracer, name, property(implementation) if attribute else implementation)
+
+
+attach_methods()

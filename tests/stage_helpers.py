@@ -4,6 +4,7 @@ reverse mode, and a runner for isolated Python subprocesses."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -220,3 +221,24 @@ def run_ir(outputs, *args) -> list:
     """Values of IR ``outputs`` for input arrays ``args`` (by position)."""
     with mock.patch.object(Elementwise, "evaluate", lambdify_elementwise):
         return evaluate_module.evaluate(list(outputs), dict(enumerate(args)))
+
+
+@contextlib.contextmanager
+def registry_restored():
+    """Ops, numpy functions and array methods a test registers (an extension) are gone afterwards,
+    so later tests (and the persistent cache keys they compute) see symdiff's own registry."""
+    from symdiff import extensions, trace
+    from symdiff.ops import REGISTRY
+    from symdiff.ops.surface import FUNCTIONS, METHODS
+
+    saved = dict(REGISTRY), dict(FUNCTIONS), dict(METHODS), extensions.EXTENSIONS
+    try:
+        yield
+    finally:
+        for name in set(METHODS) - set(saved[2]):
+            delattr(trace.Tracer, name)
+        for table, before in zip((REGISTRY, FUNCTIONS, METHODS), saved):
+            table.clear()
+            table.update(before)
+        extensions.EXTENSIONS = saved[3]
+        trace.attach_methods()

@@ -211,7 +211,7 @@ def test_data_dependent_control_flow_names_the_line():
 
 
 def test_unsupported_operation_names_it():
-    with pytest.raises(TraceError, match="numpy.sort is not supported"):
+    with pytest.raises(TraceError, match="np.sort is not supported"):
         symdiff.grad(lambda x: np.sum(np.sort(x)))(np.ones(3))
 
 

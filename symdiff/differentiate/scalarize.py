@@ -60,14 +60,12 @@ def scalar_outputs(primal: Node, in_nodes):
 
 def _positional(out: Node, positions: dict) -> Node:
     """Replace the nodes standing for arguments by input nodes numbered by position."""
-    mapping: dict = {}
-    for n in ir.toposort([out]):
-        if id(n) in positions:
-            mapping[id(n)] = ir.input_node(positions[id(n)], n.shape, n.dtype)
-            continue
-        inputs = tuple(mapping[id(i)] for i in n.inputs)
-        mapping[id(n)] = n if inputs == n.inputs else Node(n.op, inputs, n.shape, n.dtype, n.params)
-    return mapping[id(out)]
+
+    def by_position(node, original):
+        p = positions.get(id(original))
+        return node if p is None else ir.input_node(p, original.shape, original.dtype)
+
+    return ir.rewrite([out], by_position)[0]
 
 
 class Builder:

@@ -4,12 +4,14 @@ The stages (differentiate, evaluate, optimize, emit) look an op up here and ask 
 switches on op names. An op class states, next to each other, how a node of it is built (its shape
 rule: a constructor function in the same module), its reverse-mode rule (``vjp``), its forward-mode
 rule (``jvp``), how it evaluates on numpy or object arrays (``evaluate``), how it folds when an
-input is one repeated number (``fold``), and what generated code it becomes (``statement``, the
-data model of a macro of ``templates/statements.j2`` of the same name).
+input is one repeated number (``fold``), what generated code it becomes (``statement``: a data
+model rendered by the op's own ``template`` or a shared macro of ``templates/statements.j2``), and
+the numpy functions and array methods that build it (``ops.surface.numpy_function``, beside it).
 """
 
 from __future__ import annotations
 
+from ..extensions import note_extension
 from ..graph import Node
 
 REGISTRY: dict = {}
@@ -30,6 +32,11 @@ class Op:
     # Differentiated only by its own rules (a user-defined rule): never through a formula of its
     # value (the per-point SymPy paths, derivative()'s closed forms, are not used across it).
     opaque = False
+    # The jinja text of this op's statement (its data model is ``s``, the macros of statements.j2
+    # are ``st``); None: ``statement`` names a macro of statements.j2 that several ops share.
+    template = None
+    # The statement's result may share memory with its input ``s.x`` (a view): never written in place.
+    returns_view = False
 
     def lower(self, node: Node):
         """What ``node`` is computed as in generated code, if not itself (after differentiation)."""
@@ -53,8 +60,13 @@ class Op:
         return None
 
     def statement(self, node: Node, emit) -> dict:
-        """The data model of the generated statement computing ``node`` (``emit``: names and context)."""
-        raise NotImplementedError(f"no code generation for {self.name}")
+        """The data model of the generated statement computing ``node`` (``emit``: names and context).
+        By default, for an op with its own ``template``: its target, input names and parameters."""
+        if self.template is None:
+            raise NotImplementedError(f"no code generation for {self.name}")
+        inputs = [emit.name(i) for i in node.inputs]
+        return {"op": self.name, "target": emit.name(node), "inputs": inputs, "x": inputs[0] if inputs else None,
+                "params": node.params, "shape": node.shape}
 
 
 class StatementContext:
@@ -86,10 +98,13 @@ def numpy_dtype_name(dtype) -> str:
 
 
 def register(cls):
-    """Class decorator: one instance of ``cls`` is the op named ``cls.name``."""
-    if cls.name in REGISTRY:
+    """Class decorator: one instance of ``cls`` is the op named ``cls.name`` (the same class
+    defined again, as in a re-executed notebook cell, replaces itself)."""
+    old = REGISTRY.get(cls.name)
+    if old is not None and (type(old).__module__, type(old).__qualname__) != (cls.__module__, cls.__qualname__):
         raise ValueError(f"op {cls.name!r} is registered twice")
     REGISTRY[cls.name] = cls()
+    note_extension("op", cls.name, cls)
     return cls
 
 
@@ -148,17 +163,17 @@ def pad_rank(t: Node, rank: int, core_rank: int) -> Node:
 def lower(outputs) -> list:
     """``outputs`` with every node that has a lowering replaced by it (repeatedly: a lowered graph
     may hold more such nodes). Differentiation is over by then."""
-    from ..graph import toposort
+    from ..graph import rewrite
 
     while True:
-        mapping: dict = {}
-        changed = False
-        for n in toposort(outputs):
-            inputs = tuple(mapping[id(i)] for i in n.inputs)
-            new = n if all(a is b for a, b in zip(inputs, n.inputs)) else Node(n.op, inputs, n.shape, n.dtype, n.params)
-            lowered = REGISTRY[n.op].lower(new)
-            changed = changed or lowered is not None
-            mapping[id(n)] = new if lowered is None else lowered
-        outputs = [mapping[id(o)] for o in outputs]
-        if not changed:
+        lowered_any = False
+
+        def lowered(node, original):
+            nonlocal lowered_any
+            replacement = REGISTRY[node.op].lower(node)
+            lowered_any = lowered_any or replacement is not None
+            return node if replacement is None else replacement
+
+        outputs = rewrite(outputs, lowered)
+        if not lowered_any:
             return outputs

@@ -26,14 +26,6 @@ CONVENTIONS = {
 }
 
 
-def _numpy_name(func) -> str:
-    """``np.linalg.norm``, as a user writes it."""
-    module = getattr(func, "__module__", "numpy") or "numpy"
-    sub = module.split(".")[1:] if module.startswith("numpy.") else []
-    sub = [s for s in sub if not s.startswith("_")]
-    return ".".join(["np", *sub, func.__name__])
-
-
 def _table(header, rows) -> list:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -42,7 +34,8 @@ def _table(header, rows) -> list:
 
 def render() -> str:
     """The text of docs/operations.md."""
-    from .. import numpy_api, trace
+    from .. import trace
+    from .surface import FUNCTIONS, numpy_name
     from .base import REGISTRY
     from .ufuncs import NUMPY, SCIPY
 
@@ -74,11 +67,13 @@ def render() -> str:
     rows = [(f"`scipy.special.{n}`", e.convention) for n, e in sorted(SCIPY.items())]
     lines += _table(["function", "convention"], rows)
     lines += ["", "## numpy functions", ""]
-    rows = sorted((f"`{_numpy_name(f)}`", CONVENTIONS.get(_numpy_name(f), "")) for f in numpy_api.FUNCTIONS)
+    rows = sorted((f"`{numpy_name(f)}`", CONVENTIONS.get(numpy_name(f), "")) for f, impl in FUNCTIONS.items()
+                  if impl.__module__.startswith("symdiff."))
     lines += _table(["function", "convention"], rows)
     methods = sorted(
         name for name, member in vars(trace.Tracer).items()
         if inspect.isfunction(member) and not name.startswith("_") and name not in ("item", "tolist")
+        and member.__module__.startswith("symdiff.")
     )
     lines += ["", "## Array methods and attributes", "",
               ", ".join(f"`x.{m}()`" for m in methods) + ", `x.T`, `x.mT`, `x.shape`, `x.ndim`, `x.size`,",

@@ -14,10 +14,21 @@ import numpy as np
 import sympy
 
 from ..errors import ShapeError
-from ..graph import Node, placeholder, result_dtype
-from ..primitives import lift_selects, local_derivative
+from ..graph import Node, bind, placeholder, result_dtype
+from ..primitives import Where, lift_selects, local_derivative
 from . import masks, ufuncs  # noqa: F401  (ufuncs: the table of the functions this op applies)
 from .base import Op, pad_rank, register, unbroadcast
+from .surface import (
+    array_method,
+    as_node,
+    as_operand,
+    number,
+    numpy_function,
+    refuse,
+    refuse_given,
+    shape_argument,
+    ufunc,
+)
 
 
 def elementwise(body, inputs, shape=None, dtype: str | None = None) -> Node:
@@ -129,3 +140,69 @@ class Const(Op):
 
     def evaluate(self, node, xs, symbolic):
         return node.params[0].value
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy functions that build one elementwise node (the ufuncs themselves: ``trace.ufunc``)
+# ---------------------------------------------------------------------------------------------
+
+
+@numpy_function(np.where)
+def np_where(condition, x=None, y=None):
+    if x is None or y is None:
+        raise refuse("np.where with one argument", "pass np.where(condition, x, y)")
+    return select(condition, x, y)
+
+
+def select(condition, x, y) -> Node:
+    """``x`` where ``condition`` holds, else ``y`` (a ``Where`` body: its derivative is a select too)."""
+    c = as_operand(condition)
+    truth = {sympy.true: sympy.Integer(1), sympy.false: sympy.Integer(0)}
+    items = [it if isinstance(it, Node) else truth.get(it, it) for it in (c, as_operand(x), as_operand(y))]
+    symbols, nodes = bind(items)
+    dtype = result_dtype(*(n.dtype for n in nodes[1:] if n is not c)) if len(nodes) > 1 else None
+    return elementwise(Where(*symbols), nodes, dtype=dtype)
+
+
+@numpy_function(np.clip)
+def np_clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    refuse_given("clip", out=out, **kwargs)
+    low, high = (a_min if min is None else min), (a_max if max is None else max)
+    r = a
+    if low is not None and low is not np._NoValue:
+        r = ufunc("maximum", r, low)
+    if high is not None and high is not np._NoValue:
+        r = ufunc("minimum", r, high)
+    return as_node(r)
+
+
+@array_method("clip")
+def clip_method(a, min=None, max=None, out=None, **kwargs):
+    return np_clip(a, min=min, max=max, out=out, **kwargs)
+
+
+@array_method("astype")
+def astype(a, dtype, order="K", casting="unsafe", subok=True, copy=True):
+    if np.dtype(dtype).kind != "f":
+        raise refuse(f"astype({np.dtype(dtype)}) of a traced value", "derivatives need floating dtypes")
+    return elementwise(placeholder(0), (as_node(a),), dtype=str(np.dtype(dtype)))
+
+
+def _like(a, value, dtype, shape) -> Node:
+    x = as_node(a)
+    return fill(value, x.shape if shape is None else shape_argument(shape), str(np.dtype(dtype or x.dtype)))
+
+
+@numpy_function(np.ones_like)
+def np_ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(a, 1, dtype, shape)
+
+
+@numpy_function(np.zeros_like)
+def np_zeros_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(a, 0, dtype, shape)
+
+
+@numpy_function(np.full_like)
+def np_full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return _like(a, number(fill_value), dtype, shape)

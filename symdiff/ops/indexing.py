@@ -5,13 +5,18 @@ array: the per-point derivative cores of scalarize).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import sympy
 
-from ..graph import Node, lead_shape
+from ..errors import ShapeError
+from ..graph import Node, const_node, lead_shape
 from . import elementwise as ew
 from . import masks, shape
 from .base import Op, register, unbroadcast
+from .reductions import np_sum
+from .surface import array_method, as_node, is_traced, negative_axes, numpy_function, refuse
 
 
 def index(x: Node, idx: tuple) -> Node:
@@ -309,3 +314,137 @@ class Pack(Op):
         if not kept:
             return ew.fill(0, node.shape, node.dtype)
         return pack([x for x, _ in kept], [w for _, w in kept], node.params[1], node.dtype, lead)
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy's indexing: x[key], diagonals, np.split
+# ---------------------------------------------------------------------------------------------
+
+
+@array_method("__getitem__")
+def getitem(a, key):
+    x = as_node(a)
+    key = key if isinstance(key, tuple) else (key,)
+    if any(is_traced(k) for k in key):
+        raise refuse("indexing with a traced array", "index with constant integer arrays, or use np.where")
+    if any(isinstance(k, (list, np.ndarray)) for k in key):
+        return _gather_by_arrays(x, key)
+    key = _without_ellipsis(key, x.ndim)
+    idx, dim = [], 0
+    for k in key:
+        if k is None:
+            idx.append(None)
+            continue
+        size = x.shape[dim]
+        if isinstance(k, slice):
+            idx.append(k.indices(size))
+        elif isinstance(k, numbers.Integral):
+            if not -size <= k < size:
+                raise ShapeError(f"index {k} is out of bounds for axis {dim} with size {size}")
+            idx.append(int(k) % size)
+        else:
+            raise refuse(f"indexing with {type(k).__name__}", "use ints, slices, ... and None")
+        dim += 1
+    if None not in idx and all(e == (0, x.shape[i], 1) for i, e in enumerate(idx)):
+        return x
+    return index(x, tuple(idx))
+
+
+def _without_ellipsis(key: tuple, ndim: int) -> tuple:
+    """``key`` with its ``...`` (or the missing trailing axes) spelled out as full slices."""
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > ndim:
+        raise ShapeError(f"too many indices for an array of dimension {ndim}")
+    dots = [i for i, k in enumerate(key) if k is Ellipsis]  # `is`: index arrays compare elementwise
+    if len(dots) > 1:
+        raise refuse("an index with more than one '...'")
+    if dots:
+        i = dots[0]
+        return key[:i] + (slice(None),) * (ndim - n_real) + key[i + 1 :]
+    return key + (slice(None),) * (ndim - n_real)
+
+
+def _gather_by_arrays(x: Node, key: tuple) -> Node:
+    """Integer-array indexing: index arrays become integer constants passed to the generated code."""
+    key = _without_ellipsis(key, x.ndim)
+    positions = [i for i, k in enumerate(key) if isinstance(k, (list, np.ndarray, numbers.Integral))]
+    if positions != list(range(positions[0], positions[-1] + 1)):
+        raise refuse("integer-array indices separated by slices", "index one axis at a time")
+    layout, arrays, dim = [], [], 0
+    for k in key:
+        if k is None:
+            layout.append(None)
+            continue
+        size = x.shape[dim]
+        if isinstance(k, slice):
+            layout.append(("s", k.indices(size)))
+        else:
+            arr = np.asarray(k)
+            if arr.dtype.kind == "b":
+                raise refuse("boolean-mask indexing (its result shape depends on the data)", "use np.where")
+            if arr.dtype.kind not in "iu":
+                raise refuse(f"indexing with an array of dtype {arr.dtype}", "use integer arrays")
+            if arr.size and (arr.max() >= size or arr.min() < -size):
+                raise ShapeError(f"index out of bounds for axis {dim} with size {size}")
+            layout.append(("a", len(arrays)))
+            arrays.append(const_node(np.asarray(arr % size, dtype=np.intp), keep_dtype=True))
+        dim += 1
+    return gather(x, tuple(layout), x.shape, arrays)
+
+
+def take_diagonal(x: Node, i: int, j: int, offset: int = 0) -> Node:
+    """Axes i < j replaced by their diagonal, appended last (numpy's diagonal convention)."""
+    from .shape import transpose
+
+    rest = [a for a in range(x.ndim) if a not in (i, j)]
+    x = transpose(x, rest + [i, j])
+    rows, cols = x.shape[-2], x.shape[-1]
+    length = max(0, min(rows, cols - offset) if offset >= 0 else min(rows + offset, cols))
+    r = np.arange(length) + max(0, -offset)
+    c = np.arange(length) + max(0, offset)
+    layout = tuple(("s", (0, d, 1)) for d in x.shape[:-2]) + (("a", 0), ("a", 1))
+    positions = [const_node(r.astype(np.intp), keep_dtype=True), const_node(c.astype(np.intp), keep_dtype=True)]
+    return gather(x, layout, x.shape, positions)
+
+
+@numpy_function(np.diagonal, method="diagonal")
+def np_diagonal(a, offset=0, axis1=0, axis2=1):
+    x = as_node(a)
+    i, j = sorted((axis1 % x.ndim, axis2 % x.ndim))
+    if (i, j) != (axis1 % x.ndim, axis2 % x.ndim):
+        offset = -offset
+    return take_diagonal(x, i, j, offset)
+
+
+@numpy_function(np.trace, method="trace")
+def np_trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    return np_sum(np_diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+@numpy_function(np.diag)
+def np_diag(v, k=0):
+    x = as_node(v)
+    if x.ndim == 2:
+        return np_diagonal(v, k)
+    if x.ndim != 1:
+        raise ShapeError("diag needs a 1-D or 2-D array")
+    size = x.shape[0] + abs(k)
+    r = np.arange(x.shape[0]) + max(0, -k)
+    c = np.arange(x.shape[0]) + max(0, k)
+    positions = [const_node(r.astype(np.intp), keep_dtype=True), const_node(c.astype(np.intp), keep_dtype=True)]
+    return scatter_add(x, (("a", 0), ("a", 1)), (size, size), positions)
+
+
+@numpy_function(np.split)
+def np_split(ary, indices_or_sections, axis=0):
+    x = as_node(ary)
+    (axis,) = negative_axes(axis, x.ndim)
+    size = x.shape[axis]
+    if isinstance(indices_or_sections, numbers.Integral):
+        if size % indices_or_sections:
+            raise ShapeError("array split does not result in an equal division")
+        bounds = list(range(0, size + 1, size // indices_or_sections))
+    else:
+        bounds = [0] + [min(int(i), size) for i in indices_or_sections] + [size]
+    rest = (slice(None),) * (-axis - 1)
+    return [getitem(ary, (Ellipsis, slice(lo, hi)) + rest) for lo, hi in zip(bounds[:-1], bounds[1:])]

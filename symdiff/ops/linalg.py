@@ -4,6 +4,9 @@ The linalg functions of the next issues (solve, inv, det, cholesky...) belong he
 
 from __future__ import annotations
 
+import numbers
+import string
+
 import numpy as np
 import sympy
 
@@ -12,6 +15,9 @@ from ..graph import Node, lead_shape, result_dtype
 from . import elementwise as ew
 from . import masks, shape
 from .base import Op, pad_rank, register, unbroadcast
+from .indexing import take_diagonal
+from .reductions import extreme, np_sum
+from .surface import array_method, as_node, numpy_function, refuse, refuse_given, ufunc
 
 
 def einsum(spec: str, *operands: Node) -> Node:
@@ -180,3 +186,129 @@ def _matmul_form(terms, out):
     if out == b_free + a_free:
         return (ta, tb), True
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy's products, all lowered to einsum
+# ---------------------------------------------------------------------------------------------
+
+
+@numpy_function(np.matmul)
+def np_matmul(x1, x2, out=None, **kwargs):
+    refuse_given("matmul", out=out, **kwargs)
+    x, y = as_node(x1), as_node(x2)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ShapeError("matmul: input operand does not have enough dimensions")
+    if x.shape[-1] != y.shape[-2 if y.ndim >= 2 else -1]:
+        raise ShapeError(f"matmul: shapes {x.shape} and {y.shape} are not aligned")
+    if x.ndim == 1 and y.ndim == 1:
+        return einsum("i,i->", x, y)
+    if x.ndim == 1 and y.ndim > 2:  # a vector with a stack of matrices: as a 1-row matrix, as numpy does
+        r = as_node(np_matmul(shape.reshape(x, 1, (1, x.shape[-1])), y))
+        return shape.reshape(r, 2, (r.shape[-1],))
+    if y.ndim == 1 and x.ndim > 2:
+        r = as_node(np_matmul(x, shape.reshape(y, 1, (y.shape[-1], 1))))
+        return shape.reshape(r, 2, (r.shape[-2],))
+    spec = "j,jk->k" if x.ndim == 1 else "ij,j->i" if y.ndim == 1 else "ij,jk->ik"
+    return einsum(spec, x, y)
+
+
+@array_method("__matmul__")
+def matmul_operator(a, b):
+    return np_matmul(a, b)
+
+
+@array_method("__rmatmul__")
+def reflected_matmul_operator(a, b):
+    return np_matmul(b, a)
+
+
+def _letters(k, skip=""):
+    return [c for c in string.ascii_lowercase if c not in skip][:k]
+
+
+@numpy_function(np.dot)
+def np_dot(a, b, out=None):
+    refuse_given("dot", out=out)
+    x, y = as_node(a), as_node(b)
+    if x.ndim == 0 or y.ndim == 0:
+        return ufunc("multiply", a, b)
+    if x.ndim <= 2 and y.ndim <= 2:
+        return np_matmul(a, b)
+    xs = _letters(x.ndim)
+    ys = _letters(y.ndim, skip="".join(xs))
+    summed = y.ndim - 2 if y.ndim >= 2 else y.ndim - 1
+    ys[summed] = xs[-1]
+    out_letters = xs[:-1] + [c for i, c in enumerate(ys) if i != summed]
+    return einsum(f"{''.join(xs)},{''.join(ys)}->{''.join(out_letters)}", x, y)
+
+
+@array_method("dot")
+def dot_method(a, other, out=None):
+    return np_dot(a, other, out)
+
+
+@numpy_function(np.outer)
+def np_outer(a, b, out=None):
+    refuse_given("outer", out=out)
+    x, y = as_node(a), as_node(b)
+    return einsum("i,j->ij", shape.reshape(x, x.ndim, (x.size,)), shape.reshape(y, y.ndim, (y.size,)))
+
+
+@numpy_function(np.tensordot)
+def np_tensordot(a, b, axes=2):
+    x, y = as_node(a), as_node(b)
+    if isinstance(axes, numbers.Integral):
+        ax_a, ax_b = list(range(x.ndim - axes, x.ndim)), list(range(axes))
+    else:
+        ax_a, ax_b = ([k] if isinstance(k, numbers.Integral) else list(k) for k in axes)
+    ax_a, ax_b = [k % x.ndim for k in ax_a], [k % y.ndim for k in ax_b]
+    letters = iter(string.ascii_lowercase)
+    ta = [next(letters) for _ in range(x.ndim)]
+    tb = [next(letters) for _ in range(y.ndim)]
+    for i, j in zip(ax_a, ax_b):
+        if x.shape[i] != y.shape[j]:
+            raise ShapeError("shape-mismatch for sum in tensordot")
+        tb[j] = ta[i]
+    out = [c for i, c in enumerate(ta) if i not in ax_a] + [c for j, c in enumerate(tb) if j not in ax_b]
+    return einsum(f"{''.join(ta)},{''.join(tb)}->{''.join(out)}", x, y)
+
+
+@numpy_function(np.einsum)
+def np_einsum(*operands, out=None, optimize=False, **kwargs):
+    refuse_given("einsum", out=out, **kwargs)
+    subscripts, operands = operands[0], operands[1:]
+    spec = subscripts.replace(" ", "") if isinstance(subscripts, str) else ""
+    if "->" not in spec or "..." in spec:
+        raise refuse(f"einsum {subscripts!r}", "write explicit subscripts with '->' and no '...'")
+    if not all(c in string.ascii_letters or c in ",->" for c in spec) or spec.count("->") != 1:
+        raise refuse(f"einsum subscripts {subscripts!r}", "subscripts are letters, commas and one '->', as numpy requires")
+    ins, out_term = spec.split("->")
+    terms = ins.split(",")
+    nodes = [as_node(o) for o in operands]
+    if len(terms) != len(nodes):
+        raise ShapeError(f"einsum {subscripts!r} needs {len(terms)} operands")
+    for k, (t, n) in enumerate(zip(terms, nodes)):
+        if len(t) != n.ndim:
+            raise ShapeError(f"einsum {subscripts!r}: operand {k} has {n.ndim} axes, subscripts say {len(t)}")
+        while len(set(t)) != len(t):  # a repeated letter: take that diagonal first
+            c = next(ch for ch in t if t.count(ch) > 1)
+            i, j = t.index(c), t.index(c, t.index(c) + 1)
+            n = take_diagonal(n, i, j)
+            t = t[:i] + t[i + 1 : j] + t[j + 1 :] + c
+        terms[k], nodes[k] = t, n
+    if len(set(out_term)) != len(out_term) or not set(out_term) <= set("".join(terms)):
+        raise ShapeError(f"einsum {subscripts!r}: output subscripts must be distinct letters of the inputs")
+    return einsum(f"{','.join(terms)}->{out_term}", *nodes)
+
+
+@numpy_function(np.linalg.norm)
+def np_linalg_norm(x, ord=None, axis=None, keepdims=False):
+    n = as_node(x)
+    if ord in (None, "fro", 2) and (ord != 2 or axis is not None or n.ndim == 1):
+        return ufunc("sqrt", np_sum(x * x, axis, keepdims=keepdims))
+    if ord == 1 and (n.ndim == 1 or axis is not None):
+        return np_sum(ufunc("absolute", x), axis, keepdims=keepdims)
+    if ord == np.inf and (n.ndim == 1 or axis is not None):
+        return extreme(ufunc("absolute", x), axis, keepdims, "max")
+    raise refuse(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array", "use ord=None/'fro', 1 or inf on vectors")

@@ -14,6 +14,7 @@ from ..primitives import Equal, Where
 from . import elementwise as ew
 from . import shape
 from .base import Op, register, with_ones
+from .surface import as_node, at_user_line, is_traced, negative_axes, numpy_function, refuse_given, ufunc
 
 
 def reduce_sum(x: Node, axes) -> Node:
@@ -202,3 +203,114 @@ class CumSum(Op):
         axis, reverse = node.params
         return {"op": "cumsum", "target": emit.name(node), "x": emit.name(node.inputs[0]), "axis": axis,
                 "reverse": reverse}
+
+    template = """
+{%- if s.reverse %}{{ s.target }} = np.flip(np.cumsum(np.flip({{ s.x }}, axis={{ s.axis }}), axis={{ s.axis }}), axis={{ s.axis }})
+{%- else %}{{ s.target }} = np.cumsum({{ s.x }}, axis={{ s.axis }})
+{%- endif %}"""
+
+
+@numpy_function(np.cumsum, method="cumsum")
+def np_cumsum(a, axis=None, dtype=None, out=None):
+    refuse_given("cumsum", dtype=dtype, out=out)
+    x = as_node(a)
+    if axis is None:
+        x, axis = shape.reshape(x, x.ndim, (x.size,)), 0
+    (axis,) = negative_axes(axis, x.ndim)
+    return cumsum(x, axis)
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy's reductions (keepdims puts the reduced axes back as size 1)
+# ---------------------------------------------------------------------------------------------
+
+
+def _kept(x: Node, reduced: Node, axes, keepdims) -> Node:
+    return shape.reshape(reduced, reduced.ndim, with_ones(x, axes)) if keepdims else reduced
+
+
+@numpy_function(np.sum, method="sum")
+def np_sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    refuse_given("sum", dtype=dtype, out=out, initial=initial, where=where)
+    x = as_node(a)
+    axes = negative_axes(axis, x.ndim)
+    return _kept(x, reduce_sum(x, axes), axes, keepdims)
+
+
+def _count(x: Node, axis) -> int:
+    """How many elements each reduction over ``axis`` combines."""
+    return int(np.prod([x.shape[a] for a in negative_axes(axis, x.ndim)], dtype=np.int64))
+
+
+@numpy_function(np.mean, method="mean")
+def np_mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    refuse_given("mean", dtype=dtype, out=out, where=where)
+    return np_sum(a, axis, keepdims=keepdims) * (sympy.Integer(1) / _count(as_node(a), axis))
+
+
+@numpy_function(np.prod, method="prod")
+def np_prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    refuse_given("prod", dtype=dtype, out=out, initial=initial, where=where)
+    x = as_node(a)
+    axes = negative_axes(axis, x.ndim)
+    return _kept(x, reduce_prod(x, axes), axes, keepdims) if axes else x
+
+
+def extreme(a, axis, keepdims, which: str) -> Node:
+    x = as_node(a)
+    axes = negative_axes(axis, x.ndim)
+    return _kept(x, reduce_extreme(x, axes, which), axes, keepdims) if axes else x
+
+
+@numpy_function(np.max, np.amax, method="max")
+def np_max(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    refuse_given("max", out=out, initial=initial, where=where)
+    return extreme(a, axis, keepdims, "max")
+
+
+@numpy_function(np.min, np.amin, method="min")
+def np_min(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+    refuse_given("min", out=out, initial=initial, where=where)
+    return extreme(a, axis, keepdims, "min")
+
+
+def _per_degree_of_freedom(total, count, ddof):
+    """total / (count - ddof), with numpy's divisor max(count - ddof, 0): inf or NaN at 0."""
+    if count - ddof <= 0:  # zeros of the full shape: a 0-d divisor trips the emitter (see the tests)
+        return ufunc("true_divide", total, np.zeros(as_node(total).shape))
+    return total * (sympy.Integer(1) / sympy.nsimplify(count - ddof))
+
+
+@numpy_function(np.var, method="var")
+def np_var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
+    refuse_given("var", dtype=dtype, out=out, where=where, mean=mean, correction=correction)
+    centered = a - np_mean(a, axis, keepdims=True)
+    return _per_degree_of_freedom(np_sum(centered * centered, axis, keepdims=keepdims), _count(as_node(a), axis), ddof)
+
+
+@numpy_function(np.std, method="std")
+def np_std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None, correction=None):
+    refuse_given("std", dtype=dtype, out=out, where=where, mean=mean, correction=correction)
+    count = _count(as_node(a), axis)
+    centered = a - np_mean(a, axis, keepdims=True)
+    if count == 1 and count - ddof > 0:
+        # one element per reduction: the std is the constant 0 (NaN for inf/NaN), whose derivative is
+        # 0; sqrt(var) would give sqrt'(0) * 0 = inf * 0 = NaN. |x - mean| is the same value.
+        spread = np_sum(ufunc("absolute", centered), axis, keepdims=keepdims)
+        return spread if ddof == 0 else spread * (1 / sympy.sqrt(sympy.nsimplify(1 - ddof)))
+    return ufunc("sqrt", _per_degree_of_freedom(np_sum(centered * centered, axis, keepdims=keepdims), count, ddof))
+
+
+@at_user_line
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) without overflow: the max is subtracted first (its derivative cancels).
+
+    Works on numpy arrays too, so a function that uses it runs with or without symdiff."""
+    if not is_traced(x):
+        x = np.asarray(x)
+        m = np.max(x, axis=axis, keepdims=True)
+        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+        return r if keepdims else np.squeeze(r, axis=axis)
+    m = np_max(x, axis, keepdims=True)
+    r = ufunc("log", np_sum(ufunc("exp", x - m), axis, keepdims=True)) + m
+    return r if keepdims else shape.np_squeeze(r, axis)

@@ -5,6 +5,7 @@ All are linear: their derivative rules move entries around and never compute.
 
 from __future__ import annotations
 
+import numbers
 import string
 
 import numpy as np
@@ -14,6 +15,7 @@ from ..errors import ShapeError
 from ..graph import Node, lead_shape, result_dtype
 from . import elementwise as ew
 from .base import Op, numpy_dtype_name, register, unbroadcast
+from .surface import array_method, as_node, negative_axes, numpy_function, refuse, shape_argument
 
 
 def eye_basis(shape, dtype: str) -> Node:
@@ -217,3 +219,162 @@ class Concat(Op):
         if None not in values and len(set(values)) == 1:  # every part is the same number
             return ew.fill(values[0], node.shape, node.dtype)
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy's shape functions
+# ---------------------------------------------------------------------------------------------
+
+
+@numpy_function(np.reshape)
+def np_reshape(a, shape=None, order="C", copy=None):
+    if order != "C":
+        raise refuse(f"reshape with order={order!r}", "only C order is supported")
+    x = as_node(a)
+    shape = shape_argument(shape)
+    if list(shape).count(-1) > 1:
+        raise ShapeError("can only specify one unknown dimension in reshape")
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+        if known == 0 or x.size % known:
+            raise ShapeError(f"cannot reshape an array of size {x.size} into shape {shape}")
+        shape = tuple(x.size // known if d == -1 else d for d in shape)
+    return reshape(x, x.ndim, shape)
+
+
+@array_method("reshape")
+def reshape_method(a, *shape, order="C", copy=None):
+    return np_reshape(a, shape[0] if len(shape) == 1 else shape, order)
+
+
+@numpy_function(np.ravel, method="ravel")
+def np_ravel(a, order="C"):
+    return np_reshape(a, -1, order)
+
+
+@array_method("flatten")
+def flatten_method(a, order="C"):
+    return np_reshape(a, -1, order)
+
+
+@numpy_function(np.transpose)
+def np_transpose(a, axes=None):
+    x = as_node(a)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else tuple(k % x.ndim for k in axes)
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"axes {axes} do not match an array of dimension {x.ndim}")
+    return transpose(x, perm)
+
+
+@array_method("transpose")
+def transpose_method(a, *axes):
+    return np_transpose(a, axes[0] if len(axes) == 1 else (axes or None))
+
+
+@array_method("T", attribute=True)
+def matrix_transpose(a):
+    return np_transpose(a)
+
+
+@numpy_function(np.swapaxes, method="swapaxes")
+def np_swapaxes(a, axis1, axis2):
+    x = as_node(a)
+    perm = list(range(x.ndim))
+    perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+    return transpose(x, perm)
+
+
+@array_method("mT", attribute=True)
+def stacked_matrix_transpose(a):
+    return np_swapaxes(a, -1, -2)
+
+
+@numpy_function(np.moveaxis)
+def np_moveaxis(a, source, destination):
+    x = as_node(a)
+    src = [k % x.ndim for k in ((source,) if isinstance(source, numbers.Integral) else source)]
+    dst = [k % x.ndim for k in ((destination,) if isinstance(destination, numbers.Integral) else destination)]
+    order = [k for k in range(x.ndim) if k not in src]
+    for d, s_ in sorted(zip(dst, src)):
+        order.insert(d, s_)
+    return transpose(x, order)
+
+
+@numpy_function(np.squeeze, method="squeeze")
+def np_squeeze(a, axis=None):
+    x = as_node(a)
+    axes = [k for k in range(-x.ndim, 0) if x.shape[k] == 1] if axis is None else list(negative_axes(axis, x.ndim))
+    if any(x.shape[k] != 1 for k in axes):
+        raise ShapeError("cannot select an axis to squeeze out which has size not equal to one")
+    return reshape(x, x.ndim, tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axes))
+
+
+@numpy_function(np.expand_dims)
+def np_expand_dims(a, axis):
+    x = as_node(a)
+    axes = shape_argument(axis)
+    ndim = x.ndim + len(axes)
+    new = sorted(k % ndim for k in axes)
+    sizes = iter(x.shape)
+    return reshape(x, x.ndim, tuple(1 if i in new else next(sizes) for i in range(ndim)))
+
+
+@numpy_function(np.atleast_1d)
+def np_atleast_1d(*arys):
+    if len(arys) != 1:
+        raise refuse("np.atleast_1d of several arrays", "call it once per array")
+    x = as_node(arys[0])
+    return x if x.ndim else reshape(x, 0, (1,))
+
+
+@numpy_function(np.broadcast_to)
+def np_broadcast_to(array, shape, subok=False):
+    x = as_node(array)
+    try:
+        return broadcast(x, x.ndim, shape_argument(shape))
+    except ValueError as e:
+        raise ShapeError(f"{e}") from None
+
+
+@numpy_function(np.concatenate)
+def np_concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    nodes = [as_node(a) for a in arrays]
+    if axis is None:
+        nodes = [reshape(n, n.ndim, (n.size,)) for n in nodes]
+        axis = 0
+    if nodes[0].ndim == 0:
+        raise ShapeError("zero-dimensional arrays cannot be concatenated")
+    (axis,) = negative_axes(axis, nodes[0].ndim)
+    return concat(nodes, axis)
+
+
+@numpy_function(np.stack)
+def np_stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    nodes = [as_node(a) for a in arrays]
+    core = nodes[0].shape
+    if any(n.shape != core for n in nodes):
+        raise ShapeError("all input arrays must have the same shape to stack")
+    (axis,) = negative_axes(axis, len(core) + 1)
+    at = axis + len(core) + 1
+    return concat([reshape(n, n.ndim, core[:at] + (1,) + core[at:]) for n in nodes], axis)
+
+
+@numpy_function(np.copy, method="copy")
+def np_copy(a, order="K", subok=False):
+    return as_node(a)  # traced values are never written in place: a copy is the value itself
+
+
+@numpy_function(np.shape)
+def np_shape(a):
+    return as_node(a).shape
+
+
+@numpy_function(np.ndim)
+def np_ndim(a):
+    return as_node(a).ndim
+
+
+@numpy_function(np.size)
+def np_size(a, axis=None):
+    x = as_node(a)
+    return x.size if axis is None else x.shape[axis]
