@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from . import ir, ops
+from . import ir, ops, origins
 from .ir import Node, placeholder
 from .primitives import stable_forms
 
@@ -46,8 +46,12 @@ def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
             mapping[id(node)] = interned.setdefault(_key(node), node)
             continue
         inputs = tuple(mapping[id(i)] for i in node.inputs)
-        new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
-        new = rewrite(new)
+        scope = origins.enter(node.origin)  # what a rewrite makes of a node comes from the node's line
+        try:
+            new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
+            new = rewrite(new)
+        finally:
+            origins.leave(scope)
         key = _key(new)
         mapping[id(node)] = interned.setdefault(key, new)
     return [mapping[id(o)] for o in outputs]
@@ -176,16 +180,20 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
                 new_inputs.append(x)
             return placeholder(new_inputs.index(x))
 
+        inlined = [node.origin]
         for i, x in enumerate(node.inputs):
             if inlinable(x) and _shape_kept(list(x.inputs), x.shape):
                 inner = {placeholder(j): slot(y) for j, y in enumerate(x.inputs)}
                 subs[placeholder(i)] = x.body.xreplace(inner)
+                inlined.append(x.origin)
             else:
                 subs[placeholder(i)] = slot(x)
         body = node.body.xreplace(subs)
         if not _shape_kept(new_inputs, node.shape):
             return node
-        return Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
+        fused = Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
+        fused.origin = origins.merge(inlined)  # the lines of the chain, when they are one file's
+        return fused
 
     # inlining is transitive because _rebuild visits producers first and use counts are per node
     mapping: dict = {}
@@ -194,7 +202,7 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
             mapping[id(node)] = node
             continue
         inputs = tuple(mapping[id(i)] for i in node.inputs)
-        new = node if inputs == node.inputs else Node(node.op, inputs, node.shape, node.dtype, node.params)
+        new = node if inputs == node.inputs else ir.copy_node(node, inputs)
         uses[id(new)] = uses.get(id(node), 0)
         mapping[id(node)] = rewrite(new)
         uses[id(mapping[id(node)])] = uses.get(id(node), 0)

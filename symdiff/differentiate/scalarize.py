@@ -66,7 +66,7 @@ def _positional(out: Node, positions: dict) -> Node:
             mapping[id(n)] = ir.input_node(positions[id(n)], n.shape, n.dtype)
             continue
         inputs = tuple(mapping[id(i)] for i in n.inputs)
-        mapping[id(n)] = n if inputs == n.inputs else Node(n.op, inputs, n.shape, n.dtype, n.params)
+        mapping[id(n)] = n if inputs == n.inputs else ir.copy_node(n, inputs)
     return mapping[id(out)]
 
 
