@@ -18,7 +18,8 @@ import sympy
 
 from . import emit_layout as layout
 from . import inplace, ir, ops
-from .ir import Node, placeholder
+from .emit_batch import align_batched, batched_nodes
+from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .primitives import _Special
 from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
@@ -142,45 +143,6 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _batched_nodes(outputs, plan: FunctionPlan) -> set:
-    batched = {id(plan.inputs[p]) for p in plan.core_ranks}
-    for n in ir.toposort(outputs):
-        if any(id(i) in batched for i in n.inputs):
-            batched.add(id(n))
-    return batched
-
-
-def _align_batched(outputs, plan: FunctionPlan) -> list:
-    """With batch axes in front of every batched array, operands of lower rank need explicit
-    size-1 axes so that numpy's trailing alignment pairs the right axes."""
-    if not plan.core_ranks:
-        return outputs
-    batched = _batched_nodes(outputs, plan)
-    mapping: dict = {}
-    for node in ir.toposort(outputs):
-        inputs = [mapping[id(i)] for i in node.inputs]
-        if node.op == "elementwise":
-            inputs = [_pad(x, node.ndim) if id(orig) in batched else x for x, orig in zip(inputs, node.inputs)]
-        elif node.op == "einsum":
-            terms = node.params[0].split("->")[0].split(",")
-            lead = node.ndim - len(node.params[0].split("->")[1])
-            inputs = [
-                _pad(x, lead + len(t)) if id(orig) in batched else x
-                for x, orig, t in zip(inputs, node.inputs, terms)
-            ]
-        new = node if all(a is b for a, b in zip(inputs, node.inputs)) else ir.copy_node(node, inputs)
-        mapping[id(node)] = new
-        if id(node) in batched:
-            batched.add(id(new))
-    return [mapping[id(o)] for o in outputs]
-
-
-def _pad(x: Node, rank: int) -> Node:
-    if x.ndim >= rank:
-        return x
-    return ir.reshape(x, x.ndim, (1,) * (rank - x.ndim) + x.shape)
-
-
 _SCIPY_FUNCTIONS = (sympy.erf, sympy.erfc, sympy.loggamma, sympy.polygamma, _Special)
 
 
@@ -211,8 +173,8 @@ def numba_fusible(plan: FunctionPlan) -> bool:
 
 
 def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None):
-    outputs = plan.outputs if numba else _align_batched(plan.outputs, plan)
-    batched = _batched_nodes(outputs, plan)
+    outputs = plan.outputs if numba else align_batched(plan.outputs, plan)
+    batched = batched_nodes(outputs, plan)
     single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
 
     def print_expr(expr):
