@@ -15,14 +15,15 @@ from functools import lru_cache
 import jinja2
 import numpy as np
 import sympy
-from sympy.codegen.cfunctions import log1p
 
+from . import emit_layout as layout
 from . import inplace, ir, ops
+from .emit_batch import align_batched, batched_nodes
+from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
-from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, _float_text, wrap
+from .primitives import _Special
+from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
 from .printing import print_expr as _print
-from .ir import Node, placeholder
-from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where, _Special
 from .resources import template_dir
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
@@ -88,10 +89,12 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants)
         plan.constant_names = list(model["constants"])
+        if model["points"] is None:  # a numpy function: count what its rendered statements execute
+            model["total_ops"] = layout.count_ops(_environment().get_template("function.j2").module.numpy_function(model))
         functions.append(model)
         constants.append(consts)
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
-    uses_scipy_special = any("scipy.special." in repr(f["statements"]) for f in functions)
+    uses_scipy_special = any("scipy.special." in repr(_code_fields(s)) for f in functions for s in f["statements"])
     uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
                   or any(f["checks"] for f in functions))
     text = _environment().get_template(template).render(
@@ -116,9 +119,13 @@ def _uses_numpy(f: dict) -> bool:
     return (
         bool(f.get("needs_batch"))
         or "np." in f["returns"]
-        or any(s["op"] not in _PLAIN_OPS or "np." in repr({k: v for k, v in s.items() if k != "sexpr"})
-               for s in f["statements"])
+        or any(s["op"] not in _PLAIN_OPS or "np." in repr(_code_fields(s)) for s in f["statements"])
     )
+
+
+def _code_fields(statement: dict) -> dict:
+    """The fields of a statement that become code (not its SymPy body nor its comment)."""
+    return {k: v for k, v in statement.items() if k not in ("sexpr", "origin", "comment", "block")}
 
 
 def _doc_text(s: str) -> str:
@@ -148,47 +155,6 @@ def _render_statement(s: dict) -> str:
 def _statement_template(kind: str, own: str | None) -> jinja2.Template:
     text = own if own is not None else "{{ st[kind](s) }}"
     return _environment().from_string('{%- import "statements.j2" as st -%}' + text, globals={"kind": kind})
-
-
-def _batched_nodes(outputs, plan: FunctionPlan) -> set:
-    batched = {id(plan.inputs[p]) for p in plan.core_ranks}
-    for n in ir.toposort(outputs):
-        if any(id(i) in batched for i in n.inputs):
-            batched.add(id(n))
-    return batched
-
-
-def _align_batched(outputs, plan: FunctionPlan) -> list:
-    """With batch axes in front of every batched array, operands of lower rank need explicit
-    size-1 axes so that numpy's trailing alignment pairs the right axes."""
-    if not plan.core_ranks:
-        return outputs
-    batched = _batched_nodes(outputs, plan)
-    mapping: dict = {}
-    for node in ir.toposort(outputs):
-        inputs = [mapping[id(i)] for i in node.inputs]
-        if node.op == "elementwise":
-            inputs = [_pad(x, node.ndim) if id(orig) in batched else x for x, orig in zip(inputs, node.inputs)]
-        elif node.op == "einsum":
-            terms = node.params[0].split("->")[0].split(",")
-            lead = node.ndim - len(node.params[0].split("->")[1])
-            inputs = [
-                _pad(x, lead + len(t)) if id(orig) in batched else x
-                for x, orig, t in zip(inputs, node.inputs, terms)
-            ]
-        new = node if all(a is b for a, b in zip(inputs, node.inputs)) else Node(
-            node.op, tuple(inputs), node.shape, node.dtype, node.params
-        )
-        mapping[id(node)] = new
-        if id(node) in batched:
-            batched.add(id(new))
-    return [mapping[id(o)] for o in outputs]
-
-
-def _pad(x: Node, rank: int) -> Node:
-    if x.ndim >= rank:
-        return x
-    return ir.reshape(x, x.ndim, (1,) * (rank - x.ndim) + x.shape)
 
 
 _SCIPY_FUNCTIONS = (sympy.erf, sympy.erfc, sympy.loggamma, sympy.polygamma, _Special)
@@ -221,8 +187,8 @@ def numba_fusible(plan: FunctionPlan) -> bool:
 
 
 def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None):
-    outputs = plan.outputs if numba else _align_batched(plan.outputs, plan)
-    batched = _batched_nodes(outputs, plan)
+    outputs = plan.outputs if numba else align_batched(plan.outputs, plan)
+    batched = batched_nodes(outputs, plan)
     single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
 
     def print_expr(expr):
@@ -276,7 +242,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
             body_nodes.append(node)
         names[id(node)] = new_name()
     shapes = {names[id(n)]: n.shape for n in nodes}
-    bodies = _share_exp(bodies)
+    bodies = share_exp(bodies)
     if bodies and len(bodies) <= CSE_MAX_BODIES:
         replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none")
     else:  # a long program (e.g. Taylor coefficients) is already shared node by node
@@ -333,51 +299,56 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
                     statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]),
                                        "sexpr": temps[s]})
 
+    def write(node):  # the statements of one node
+            target = names[id(node)]
+            is_b = id(node) in batched
+            if ops.of(node).passed_in or id(node) in twin_of:
+                return
+            if node.op == "elementwise" and not node.inputs:
+                if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
+                    return
+                statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
+                                   "value": print_expr(node.body)})
+            elif node.op == "elementwise" and id(node) in inline:
+                return  # written straight into its slot by the pack that uses it
+            elif node.op == "elementwise" and reduced_of[id(node)] in temps:
+                emit_temps(reduced_of[id(node)])  # defined where the temp it replaced was first needed
+            elif node.op == "elementwise" and reduced_of[id(node)].is_number and not is_b:
+                # a body that became a number here (operands merged into one name): np.full has its dtype
+                statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
+                                   "value": print_expr(reduced_of[id(node)])})
+            elif node.op == "elementwise":
+                expr = reduced_of[id(node)]
+                emit_temps(expr)
+                static = _static_shape(expr, temps, shapes)
+                full = id(node) in consumers_need_shape and static != node.shape
+                if not full:  # elementwise consumers broadcast a smaller array; their shapes must know it
+                    shapes[target] = static
+                statements.append({"op": "assign_full" if full else "assign", "target": target,
+                                   "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
+            elif node.op == "pack":
+                where, _ = node.params
+                lines = []
+                for entry, positions in zip(map(canonical, node.inputs), where):
+                    if ir.is_fill(entry) and entry.shape == ():
+                        value = print_expr(entry.body)
+                    elif id(entry) in inline:
+                        emit_temps(reduced_of[id(entry)])
+                        value = print_expr(reduced_of[id(entry)])
+                    else:
+                        value = names[id(entry)]
+                    first = ["i"] if numba else [] if is_b else ["..."]  # batched packs are core-first
+                    slots = [f"{target}[{', '.join(first + [str(e) for e in p]) or '...'}]" for p in positions]
+                    lines.append({"slots": slots, "value": value})
+                statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b and not numba,
+                                   "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim})
+            else:  # every other op writes its own statement (symdiff.ops: Op.statement)
+                statements.append(ops.of(node).statement(node, context))
+
     for node in nodes:
-        target = names[id(node)]
-        is_b = id(node) in batched
-        if ops.of(node).passed_in or id(node) in twin_of:
-            continue
-        if node.op == "elementwise" and not node.inputs:
-            if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
-                continue
-            statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
-                               "value": print_expr(node.body)})
-        elif node.op == "elementwise" and id(node) in inline:
-            continue  # written straight into its slot by the pack that uses it
-        elif node.op == "elementwise" and reduced_of[id(node)] in temps:
-            emit_temps(reduced_of[id(node)])  # defined where the temp it replaced was first needed
-        elif node.op == "elementwise" and reduced_of[id(node)].is_number and not is_b:
-            # a body that became a number here (operands merged into one name): np.full has its dtype
-            statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
-                               "value": print_expr(reduced_of[id(node)])})
-        elif node.op == "elementwise":
-            expr = reduced_of[id(node)]
-            emit_temps(expr)
-            static = _static_shape(expr, temps, shapes)
-            full = id(node) in consumers_need_shape and static != node.shape
-            if not full:  # elementwise consumers broadcast a smaller array; their shapes must know it
-                shapes[target] = static
-            statements.append({"op": "assign_full" if full else "assign", "target": target,
-                               "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
-        elif node.op == "pack":
-            where, core = node.params
-            lines = []
-            for entry, positions in zip(map(canonical, node.inputs), where):
-                if ir.is_fill(entry) and entry.shape == ():
-                    value = print_expr(entry.body)
-                elif id(entry) in inline:
-                    emit_temps(reduced_of[id(entry)])
-                    value = print_expr(reduced_of[id(entry)])
-                else:
-                    value = names[id(entry)]
-                first = ["i"] if numba else [] if is_b else ["..."]  # batched packs are core-first
-                slots = [f"{target}[{', '.join(first + [str(e) for e in p]) or '...'}]" for p in positions]
-                lines.append({"slots": slots, "value": value})
-            statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b and not numba,
-                               "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim})
-        else:  # every other op writes its own statement (symdiff.ops: Op.statement)
-            statements.append(ops.of(node).statement(node, context))
+        start = len(statements)
+        write(node)
+        layout.tag_origin(statements, start, node.origin and node.origin.describe(plan.param_names))
 
     returns = []
     for node, dtype in zip(outputs, plan.output_dtypes):
@@ -394,6 +365,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
     if not numba and not plan.core_ranks:
         statements = inplace.release(statements, returns, shapes)
+    statements, returns, rename = layout.renumber(statements, returns)
+    layout.comments(statements)
     points = None
     if numba:
         points = {
@@ -402,7 +375,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
                 for i, n in enumerate(plan.inputs)
             ],
             "outputs": [
-                {"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack", "value": names[id(o)]}
+                {"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack",
+                 "value": rename(names[id(o)])}
                 for k, (o, d) in enumerate(zip(outputs, plan.output_dtypes))
             ],
         }
@@ -429,6 +403,9 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         "doc": [_doc_text(d) for d in doc],
         "batch_args": [{"name": plan.param_names[p], "core_rank": r} for p, r in sorted(plan.core_ranks.items())],
         "statements": statements,
+        "output_start": layout.output_start(statements, returns),
+        "intermediate_terms": layout.intermediate_count(statements[: layout.output_start(statements, returns)]),
+        "total_ops": None,  # filled by render, from the rendered function
         "returns": ", ".join(returns),
         "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)
         or any("batch" in r for r in returns),
@@ -464,48 +441,6 @@ def _constant_name(const, consts, const_names, taken, literals, module_constants
     consts.append(const.digest)
     const_names.append(sanitize(const.name or f"array{len(consts) - 1}", taken))
     return const_names[-1]
-
-
-def array_literal(value: np.ndarray) -> str:
-    """numpy source that rebuilds ``value`` exactly (floats round-trip; nan, inf and -0.0 kept)."""
-    def text(v):
-        if isinstance(v, list):
-            return "[" + ", ".join(text(x) for x in v) + "]"
-        if isinstance(v, float):
-            return _float_text(v, "np")
-        return repr(v)
-
-    return f"np.array({text(value.tolist())}, dtype=np.{_np_dtype(value.dtype)})"
-
-
-def _share_exp(bodies: list) -> list:
-    """Stable forms hide an exp each: Sigmoid(u) is printed with its own (clipped) exp(-u) and numpy's
-    logaddexp(0, u) computes exp(-|u|) inside. Where the function needs that exp elsewhere, write the
-    forms with the exp itself, so that cse computes it once:
-
-    * Sigmoid(u) beside exp(-u): 1/(1 + exp(-u)) (exp(-u) = inf gives 0, not NaN);
-    * logaddexp(0, u) beside Sigmoid(+-u) (value and gradient of a softplus): with E = exp(-|u|) <= 1,
-      max(u, 0) + log1p(E) and where(u >= 0, 1, E)/(1 + E), which cannot overflow either."""
-    exps = set().union(*(b.atoms(sympy.exp) for b in bodies))
-    sigmoids = set().union(*(b.atoms(Sigmoid) for b in bodies))
-    if not sigmoids:
-        return bodies
-    softplus = {a: a.args[1 - a.args.index(0)] for b in bodies for a in b.atoms(LogAddExp) if 0 in a.args}
-    shared = {sympy.Abs(u) for u in softplus.values()} & {sympy.Abs(s.args[0]) for s in sigmoids}
-    forms = {}
-    for a, u in softplus.items():
-        if sympy.Abs(u) in shared:  # (of u = -v: -min(v, 0), without an array for -v)
-            positive_part = -sympy.Min(-u, 0) if u.could_extract_minus_sign() else sympy.Max(u, 0)
-            forms[a] = positive_part + log1p(sympy.exp(-sympy.Abs(u)))
-    for s in sigmoids:
-        u = s.args[0]
-        if sympy.Abs(u) in shared:
-            e = sympy.exp(-sympy.Abs(u))
-            nonnegative = LessEqual(-u, 0) if u.could_extract_minus_sign() else GreaterEqual(u, 0)
-            forms[s] = Where(nonnegative, 1, e) / (1 + e)
-        elif sympy.exp(-u) in exps:
-            forms[s] = 1 / (1 + sympy.exp(-u))
-    return [b.xreplace(forms) for b in bodies] if forms else bodies
 
 
 _np_dtype = numpy_dtype_name

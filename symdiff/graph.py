@@ -17,6 +17,7 @@ import numpy as np
 import sympy
 
 from .environment import array_digest
+from .origins import current as _current_origin
 
 
 @lru_cache(maxsize=None)
@@ -26,9 +27,12 @@ def placeholder(i: int) -> sympy.Symbol:
 
 
 class Node:
-    """One array operation. Nodes are immutable and compared by identity; a graph is what outputs reach."""
+    """One array operation. Nodes are immutable and compared by identity; a graph is what outputs reach.
 
-    __slots__ = ("op", "inputs", "shape", "dtype", "params", "__weakref__")
+    ``origin`` (``symdiff.origins``) is metadata for comments in generated code: the user's line the
+    node derives from, taken from the scope it is created in; it is not part of the node's structure."""
+
+    __slots__ = ("op", "inputs", "shape", "dtype", "params", "origin", "__weakref__")
 
     def __init__(self, op: str, inputs: tuple, shape: tuple, dtype: str, params: tuple = ()):
         self.op = op
@@ -36,6 +40,7 @@ class Node:
         self.shape = tuple(int(d) for d in shape)
         self.dtype = dtype
         self.params = params
+        self.origin = _current_origin()
 
     @property
     def ndim(self) -> int:
@@ -153,13 +158,20 @@ def rewrite(outputs, visit) -> list:
     for n in toposort(outputs):
         inputs = tuple(mapping[id(i)] for i in n.inputs)
         same = all(a is b for a, b in zip(inputs, n.inputs))
-        mapping[id(n)] = visit(n if same else Node(n.op, inputs, n.shape, n.dtype, n.params), n)
+        mapping[id(n)] = visit(n if same else copy_node(n, inputs), n)
     return [mapping[id(o)] for o in outputs]
 
 
 def substitute(outputs, replacements: dict) -> list:
     """``outputs`` with nodes replaced (``{id(old): new}``, same shapes), every user rebuilt."""
     return rewrite(outputs, lambda node, original: replacements.get(id(original), node))
+
+
+def copy_node(node: Node, inputs) -> Node:
+    """``node`` over other ``inputs`` (same op, shape, dtype, parameters and origin)."""
+    new = Node(node.op, tuple(inputs), node.shape, node.dtype, node.params)
+    new.origin = node.origin
+    return new
 
 
 def _param_text(node: Node) -> str:

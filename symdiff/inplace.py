@@ -47,6 +47,9 @@ def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
             continue
         dying = {n for n in owned if last_use.get(n) == i and shapes.get(n) == shape}
         calls = _Generator(shapes, printer, dying, shape, exp_bound).program(expr, s["target"])
+        for c in calls or ():  # the calls come from the statement's source line
+            if "origin" in s:
+                c["origin"] = s["origin"]
         out.extend(calls if calls is not None else [s])
     return out
 
@@ -106,7 +109,7 @@ def _last_reads(statements, returns) -> dict:
 
 
 def _reads(s) -> list:
-    return _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr")}))
+    return _IDENT.findall(json.dumps({k: v for k, v in s.items() if k not in ("target", "sexpr", "origin", "comment", "block")}))
 
 
 def _view_source(s):

@@ -9,6 +9,7 @@ from .graph import (  # noqa: F401
     Node,
     bind,
     const_node,
+    copy_node,
     format_graph,
     fresh_input,
     input_node,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from . import ir, ops
+from . import ir, ops, origins
 from .ir import Node, placeholder
 from .primitives import stable_forms
 
@@ -44,7 +44,11 @@ def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
     def visit(node, original):
         if id(original) in keep:
             return interned.setdefault(_key(original), original)
-        new = rewrite(node)
+        scope = origins.enter(original.origin)  # what a rewrite makes of a node comes from the node's line
+        try:
+            new = rewrite(node)
+        finally:
+            origins.leave(scope)
         return interned.setdefault(_key(new), new)
 
     return ir.rewrite(outputs, visit)
@@ -173,16 +177,20 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
                 new_inputs.append(x)
             return placeholder(new_inputs.index(x))
 
+        inlined = [node.origin]
         for i, x in enumerate(node.inputs):
             if inlinable(x) and _shape_kept(list(x.inputs), x.shape):
                 inner = {placeholder(j): slot(y) for j, y in enumerate(x.inputs)}
                 subs[placeholder(i)] = x.body.xreplace(inner)
+                inlined.append(x.origin)
             else:
                 subs[placeholder(i)] = slot(x)
         body = node.body.xreplace(subs)
         if not _shape_kept(new_inputs, node.shape):
             return node
-        return Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
+        fused = Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
+        fused.origin = origins.merge(inlined)  # the lines of the chain, when they are one file's
+        return fused
 
     # inlining is transitive because the rebuild visits producers first and use counts are per node
     def visit(node, original):

@@ -8,10 +8,15 @@ in its entry of the table (``ops.ufuncs``) and installed below as the printers' 
 
 from __future__ import annotations
 
+import numpy as np
+import sympy
+from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
 from .ops import ufuncs
+from .ops.base import numpy_dtype_name
+from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where
 
 
 class Printer(NumPyPrinter):
@@ -118,3 +123,45 @@ def wrap(text: str) -> str:
 
 
 print_expr = _print
+
+
+def array_literal(value: np.ndarray) -> str:
+    """numpy source that rebuilds ``value`` exactly (floats round-trip; nan, inf and -0.0 kept)."""
+    def text(v):
+        if isinstance(v, list):
+            return "[" + ", ".join(text(x) for x in v) + "]"
+        if isinstance(v, float):
+            return _float_text(v, "np")
+        return repr(v)
+
+    return f"np.array({text(value.tolist())}, dtype=np.{numpy_dtype_name(value.dtype)})"
+
+
+def share_exp(bodies: list) -> list:
+    """Stable forms hide an exp each: Sigmoid(u) is printed with its own (clipped) exp(-u) and numpy's
+    logaddexp(0, u) computes exp(-|u|) inside. Where the function needs that exp elsewhere, write the
+    forms with the exp itself, so that cse computes it once:
+
+    * Sigmoid(u) beside exp(-u): 1/(1 + exp(-u)) (exp(-u) = inf gives 0, not NaN);
+    * logaddexp(0, u) beside Sigmoid(+-u) (value and gradient of a softplus): with E = exp(-|u|) <= 1,
+      max(u, 0) + log1p(E) and where(u >= 0, 1, E)/(1 + E), which cannot overflow either."""
+    exps = set().union(*(b.atoms(sympy.exp) for b in bodies))
+    sigmoids = set().union(*(b.atoms(Sigmoid) for b in bodies))
+    if not sigmoids:
+        return bodies
+    softplus = {a: a.args[1 - a.args.index(0)] for b in bodies for a in b.atoms(LogAddExp) if 0 in a.args}
+    shared = {sympy.Abs(u) for u in softplus.values()} & {sympy.Abs(s.args[0]) for s in sigmoids}
+    forms = {}
+    for a, u in softplus.items():
+        if sympy.Abs(u) in shared:  # (of u = -v: -min(v, 0), without an array for -v)
+            positive_part = -sympy.Min(-u, 0) if u.could_extract_minus_sign() else sympy.Max(u, 0)
+            forms[a] = positive_part + log1p(sympy.exp(-sympy.Abs(u)))
+    for s in sigmoids:
+        u = s.args[0]
+        if sympy.Abs(u) in shared:
+            e = sympy.exp(-sympy.Abs(u))
+            nonnegative = LessEqual(-u, 0) if u.could_extract_minus_sign() else GreaterEqual(u, 0)
+            forms[s] = Where(nonnegative, 1, e) / (1 + e)
+        elif sympy.exp(-u) in exps:
+            forms[s] = 1 / (1 + sympy.exp(-u))
+    return [b.xreplace(forms) for b in bodies] if forms else bodies

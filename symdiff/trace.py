@@ -17,7 +17,7 @@ import threading
 import numpy as np
 import sympy
 
-from . import ir
+from . import ir, origins
 from .errors import DtypeError, ShapeError, TraceError, user_location
 from .ops import ufuncs as table
 from .ops.surface import FUNCTIONS, METHODS, numpy_name
@@ -276,6 +276,7 @@ def run(fun, in_nodes, keywords=(), static=None, reads=None, memo=None):
     n_positional = len(tracers) - len(keywords)
     kwargs = dict(zip(keywords, tracers[n_positional:]), **(static or {}))
     _traces.frames.append((reads.array_names if reads is not None else {}, memo))
+    scope = origins.enter(origins.USER_LINE)  # every node records the user's line that made it
     try:
         out = fun(*tracers[:n_positional], **kwargs)
     except (TraceError, ShapeError, DtypeError):
@@ -287,6 +288,7 @@ def run(fun, in_nodes, keywords=(), static=None, reads=None, memo=None):
             "use numpy operations only"
         ) from e
     finally:
+        origins.leave(scope)
         _traces.frames.pop()
     return to_nodes(out)
 

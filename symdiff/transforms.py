@@ -200,9 +200,7 @@ class Transform(Dispatch):
         return result
 
     def _derivative(self, in_nodes, wrt_pos, base_out, call):
-        from . import ir
-        from . import ops
-        from . import optimize
+        from . import ir, ops, optimize, origins
 
         scalars = [n if n.shape == () else ir.fresh_input(i, (), n.dtype) for i, n in enumerate(in_nodes)]
         fresh = any(n.shape != () for n in in_nodes) or base_out is None
@@ -231,7 +229,12 @@ class Transform(Dispatch):
             raise
         except Exception as e:  # SymPy internals: say what was being differentiated
             raise CompileError(f"SymPy failed to differentiate {body}: {type(e).__name__}: {e}") from e
-        return ir.elementwise(d, operands, dtype=dtype)
+        out = ir.elementwise(d, operands, dtype=dtype)
+        sequence = [(p,) for p in wrt_pos] if isinstance(self.positions, tuple) else [wrt_pos] * self.order
+        out.origin = fused.origin
+        for positions in sequence:  # the derivative of the function's lines, for the generated comment
+            out.origin = origins.derived(out.origin, positions=positions)
+        return out
 
     def _scalar_body_or_fail(self, node, scalars):
         composed = _scalar_body(node, scalars)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff
-from symdiff import trace
+from symdiff import trace  # noqa: F401  (attaches the array methods)
 from symdiff.ops.surface import FUNCTIONS, METHODS, numpy_name
 from tests.stage_helpers import registry_restored
 

@@ -12,6 +12,7 @@ import symdiff
 from symdiff import differentiate as D
 from symdiff import ir, optimize, trace
 
+from .generated_code import without_comments
 from .stage_helpers import STRUCTURAL, run_ir, structural_point, use_path
 
 F64 = "float64"
@@ -270,7 +271,7 @@ def test_an_operand_merged_with_another_is_read_once():
     assert all(len(set(map(id, n.inputs))) == len(n.inputs) for n in nodes)
     assert [n.op for n in nodes] == ["input", "sum"], ir.format_graph([opt])
     source = symdiff.value_and_grad(f).source(M34)
-    assert "x**2" not in source
+    assert "x**2" not in without_comments(source)  # (the comments quote the line, which has x**2)
 
 
 def test_the_difference_of_an_array_with_itself_keeps_its_shape():

@@ -6,7 +6,7 @@ Jacobian, or ``()``).
 
 from __future__ import annotations
 
-from .. import ir, ops
+from .. import ir, ops, origins
 from ..ops.base import pad_rank, zeros
 from .reverse import active_nodes
 
@@ -23,8 +23,12 @@ def jvp(outputs, wrt, tangents, lead=()):
         ts = [tan.get(id(x)) if id(x) in active else None for x in node.inputs]
         if all(t is None for t in ts):
             continue
-        t = ops.of(node).jvp(node, ts, lead)
-        if t is not None and t.shape != lead + node.shape:
-            t = ir.broadcast(pad_rank(t, node.ndim, t.ndim - n_lead), node.ndim, node.shape)
+        scope = origins.enter(origins.derived(node.origin, wrt))  # the rule's nodes derive from node's line
+        try:
+            t = ops.of(node).jvp(node, ts, lead)
+            if t is not None and t.shape != lead + node.shape:
+                t = ir.broadcast(pad_rank(t, node.ndim, t.ndim - n_lead), node.ndim, node.shape)
+        finally:
+            origins.leave(scope)
         tan[id(node)] = t
     return [tan.get(id(o)) or zeros(lead + o.shape, o.dtype) for o in outputs]

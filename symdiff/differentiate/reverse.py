@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .. import ir, ops
+from .. import ir, ops, origins
 from ..ir import Node, placeholder
 from ..ops import masks
 from ..ops.base import zeros
@@ -47,10 +47,14 @@ def vjp(outputs, cotangents, wrt, lead=()):
         if g is None or ops.of(node).leaf:
             continue
         wanted = [i for i, x in enumerate(node.inputs) if id(x) in active]
-        for i, contribution in _masked_rule(node, g, wanted, n_lead):
-            x = node.inputs[i]
-            if id(x) in active and contribution is not None:
-                ct[id(x)] = add(ct.get(id(x)), contribution)
+        scope = origins.enter(origins.derived(node.origin, wrt))  # the rule's nodes derive from node's line
+        try:
+            for i, contribution in _masked_rule(node, g, wanted, n_lead):
+                x = node.inputs[i]
+                if id(x) in active and contribution is not None:
+                    ct[id(x)] = add(ct.get(id(x)), contribution)
+        finally:
+            origins.leave(scope)
     return [ct.get(id(w)) or zeros(tuple(lead) + w.shape, w.dtype) for w in wrt]
 
 
