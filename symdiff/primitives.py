@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import sympy
 from sympy.codegen.cfunctions import log1p
+from sympy.printing.precedence import PRECEDENCE
 
 
 class Where(sympy.Function):
@@ -97,6 +98,9 @@ class Sigmoid(sympy.Function):
     """The logistic function, printed in a form that cannot overflow."""
 
     nargs = 1
+    # printed as a quotient (1/(1 + exp(-x))): parenthesized wherever a product would be, so that
+    # x/sigmoid(y) is not printed as x/1/(...)
+    precedence = PRECEDENCE["Mul"]
 
     @classmethod
     def eval(cls, x):

@@ -112,3 +112,71 @@ def test_in_place_path_values_and_derivatives(name):
     value, g = t(x)
     np.testing.assert_allclose(value, np.sum(fn(2 * x + 1) * x), rtol=1e-12)
     np.testing.assert_allclose(g, fn(2 * x + 1) + 2 * x * d1(2 * x + 1), rtol=1e-12)
+
+
+def _printed_functions(backend):
+    for func in ufuncs.printed(backend):
+        for n in (1, 2):
+            args = sympy.symbols("a b")[:n]
+            try:
+                yield func, func(*args), args
+                break
+            except (TypeError, ValueError):
+                continue
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_every_printed_function_keeps_its_meaning_as_an_operand(backend):
+    """x / f(a), x ** f(a), f(a) ** 2, -f(a) and x * f(a) ** -2 as printed equal the same arithmetic
+    on the printed f(a) alone (a printed quotient such as the sigmoid's must be parenthesized:
+    x/1/(1 + exp(-a)) is x * sigmoid(a), a silent wrong value)."""
+    import math
+
+    printer = printing._PRINTER if backend == "numpy" else printing._NUMBA
+    x = sympy.Symbol("x")
+    scope = {"np": np, "math": math, "a": 0.3, "b": 0.7, "x": 1.9}
+    try:
+        import scipy.special
+
+        scope["scipy"] = scipy
+    except ImportError:
+        pass
+    checked = 0
+    for func, call, _ in _printed_functions(backend):
+        text = printer.doprint(call)
+        if "scipy." in text and "scipy" not in scope:
+            continue
+        with np.errstate(all="ignore"):
+            try:
+                f = eval(text, scope)  # noqa: S307
+            except ValueError:  # outside the domain of a math function at these arguments
+                continue
+            if isinstance(f, (bool, np.bool_)) or not np.isfinite(f) or f == 0:
+                continue  # comparisons, and values these identities cannot test
+            for expr, expected in (
+                (x / call, 1.9 / f),
+                (x**call, 1.9**f),
+                (call**2, f**2),
+                (-call, -f),
+                (x * call**-2, 1.9 * f**-2),
+            ):
+                got = eval(printer.doprint(expr), scope)  # noqa: S307
+                np.testing.assert_allclose(got, expected, rtol=1e-14, equal_nan=True, err_msg=f"{func}: {expr}")
+        checked += 1
+    assert checked >= 10
+
+
+def test_a_quotient_by_the_sigmoid_is_right_end_to_end():
+    pytest.importorskip("scipy")
+    import scipy.special as sp
+
+    for backend in ("numpy", "numba"):
+        if backend == "numba":
+            pytest.importorskip("numba")
+        s = 1 / (1 + np.exp(-0.4))
+        for argnums in (0, (0, 1)):
+            value, grads = symdiff.value_and_grad(
+                lambda x, y: x / sp.expit(y), argnums=argnums, signature="(),()->()", backend=backend
+            )(0.3, 0.4)
+            expected = [1 / s, -0.3 * (1 - s) / s][: 1 if argnums == 0 else 2]
+            np.testing.assert_allclose([value, *np.atleast_1d(grads)], [0.3 / s, *expected], rtol=1e-13)
