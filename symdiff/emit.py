@@ -18,10 +18,8 @@ import sympy
 
 from . import emit_layout as layout
 from . import inplace, ir, ops
-from .emit_batch import align_batched, batched_nodes
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
-from .primitives import _Special
 from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
 from .printing import print_expr as _print
 from .resources import template_dir
@@ -157,38 +155,21 @@ def _statement_template(kind: str, own: str | None) -> jinja2.Template:
     return _environment().from_string('{%- import "statements.j2" as st -%}' + text, globals={"kind": kind})
 
 
-_SCIPY_FUNCTIONS = (sympy.erf, sympy.erfc, sympy.loggamma, sympy.polygamma, _Special)
-
-
-def uses_scipy(body) -> bool:
-    """True if printing ``body`` calls scipy.special."""
-    return bool(body.atoms(*_SCIPY_FUNCTIONS))
-
-
 def numba_fusible(plan: FunctionPlan) -> bool:
     """True if every value is a scalar per point: inputs, single elements of inputs, elementwise
     scalars, and packed outputs. Such a function runs as one loop over points."""
     if any(n.dtype not in ("float64", "float32") for n in plan.inputs):
         return False
-    inputs = {id(n) for n in plan.inputs}
-    for n in ir.toposort(plan.outputs):
-        if n.op == "input":
-            continue
-        if n.op == "elementwise" and n.shape == () and n.dtype in ("float64", "float32", "bool"):
-            if uses_scipy(n.body):  # numba cannot call scipy.special: numpy code instead
-                return False
-            continue
-        if n.op == "index" and id(n.inputs[0]) in inputs and all(isinstance(e, int) for e in n.params[0]):
-            continue
-        if n.op == "pack" and any(n is o for o in plan.outputs) and n.ndim == len(n.params[1]):
-            continue
+    arguments = {id(n) for n in plan.inputs}
+    if not all(ops.of(n).per_point(n, arguments, plan.outputs) for n in ir.toposort(plan.outputs)):
         return False
     return all(o.op != "input" or o.shape == () for o in plan.outputs)
 
 
 def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None):
-    outputs = plan.outputs if numba else align_batched(plan.outputs, plan)
-    batched = batched_nodes(outputs, plan)
+    batched_inputs = {id(plan.inputs[p]) for p in plan.core_ranks}
+    outputs = plan.outputs if numba or not batched_inputs else ops.align_batches(plan.outputs, batched_inputs)
+    batched = ops.batch_carriers(outputs, batched_inputs)
     single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
 
     def print_expr(expr):

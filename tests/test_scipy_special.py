@@ -11,6 +11,8 @@ import pytest
 
 import symdiff
 
+from .generated_code import without_comments
+
 sp = pytest.importorskip("scipy.special")
 
 X = np.array([-2.5, -0.3, 0.4, 1.7])
@@ -96,7 +98,7 @@ def test_generated_code_imports_scipy_special_only_when_it_uses_it():
     imports = [ast.unparse(n) for n in ast.parse(with_special).body if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert imports == ["import numpy as np", "import scipy.special"]
     plain = symdiff.grad(lambda v: np.sum(sp.erf(v))).source(X)  # the derivative of erf is numpy code
-    assert "scipy" not in plain
+    assert "scipy" not in without_comments(plain)  # its comments quote this file's line, which calls sp.erf
 
 
 def test_numba_backend_runs_special_functions_as_numpy_code():

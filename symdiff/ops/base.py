@@ -59,6 +59,16 @@ class Op:
         inputs are one repeated number (``values``: that number or None, per input), or None."""
         return None
 
+    def per_point(self, node: Node, arguments: set, outputs: list) -> bool:
+        """Whether a fused per-point kernel (the numba backend) computes ``node`` as one scalar per
+        point (``arguments``: ids of the argument nodes)."""
+        return False
+
+    def batched_operand_ranks(self, node: Node):
+        """The rank each input must have when it carries leading batch axes and numpy aligns
+        trailing axes (elementwise: the node's rank), or None where no alignment is needed."""
+        return None
+
     def statement(self, node: Node, emit) -> dict:
         """The data model of the generated statement computing ``node`` (``emit``: names and context).
         By default, for an op with its own ``template``: its target, input names and parameters."""
@@ -177,3 +187,38 @@ def lower(outputs) -> list:
         outputs = rewrite(outputs, lowered)
         if not lowered_any:
             return outputs
+
+
+def batch_carriers(outputs, batched_inputs: set) -> set:
+    """The ids of the nodes that carry the leading batch axes of ``batched_inputs`` (a batched
+    argument of a ``signature=`` function) and of every node computed from them."""
+    from ..graph import toposort
+
+    batched = set(batched_inputs)
+    for n in toposort(outputs):
+        if any(id(i) in batched for i in n.inputs):
+            batched.add(id(n))
+    return batched
+
+
+def align_batches(outputs, batched_inputs: set) -> list:
+    """Lowering for batched functions: the batch axes lead every array that carries them, so an
+    operand of lower rank than its op expects gets explicit size-1 axes in front (numpy aligns
+    trailing axes, which would otherwise pair a batch axis with a core axis)."""
+    from ..graph import copy_node, rewrite
+    from .shape import reshape
+
+    batched = batch_carriers(outputs, batched_inputs)
+
+    def aligned(node, original):
+        ranks = REGISTRY[node.op].batched_operand_ranks(node)
+        if ranks is not None:
+            inputs = [reshape(x, x.ndim, (1,) * (rank - x.ndim) + x.shape) if id(o) in batched and x.ndim < rank else x
+                      for x, o, rank in zip(node.inputs, original.inputs, ranks)]
+            if any(a is not b for a, b in zip(inputs, node.inputs)):
+                node = copy_node(node, inputs)
+        if id(original) in batched:
+            batched.add(id(node))
+        return node
+
+    return rewrite(outputs, aligned)

@@ -16,7 +16,7 @@ import sympy
 from ..errors import ShapeError
 from ..graph import Node, bind, placeholder, result_dtype
 from ..primitives import Where, lift_selects, local_derivative
-from . import masks, ufuncs  # noqa: F401  (ufuncs: the table of the functions this op applies)
+from . import masks, ufuncs
 from .base import Op, pad_rank, register, unbroadcast
 from .surface import (
     array_method,
@@ -70,6 +70,13 @@ class Elementwise(Op):
     """A SymPy body over placeholders applied to broadcast inputs (every ufunc; fills without inputs)."""
 
     name = "elementwise"
+
+    def batched_operand_ranks(self, node):
+        return [node.ndim] * len(node.inputs)
+
+    def per_point(self, node, arguments, outputs):
+        # numba cannot call scipy.special: such a body stays numpy code
+        return node.shape == () and node.dtype in ("float64", "float32", "bool") and not ufuncs.calls_scipy(node.body)
 
     def vjp(self, node, g, wanted, n_lead):
         xs = node.inputs
@@ -129,6 +136,9 @@ class Input(Op):
 
     name = "input"
     leaf = passed_in = True
+
+    def per_point(self, node, arguments, outputs):
+        return True
 
 
 @register

@@ -156,6 +156,9 @@ class Index(Op):
     name = "index"
     linear = True
 
+    def per_point(self, node, arguments, outputs):
+        return id(node.inputs[0]) in arguments and all(isinstance(e, int) for e in node.params[0])
+
     def vjp(self, node, g, wanted, n_lead):
         idx, core = node.params
         yield 0, scatter(g, idx, core)
@@ -282,6 +285,9 @@ class Pack(Op):
 
     name = "pack"
     linear = True
+
+    def per_point(self, node, arguments, outputs):  # an output, its entries written per point
+        return any(node is o for o in outputs) and node.ndim == len(node.params[1])
 
     def vjp(self, node, g, wanted, n_lead):
         where, core = node.params

@@ -56,6 +56,11 @@ class Einsum(Op):
 
     name = "einsum"
 
+    def batched_operand_ranks(self, node):
+        ins, out = node.params[0].split("->")
+        lead = node.ndim - len(out)
+        return [lead + len(term) for term in ins.split(",")]
+
     def vjp(self, node, g, wanted, n_lead):
         xs = node.inputs
         (spec,) = node.params

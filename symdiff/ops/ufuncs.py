@@ -5,8 +5,7 @@ as a SymPy body of its operands (SymPy then gives every derivative), how the Sym
 made of prints in numpy code and in numba kernels, the ufunc that computes it into a buffer
 (``out=``, the in-place path of large arrays), its result dtype where that is not the operands'
 (comparisons give bool), and its derivative convention where one is needed. The tracer, both
-printers, the in-place pass and docs/operations.md read this table. (Still outside it: emit's
-``uses_scipy``, which lists the SymPy functions printed as scipy.special calls, and the in-place
+printers, the in-place pass and docs/operations.md read this table. (Still outside it: the in-place
 sequences of ``Sigmoid``, ``Max``/``Min`` and ``Heaviside``, which are more than one ufunc call.)
 
 Adding a ufunc is adding an entry (and a SymPy function above it if SymPy has none; its test in
@@ -355,6 +354,14 @@ UNARY = {n: e.body for (n, nin), e in NUMPY.items() if nin == 1}  # numpy name -
 BINARY = {n: e.body for (n, nin), e in NUMPY.items() if nin == 2}
 SPECIAL = {n: e.body for n, e in SCIPY.items()}
 BOOLEAN_RESULT = {n for (n, _), e in NUMPY.items() if e.dtype == "bool"}
+
+
+_SCIPY_PRINTED = (sympy.erf, sympy.erfc, sympy.loggamma, sympy.polygamma, _Special)
+
+
+def calls_scipy(body) -> bool:
+    """True if printing ``body`` calls scipy.special (numba kernels cannot)."""
+    return bool(body.atoms(*_SCIPY_PRINTED))
 
 
 def lookup(name: str, nin: int) -> Ufunc | None:
