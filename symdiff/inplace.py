@@ -171,7 +171,7 @@ class _Generator:
             return self.printer(e)
         return self.gen(e)
 
-    def apply(self, fn, args, extra=""):
+    def apply(self, fn, args):
         """fn(*args) into a buffer among the arguments, a spare one, or a new one. Every buffer among
         the arguments is read here for the last time (an intermediate value is read once)."""
         for a in args:
@@ -179,16 +179,15 @@ class _Generator:
                 self.reads_left[a] -= 1
                 if not self.reads_left[a]:
                     self.buffers.add(a)
-        text = ", ".join(args) + (f", {extra}" if extra else "")
         out = next((a for a in sorted(args, key=lambda a: a != self.target) if a in self.buffers), None)
         if out is None and self.spare:
             out = self.spare.pop()
         if out is None:
             out = self.new_name()
-            self.calls.append({"op": "assign", "target": out, "expr": f"{fn}({text})"})
+            self.calls.append({"op": "apply", "target": out, "fn": fn, "args": list(args)})
             self.buffers.add(out)
         else:
-            self.calls.append({"op": "call", "target": out, "fn": fn, "args": text})
+            self.calls.append({"op": "call", "target": out, "fn": fn, "args": list(args)})
             self.buffers.add(out)
         self.spare.extend(a for a in dict.fromkeys(args) if a in self.buffers and a != out)
         self.buffers.difference_update(self.spare)
