@@ -39,19 +39,51 @@ def _fold_stable(node: Node) -> Node:
 
 def _rebuild(outputs, rewrite, keep=frozenset()) -> list:
     """Recreate the graph bottom-up through ``rewrite``, merging structurally identical nodes."""
-    interned: dict = {}
+    interned = _Interned()
 
     def visit(node, original):
         if id(original) in keep:
-            return interned.setdefault(_key(original), original)
+            return interned.first(original)
         scope = origins.enter(original.origin)  # what a rewrite makes of a node comes from the node's line
         try:
             new = rewrite(node)
         finally:
             origins.leave(scope)
-        return interned.setdefault(_key(new), new)
+        return interned.first(new)
 
     return ir.rewrite(outputs, visit)
+
+
+class _Interned:
+    """The first node of each ``_key``, without computing the key of every elementwise node.
+
+    An elementwise key rebuilds the whole body over its operands (milliseconds for a large body), so
+    elementwise nodes are first sorted by a cheap key that equal keys share: shape, dtype and the
+    operands the body uses. Full keys are computed only when two nodes share a cheap key."""
+
+    def __init__(self):
+        self._exact: dict = {}  # key -> first node
+        self._by_cheap: dict = {}  # cheap key -> the one node seen (key not needed yet) or {key: first node}
+
+    def first(self, node: Node) -> Node:
+        if node.op != "elementwise" or not node.inputs:
+            return self._exact.setdefault(_key(node), node)
+        ids = [id(x) for x in node.inputs]
+        if len(set(ids)) == len(ids):  # renaming distinct placeholders to distinct operands keeps every symbol
+            by_position = {placeholder(i): _operand_symbol(k) for i, k in enumerate(ids)}
+            used = frozenset(by_position.get(s, s) for s in node.body.free_symbols)
+            key = None
+        else:  # a repeated operand can cancel (a0 - a1 over (x, x)): ask the key itself
+            key = _key(node)
+            used = frozenset(key[1].free_symbols)
+        cheap = (node.shape, node.dtype, used)
+        seen = self._by_cheap.get(cheap)
+        if seen is None:
+            self._by_cheap[cheap] = node if key is None else {key: node}
+            return node
+        if not isinstance(seen, dict):
+            seen = self._by_cheap[cheap] = {_key(seen): seen}
+        return seen.setdefault(key if key is not None else _key(node), node)
 
 
 def _key(node: Node):
@@ -59,10 +91,14 @@ def _key(node: Node):
         return ("input", node.params, node.shape, node.dtype)
     if node.op == "elementwise" and node.inputs:
         # the body over the operands themselves: minimum(x, y) and minimum(y, x) are one node
-        operands = {placeholder(i): sympy.Symbol(f"n{id(x)}") for i, x in enumerate(node.inputs)}
+        operands = {placeholder(i): _operand_symbol(id(x)) for i, x in enumerate(node.inputs)}
         return ("elementwise", node.body.xreplace(operands), node.shape, node.dtype)
     params = tuple(p.digest if isinstance(p, ir.Constant) else p for p in node.params)
     return (node.op, tuple(id(i) for i in node.inputs), node.shape, node.dtype, params)
+
+
+def _operand_symbol(node_id: int) -> sympy.Symbol:
+    return sympy.Symbol(f"n{node_id}")
 
 
 def _fill_value(node: Node):

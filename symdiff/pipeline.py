@@ -17,22 +17,56 @@ FRONT_ENDS = ("cli", "torchlike", "__main__")
 @functools.lru_cache(maxsize=1)
 def version() -> str:
     """symdiff's version plus a digest of its own code and templates, so that cache entries made
-    by any other build of symdiff (including a development checkout) are never reused."""
+    by any other build of symdiff (including a development checkout) are never reused.
+
+    Every module of the package counts except the front ends, found by listing the package, so a
+    new module is covered without being named here. A new process computes this before its first
+    disk-cache hit: it reads the files with bare ``os`` calls (no buffered file objects, no
+    ``relpath``), which is most of the warm-start time otherwise."""
     import os
 
     from . import __version__
     from .resources import template_dir
 
+    here, templates = os.path.dirname(os.path.abspath(__file__)), template_dir()
+    files = [(name, os.path.join(templates, name)) for name in os.listdir(templates) if name.endswith(".j2")]
+    files += _package_sources(here, "")
     h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    files = [os.path.join(template_dir(), n) for n in os.listdir(template_dir()) if n.endswith(".j2")]
-    for root, dirs, names in os.walk(here):
-        dirs[:] = [d for d in dirs if not d.startswith(FRONT_ENDS) and d != "__pycache__"]
-        files += [os.path.join(root, n) for n in names if n.endswith(".py") and not n.startswith(FRONT_ENDS)]
-    for path in sorted(files, key=lambda p: os.path.relpath(p, here)):
-        with open(path, "rb") as fh:
-            h.update(os.path.relpath(path, here).encode() + fh.read())
+    for rel, path in sorted(files):
+        h.update(rel.encode() + _read_bytes(path))
     return f"{__version__}+{h.hexdigest()[:12]}"
+
+
+def _package_sources(folder: str, prefix: str) -> list:
+    """(path relative to the package with "/" separators, path) of every non-front-end module."""
+    import os
+
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(FRONT_ENDS) or name == "__pycache__":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                found += _package_sources(entry.path, prefix + name + "/")
+            elif name.endswith(".py"):
+                found.append((prefix + name, entry.path))
+    return found
+
+
+def _read_bytes(path: str) -> bytes:
+    import os
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def render(title, plans, backend="numpy", regenerate=None):

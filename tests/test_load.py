@@ -482,3 +482,17 @@ def test_eight_processes_compiling_at_once(cache):
         np.testing.assert_array_equal(r, results[0])
     assert len(entries(cache)) == 1 and leftovers(cache) == []
     assert not any("CacheWarning" in e for _, e in outs)
+
+
+def test_the_compiler_version_covers_every_module_but_the_front_ends():
+    """A module added to the package (e.g. by splitting one) keys cache entries without being named."""
+    from symdiff import pipeline
+
+    package = os.path.dirname(os.path.abspath(symdiff.__file__))
+    expected = sorted(
+        os.path.relpath(p, package).replace(os.sep, "/")
+        for p in glob.glob(os.path.join(package, "**", "*.py"), recursive=True)
+        if not os.path.relpath(p, package).startswith(pipeline.FRONT_ENDS)
+    )
+    covered = sorted(rel for rel, _ in pipeline._package_sources(package, ""))
+    assert covered == expected and "load.py" in covered and "dispatch.py" in covered

@@ -1,0 +1,238 @@
+"""What a transform computes, as IR: ``trace -> differentiate`` for each kind of transform.
+
+``outputs`` builds the derivative graph of a ``transforms.Transform`` over given input nodes:
+gradients and Hessians by reverse mode, Jacobians by forward or reverse mode over a basis axis,
+per-point cores entry by entry (``differentiate.scalarize``), and ``derivative`` as one SymPy
+expression (``sympy.diff`` in one call, or Taylor coefficients from ``TAYLOR_FROM_ORDER`` on, or
+forward mode through user-defined rules). Kept apart from ``transforms`` so that defining and
+calling a transform whose code is cached loads none of this.
+"""
+
+from __future__ import annotations
+
+from . import differentiate, ir, ops, optimize, origins, trace
+from .dispatch import NO_KEYWORDS
+from .errors import CompileError, NotScalarError, SymdiffError, TraceError
+from .graph import placeholder
+from .transforms import _primal
+
+TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
+
+
+def outputs(t, in_nodes, base_out=None, batched=False, call=None):
+    """Output nodes of transform ``t`` as a function of ``in_nodes`` (see ``Transform.symbolic``)."""
+    call = call or NO_KEYWORDS
+    wrt_pos = t._wrt_list(len(in_nodes) - len(call.keywords))
+    for p in wrt_pos:
+        trace.check_differentiable(in_nodes[p].dtype, f"argument {t._arg_name(p)!r}")
+    if t.kind == "derivative":
+        return _derivative(t, in_nodes, wrt_pos, base_out, call)
+    primal, aux = _primal_output(t, in_nodes, base_out, call)
+    single = not isinstance(t.positions, tuple)
+    result = None
+    # element by element pays for batches of small per-point problems (sparse, symmetric entries)
+    if batched and (single or t.kind != "hessian"):
+        from .differentiate import scalarize
+
+        if scalarize.applicable(in_nodes, primal):
+            result = _scalarized(t, in_nodes, primal, wrt_pos, single)
+    if result is None:
+        result = _by_kind(t, primal, [in_nodes[p] for p in wrt_pos], single)
+    return (result, aux) if t.has_aux else result
+
+
+def _primal_output(t, in_nodes, base_out, call):
+    """(the function's output node, fused and stabilized; its aux output or None)."""
+    primal = _primal(t.fun, in_nodes, base_out, call)
+    aux = None
+    if t.has_aux:
+        if not (isinstance(primal, tuple) and len(primal) == 2):
+            raise SymdiffError("has_aux=True needs the function to return a pair (output, aux)")
+        primal, aux = primal
+    if isinstance(primal, ir.Node):  # fuse and stabilize before differentiating
+        (primal,) = optimize.optimize([primal], keep=in_nodes, lower=False)
+    if not isinstance(primal, ir.Node):
+        raise SymdiffError(
+            f"{t.kind} needs the function to return one array, got a {type(primal).__name__}"
+            + ("; pass has_aux=True to return (output, aux)" if isinstance(primal, tuple) else "")
+        )
+    return primal, aux
+
+
+def _by_kind(t, primal, wrt, single):
+    """The gradient, value and gradient, Jacobian or Hessian of ``primal`` with respect to ``wrt``."""
+    if t.kind == "jacobian":
+        jacs = [_jacobian(primal, w) for w in wrt]
+        return jacs[0] if single else tuple(jacs)
+    if primal.shape != ():
+        raise NotScalarError(_not_scalar(t, primal.shape))
+    grads = differentiate.vjp([primal], [ir.fill(1, (), primal.dtype)], wrt)
+    if t.kind == "hessian":
+        rows = [tuple(_jacobian(g, w) for w in wrt) for g in grads]
+        return rows[0][0] if single else tuple(rows)
+    grads = [_cast(g, w.dtype) for g, w in zip(grads, wrt)]
+    result = grads[0] if single else tuple(grads)
+    return (primal, result) if t.kind == "value_and_grad" else result
+
+
+def _not_scalar(t, shape) -> str:
+    if t.kind == "hessian":
+        return (
+            f"hessian needs a scalar output, but {t.__name__} returns shape {shape}; "
+            "use jacobian(jacobian(f)) for array outputs, or signature='(n)->()' for a batch of points"
+        )
+    return (
+        f"{t.kind} only applies to functions with a scalar output, but {t.__name__} returns "
+        f"shape {shape}; use symdiff.jacobian for array outputs, symdiff.derivative for "
+        "elementwise derivatives of scalar functions, or signature='(n)->()' for a batch of points"
+    )
+
+
+def _scalarized(t, in_nodes, primal, wrt_pos, single):
+    """Small cores: every derivative entry its own expression; zeros skipped, symmetry used."""
+    from .differentiate import scalarize
+
+    if t.kind in ("grad", "value_and_grad", "hessian") and primal.shape != ():
+        return None  # let the general path raise its error
+    got = scalarize.scalar_outputs(primal, in_nodes)
+    if got is None:
+        return None
+    value, arrays, columns = got
+    build = scalarize.Builder(in_nodes, columns)
+    order = 2 if t.kind == "hessian" else 1
+    results = []
+    try:
+        derived = scalarize.derivative_arrays(value, arrays, wrt_pos, order)
+    except scalarize.TooLarge:
+        return None
+    for p, d in zip(wrt_pos, derived):
+        w = in_nodes[p]
+        dtype = w.dtype if t.kind in ("grad", "value_and_grad") else ir.result_dtype(primal.dtype, w.dtype)
+        results.append(build.pack(scalarize.entries_of(d), d.shape, dtype))
+    result = results[0] if single else tuple(results)
+    if t.kind == "value_and_grad":
+        result = (build.entry(value[()], primal.dtype), result)
+    return result
+
+
+# -- derivative(): one elementwise expression ----------------------------------------------------
+
+
+def _derivative(t, in_nodes, wrt_pos, base_out, call):
+    scalars = [n if n.shape == () else ir.fresh_input(i, (), n.dtype) for i, n in enumerate(in_nodes)]
+    fresh = any(n.shape != () for n in in_nodes) or base_out is None
+    out = _primal(t.fun, scalars, None if fresh else base_out, call)
+    if not isinstance(out, ir.Node):
+        raise SymdiffError("derivative needs a function that returns one scalar")
+    if out.shape != ():
+        raise NotScalarError(
+            f"derivative needs a function of scalars that returns a scalar, but {t.__name__} returns "
+            f"shape {out.shape}; use symdiff.jacobian for array functions"
+        )
+    dtype = ir.result_dtype(*(in_nodes[p].dtype for p in wrt_pos))
+    (fused,) = optimize.optimize([out], keep=scalars, lower=False)
+    if any(ops.of(n).opaque for n in ir.toposort([fused])):  # user-defined rules: no closed form
+        body, free = scalar_body_or_fail(t, derivative_by_rules(t, fused, scalars, wrt_pos), scalars)
+        return ir.elementwise(body, list(in_nodes) + free, dtype=dtype)
+    body, free = scalar_body_or_fail(t, fused, scalars)  # free: values that do not depend on the arguments
+    operands = list(in_nodes) + free
+    try:
+        if not isinstance(t.positions, tuple) and t.order >= TAYLOR_FROM_ORDER:
+            from .differentiate.taylor import derivative_node
+
+            return derivative_node(body, operands, wrt_pos[0], t.order, dtype)
+        d = derivative_expr(t, body, wrt_pos)
+    except SymdiffError:
+        raise
+    except Exception as e:  # SymPy internals: say what was being differentiated
+        raise CompileError(f"SymPy failed to differentiate {body}: {type(e).__name__}: {e}") from e
+    out = ir.elementwise(d, operands, dtype=dtype)
+    sequence = [(p,) for p in wrt_pos] if isinstance(t.positions, tuple) else [wrt_pos] * t.order
+    out.origin = fused.origin
+    for positions in sequence:  # the derivative of the function's lines, for the generated comment
+        out.origin = origins.derived(out.origin, positions=positions)
+    return out
+
+
+def scalar_body_or_fail(t, node, scalars):
+    composed = scalar_body(node, scalars)
+    if composed is None:
+        raise TraceError(
+            f"derivative needs {t.__name__} to be built from elementwise operations on scalar arguments; "
+            "use symdiff.grad or symdiff.jacobian for functions with array operations"
+        )
+    return composed
+
+
+def derivative_by_rules(t, out, scalars, wrt_pos):
+    """The derivative as a graph, by forward mode on the IR (one JVP per differentiation): the way
+    through user-defined rules, which give SymPy no formula to differentiate."""
+    variables = [scalars[p] for p in wrt_pos]
+    for v in variables if isinstance(t.positions, tuple) else variables * t.order:
+        (out,) = differentiate.jvp([out], [v], [ir.fill(1, (), v.dtype)])
+    (fused,) = optimize.optimize([out], keep=scalars)
+    return fused
+
+
+def derivative_expr(t, body, wrt_pos):
+    """The derivative as one SymPy expression over placeholders (``diff`` in one call)."""
+    import sympy
+
+    from .primitives import clean_derivative
+
+    variables = [placeholder(p) for p in wrt_pos]
+    sequence = variables if isinstance(t.positions, tuple) else variables * t.order
+    return clean_derivative(sympy.diff(body, *sequence)) if sequence else body
+
+
+def scalar_body(node, scalars):
+    """(SymPy body, free nodes) of a scalar graph: the body is over placeholders ``a0..`` for
+    ``scalars`` (by position) followed by one placeholder per free node (a value that does not
+    depend on ``scalars``: a closed-over constant, or a value of an enclosing trace). None if a
+    value that depends on ``scalars`` is computed by anything but elementwise work."""
+    memo: dict = {id(s): placeholder(i) for i, s in enumerate(scalars)}
+    depends = {id(s) for s in scalars}
+    for n in ir.toposort([node]):
+        if any(id(i) in depends for i in n.inputs):
+            depends.add(id(n))
+    free: list = []
+
+    def compose(n):
+        if id(n) not in memo:
+            if id(n) not in depends:
+                free.append(n)
+                memo[id(n)] = placeholder(len(scalars) + len(free) - 1)
+            elif n.op == "elementwise":
+                parts = [compose(x) for x in n.inputs]
+                memo[id(n)] = None if None in parts else n.body.xreplace(
+                    {placeholder(i): p for i, p in enumerate(parts)}
+                )
+            else:
+                memo[id(n)] = None
+        return memo[id(n)]
+
+    body = compose(node)
+    return None if body is None else (body, free)
+
+
+# -- small helpers -------------------------------------------------------------------------------
+
+
+def _cast(node, dtype):
+    if node.dtype == dtype:
+        return node
+    return ir.elementwise(placeholder(0), (node,), dtype=dtype)
+
+
+def _jacobian(out, w):
+    """d out / d w with shape out.shape + w.shape, vectorized over a basis axis (no Python loop)."""
+    dtype = ir.result_dtype(out.dtype, w.dtype)
+    n_in, n_out = w.size, out.size
+    if n_in <= n_out:
+        basis = ir.eye_basis(w.shape, dtype)
+        (t,) = differentiate.jvp([out], [w], [basis], lead=(n_in,))
+        t = ir.transpose(t, tuple(range(1, t.ndim)) + (0,))
+        return ir.reshape(t, t.ndim, out.shape + w.shape)
+    basis = ir.eye_basis(out.shape, dtype)
+    (g,) = differentiate.vjp([out], [basis], [w], lead=(n_out,))
+    return ir.reshape(g, g.ndim, out.shape + w.shape)
