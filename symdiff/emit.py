@@ -7,6 +7,7 @@ numpy and nothing else, and every identifier in it was generated or sanitized he
 
 from __future__ import annotations
 
+import itertools
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ _PLAIN_OPS = {"assign", "index", "matmul", "reshape", "free"}  # statements whos
 def _uses_numpy(f: dict) -> bool:
     return (
         bool(f.get("needs_batch"))
-        or "np." in f["returns"]
+        or any(r["broadcast"] is not None or r["dtype"] for r in f["returned"])
         or any(s["op"] not in _PLAIN_OPS or "np." in repr(_code_fields(s)) for s in f["statements"])
     )
 
@@ -167,231 +168,276 @@ def numba_fusible(plan: FunctionPlan) -> bool:
 
 
 def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None):
-    batched_inputs = {id(plan.inputs[p]) for p in plan.core_ranks}
-    outputs = plan.outputs if numba or not batched_inputs else ops.align_batches(plan.outputs, batched_inputs)
-    batched = ops.batch_carriers(outputs, batched_inputs)
-    single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
-
-    def print_expr(expr):
-        if numba:
-            return wrap((_NUMBA32 if single else _NUMBA).doprint(expr))
-        return _print(expr, single)
-
-    nodes = ir.toposort(outputs)
-    names: dict = {}
-    taken = set(plan.param_names) | RESERVED
-    for pos, node in enumerate(plan.inputs):
-        names[id(node)] = plan.param_names[pos]
-    consts, const_names = [], []
-    counter = iter(range(10**9))
-
-    def new_name(prefix="t"):
-        while True:
-            n = f"{prefix}{next(counter)}"
-            if n not in taken:
-                taken.add(n)
-                return n
-
-    symbol_of: dict = {}
-
-    def sym(node):
-        # plain symbols: printing and cse then skip SymPy's (slow) assumption queries
-        return symbol_of.setdefault(id(node), sympy.Symbol(names[id(node)]))
-
-    if numba:  # packed outputs are written straight into the output arrays
-        for k, o in enumerate(outputs):
-            if o.op == "pack":
-                names[id(o)] = f"out{k}"
-    # name every node; collect elementwise bodies over named symbols for one global cse
-    bodies, body_nodes = [], []
-    by_body: dict = {}
-    twin_of: dict = {}  # id of a node -> the earlier node with the same body over the same arrays
-    for node in nodes:
-        if id(node) in names:
-            continue
-        if node.op == "const":
-            names[id(node)] = _constant_name(node.params[0], consts, const_names, taken, literals, module_constants)
-            continue
-        if node.op == "elementwise" and node.inputs:
-            body = node.body.xreplace({placeholder(i): sym(x) for i, x in enumerate(node.inputs)})
-            twin = by_body.setdefault((body, node.shape, node.dtype), node)
-            if twin is not node:  # e.g. minimum(y, x) beside minimum(x, y): one array under one name
-                twin_of[id(node)] = twin
-                names[id(node)] = names[id(twin)]
-                continue
-            bodies.append(body)
-            body_nodes.append(node)
-        names[id(node)] = new_name()
-    shapes = {names[id(n)]: n.shape for n in nodes}
-    bodies = share_exp(bodies)
-    if bodies and len(bodies) <= CSE_MAX_BODIES:
-        replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(taken), order="none")
-    else:  # a long program (e.g. Taylor coefficients) is already shared node by node
-        replacements, reduced = [], bodies
-    temps = dict(replacements)
-    # a node whose whole body is one cse temp takes the temp's place (no `t1 = c0` copies)
-    # (the node's statement then moves to the temp's first use)
-    alias = {}
-    for n, e in zip(body_nodes, reduced):
-        if e in temps and e not in alias:
-            alias[e] = sym(n)
-    if alias:
-        temps = {alias.get(k, k): v.xreplace(alias) for k, v in temps.items()}
-        reduced = [e.xreplace(alias) for e in reduced]
-    reduced_of = {id(n): e for n, e in zip(body_nodes, reduced)}
-
-    def canonical(n):
-        return twin_of.get(id(n), n)
-
-    need_shape = _needs_exact_shape(nodes, outputs)
-    consumers_need_shape = {id(canonical(n)) for n in nodes if id(n) in need_shape}
-
-    statements, emitted = [], set()
-    context = StatementContext(names, batched, numba, statements, new_name)
-    uses: dict = {}
-    consumers: dict = {}
-    for n in nodes:
-        for i in map(canonical, n.inputs):
-            uses[id(i)] = uses.get(id(i), 0) + 1
-            consumers.setdefault(id(i), []).append(n)
-    returned = {id(canonical(o)) for o in outputs}
-    inline = {
-        id(e)
-        for n in nodes
-        if n.op == "pack"
-        for e in map(canonical, n.inputs)
-        if e.op == "elementwise" and e.inputs and uses.get(id(e)) == 1 and id(e) not in returned
-    }
-
-    node_of_temp = {sym(n): n for n in body_nodes if sym(n) in temps}  # nodes that took a temp's place
-
-    def emit_temps(expr):
-        for s in sorted(expr.free_symbols, key=lambda s: s.name):
-            if s in temps and s not in emitted:
-                emit_temps(temps[s])
-                emitted.add(s)
-                shapes[s.name] = _static_shape(temps[s], temps, shapes)
-                node = node_of_temp.get(s)
-                if node is not None and id(node) in consumers_need_shape and shapes[s.name] != node.shape:
-                    shapes[s.name] = node.shape  # e.g. a body that does not read the operand giving its shape
-                    statements.append({"op": "assign_full", "target": s.name, "expr": print_expr(temps[s]),
-                                       "shape": node.shape, "batched": id(node) in batched, "sexpr": temps[s]})
-                else:
-                    statements.append({"op": "assign", "target": s.name, "expr": print_expr(temps[s]),
-                                       "sexpr": temps[s]})
-
-    def write(node):  # the statements of one node
-            target = names[id(node)]
-            is_b = id(node) in batched
-            if ops.of(node).passed_in or id(node) in twin_of:
-                return
-            if node.op == "elementwise" and not node.inputs:
-                if node.shape == () and uses.get(id(node)) and all(c.op == "pack" for c in consumers.get(id(node), ())):
-                    return
-                statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
-                                   "value": print_expr(node.body)})
-            elif node.op == "elementwise" and id(node) in inline:
-                return  # written straight into its slot by the pack that uses it
-            elif node.op == "elementwise" and reduced_of[id(node)] in temps:
-                emit_temps(reduced_of[id(node)])  # defined where the temp it replaced was first needed
-            elif node.op == "elementwise" and reduced_of[id(node)].is_number and not is_b:
-                # a body that became a number here (operands merged into one name): np.full has its dtype
-                statements.append({"op": "fill", "target": target, "shape": node.shape, "dtype": _np_dtype(node.dtype),
-                                   "value": print_expr(reduced_of[id(node)])})
-            elif node.op == "elementwise":
-                expr = reduced_of[id(node)]
-                emit_temps(expr)
-                static = _static_shape(expr, temps, shapes)
-                full = id(node) in consumers_need_shape and static != node.shape
-                if not full:  # elementwise consumers broadcast a smaller array; their shapes must know it
-                    shapes[target] = static
-                statements.append({"op": "assign_full" if full else "assign", "target": target,
-                                   "expr": print_expr(expr), "shape": node.shape, "batched": is_b, "sexpr": expr})
-            elif node.op == "pack":
-                where, _ = node.params
-                lines = []
-                for entry, positions in zip(map(canonical, node.inputs), where):
-                    if ir.is_fill(entry) and entry.shape == ():
-                        value = print_expr(entry.body)
-                    elif id(entry) in inline:
-                        emit_temps(reduced_of[id(entry)])
-                        value = print_expr(reduced_of[id(entry)])
-                    else:
-                        value = names[id(entry)]
-                    first = ["i"] if numba else [] if is_b else ["..."]  # batched packs are core-first
-                    slots = [f"{target}[{', '.join(first + [str(e) for e in p]) or '...'}]" for p in positions]
-                    lines.append({"slots": slots, "value": value})
-                statements.append({"op": "pack", "target": target, "shape": node.shape, "batched": is_b and not numba,
-                                   "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim})
-            else:  # every other op writes its own statement (symdiff.ops: Op.statement)
-                statements.append(ops.of(node).statement(node, context))
-
-    for node in nodes:
-        start = len(statements)
-        write(node)
-        layout.tag_origin(statements, start, node.origin and node.origin.describe(plan.param_names))
-
-    returns = []
-    for node, dtype in zip(outputs, plan.output_dtypes):
-        name = names[id(node)]
-        if plan.core_ranks and id(node) not in batched:
-            name = f"np.broadcast_to({name}, batch + {_shape_text(node.shape)}).copy()"
-        if np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input":
-            name = f"np.asarray({name}, dtype=np.{_np_dtype(dtype)})"
-        returns.append(name)
-    if not numba:
-        statements = inplace.drop_unread(statements, returns)
-    if not numba and not plan.core_ranks and len({n.dtype for n in plan.inputs}) <= 1:
-        bound = (_PRINTER32 if single else _PRINTER).exp_bound
-        statements = inplace.rewrite(statements, returns, shapes, print_expr, bound)
-    if not numba and not plan.core_ranks:
-        statements = inplace.release(statements, returns, shapes)
-    statements, returns, rename = layout.renumber(statements, returns)
-    layout.comments(statements)
-    points = None
-    if numba:
-        points = {
-            "inputs": [
-                {"name": plan.param_names[i], "core": n.shape, "dtype": n.dtype, "scalar": n.shape == ()}
-                for i, n in enumerate(plan.inputs)
-            ],
-            "outputs": [
-                {"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack",
-                 "value": rename(names[id(o)])}
-                for k, (o, d) in enumerate(zip(outputs, plan.output_dtypes))
-            ],
-        }
-    const_nodes = {n.params[0].digest: n for n in nodes if n.op == "const"}
-    doc = list(plan.doc)
-    if const_names:
-        doc.append("Keyword arguments (arrays the function reads; pass the same values):")
-        for digest, name in zip(consts, const_names):
-            const = const_nodes[digest].params[0]
-            origin = f"the array {const.name}" if const.name else "an array built inside the function"
-            doc.append(f"    {name}: {const.value.dtype} array of shape {const.value.shape}, {origin}")
-    checks = [_argument_check(plan, i, plan.param_names[i], n.shape, n.dtype) for i, n in enumerate(plan.inputs)]
-    checks += [{"name": name, "shape": const_nodes[d].shape, "dtype": str(const_nodes[d].dtype), "batched": False}
-               for d, name in zip(consts, const_names)]
+    """The data model of one generated function (what its template renders), and the digests of the
+    constants it takes as keyword arguments."""
+    writer = _FunctionWriter(plan, numba, literals, module_constants)
+    statements, returned = writer.write()
+    names = [r["name"] for r in returned]
     n_positional = len(plan.param_names) - plan.keyword_inputs
+    output_start = layout.output_start(statements, names)
     model = {
         "name": plan.name,
-        "points": points,
+        "points": writer.points(returned) if numba else None,
         "params": plan.param_names[:n_positional],
         "keyword_params": plan.param_names[n_positional:],
-        "constants": const_names,
-        "checks": checks,
+        "constants": writer.const_names,
+        "checks": writer.checks(),
         "summary": _doc_text(plan.summary),
-        "doc": [_doc_text(d) for d in doc],
+        "doc": [_doc_text(d) for d in writer.doc()],
         "batch_args": [{"name": plan.param_names[p], "core_rank": r} for p, r in sorted(plan.core_ranks.items())],
         "statements": statements,
-        "output_start": layout.output_start(statements, returns),
-        "intermediate_terms": layout.intermediate_count(statements[: layout.output_start(statements, returns)]),
+        "output_start": output_start,
+        "intermediate_terms": layout.intermediate_count(statements[:output_start]),
         "total_ops": None,  # filled by render, from the rendered function
-        "returns": ", ".join(returns),
+        "returned": returned,
         "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)
-        or any("batch" in r for r in returns),
+        or any(r["broadcast"] is not None for r in returned),
     }
-    return model, consts
+    return model, writer.consts
+
+
+class _FunctionWriter:
+    """The statements of one function: a name for every node, one ``sympy.cse`` over all its
+    elementwise bodies, each node's statement in topological order, then the in-place passes."""
+
+    def __init__(self, plan: FunctionPlan, numba: bool, literals, module_constants):
+        self.plan, self.numba = plan, numba
+        batched_inputs = {id(plan.inputs[p]) for p in plan.core_ranks}
+        self.outputs = plan.outputs if numba or not batched_inputs else ops.align_batches(plan.outputs, batched_inputs)
+        self.batched = ops.batch_carriers(self.outputs, batched_inputs)
+        self.single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
+        self.nodes = ir.toposort(self.outputs)
+        self.names = {id(node): plan.param_names[pos] for pos, node in enumerate(plan.inputs)}
+        self.taken = set(plan.param_names) | RESERVED
+        self.consts, self.const_names = [], []
+        self.statements: list = []
+        self._counter = itertools.count()
+        self._symbols: dict = {}
+        self._emitted: set = set()
+        self._name_nodes(literals, module_constants)
+        self._share_bodies()
+        self._count_uses()
+
+    # -- names and shared subexpressions --------------------------------------------------------
+    def print_expr(self, expr) -> str:
+        if self.numba:
+            return wrap((_NUMBA32 if self.single else _NUMBA).doprint(expr))
+        return _print(expr, self.single)
+
+    def new_name(self, prefix="t") -> str:
+        while True:
+            name = f"{prefix}{next(self._counter)}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+
+    def sym(self, node):
+        # plain symbols: printing and cse then skip SymPy's (slow) assumption queries
+        return self._symbols.setdefault(id(node), sympy.Symbol(self.names[id(node)]))
+
+    def canonical(self, node):
+        return self.twin_of.get(id(node), node)
+
+    def _name_nodes(self, literals, module_constants):
+        """Name every node; collect the elementwise bodies over named symbols for one global cse."""
+        if self.numba:  # packed outputs are written straight into the output arrays
+            for k, o in enumerate(self.outputs):
+                if o.op == "pack":
+                    self.names[id(o)] = f"out{k}"
+        self.bodies, self.body_nodes = [], []
+        by_body: dict = {}
+        self.twin_of: dict = {}  # id of a node -> the earlier node with the same body over the same arrays
+        for node in self.nodes:
+            if id(node) in self.names:
+                continue
+            if node.op == "const":
+                self.names[id(node)] = _constant_name(node.params[0], self.consts, self.const_names, self.taken,
+                                                      literals, module_constants)
+                continue
+            if node.op == "elementwise" and node.inputs:
+                body = node.body.xreplace({placeholder(i): self.sym(x) for i, x in enumerate(node.inputs)})
+                twin = by_body.setdefault((body, node.shape, node.dtype), node)
+                if twin is not node:  # e.g. minimum(y, x) beside minimum(x, y): one array under one name
+                    self.twin_of[id(node)] = twin
+                    self.names[id(node)] = self.names[id(twin)]
+                    continue
+                self.bodies.append(body)
+                self.body_nodes.append(node)
+            self.names[id(node)] = self.new_name()
+        self.shapes = {self.names[id(n)]: n.shape for n in self.nodes}
+
+    def _share_bodies(self):
+        """One cse over every body; a node whose whole body is one cse temp takes the temp's place
+        (no ``t1 = c0`` copies; the node's statement then moves to the temp's first use)."""
+        bodies = share_exp(self.bodies)
+        if bodies and len(bodies) <= CSE_MAX_BODIES:
+            replacements, reduced = sympy.cse(bodies, symbols=_cse_symbols(self.taken), order="none")
+        else:  # a long program (e.g. Taylor coefficients) is already shared node by node
+            replacements, reduced = [], bodies
+        temps = dict(replacements)
+        alias = {}
+        for n, e in zip(self.body_nodes, reduced):
+            if e in temps and e not in alias:
+                alias[e] = self.sym(n)
+        if alias:
+            temps = {alias.get(k, k): v.xreplace(alias) for k, v in temps.items()}
+            reduced = [e.xreplace(alias) for e in reduced]
+        self.temps = temps
+        self.reduced_of = {id(n): e for n, e in zip(self.body_nodes, reduced)}
+        self.node_of_temp = {self.sym(n): n for n in self.body_nodes if self.sym(n) in temps}
+
+    def _count_uses(self):
+        need_shape = _needs_exact_shape(self.nodes, self.outputs)
+        self.consumers_need_shape = {id(self.canonical(n)) for n in self.nodes if id(n) in need_shape}
+        self.uses, self.consumers = {}, {}
+        for n in self.nodes:
+            for i in map(self.canonical, n.inputs):
+                self.uses[id(i)] = self.uses.get(id(i), 0) + 1
+                self.consumers.setdefault(id(i), []).append(n)
+        returned = {id(self.canonical(o)) for o in self.outputs}
+        self.inline = {  # elementwise entries written straight into the slot of the pack that reads them
+            id(e)
+            for n in self.nodes
+            if n.op == "pack"
+            for e in map(self.canonical, n.inputs)
+            if e.op == "elementwise" and e.inputs and self.uses.get(id(e)) == 1 and id(e) not in returned
+        }
+
+    # -- statements ------------------------------------------------------------------------------
+    def write(self) -> tuple:
+        """(statements, returned values) after the in-place passes and renumbering."""
+        context = StatementContext(self.names, self.batched, self.numba, self.statements, self.new_name)
+        for node in self.nodes:
+            start = len(self.statements)
+            self._write(node, context)
+            layout.tag_origin(self.statements, start, node.origin and node.origin.describe(self.plan.param_names))
+        returned = [self._returned(node, dtype) for node, dtype in zip(self.outputs, self.plan.output_dtypes)]
+        names = [r["name"] for r in returned]
+        statements = self.statements
+        if not self.numba:
+            statements = inplace.drop_unread(statements, names)
+            if not self.plan.core_ranks and len({n.dtype for n in self.plan.inputs}) <= 1:
+                bound = (_PRINTER32 if self.single else _PRINTER).exp_bound
+                statements = inplace.rewrite(statements, names, self.shapes, self.print_expr, bound)
+            if not self.plan.core_ranks:
+                statements = inplace.release(statements, names, self.shapes)
+        statements, _, self.rename = layout.renumber(statements, names)
+        layout.comments(statements)
+        return statements, [{**r, "name": self.rename(r["name"])} for r in returned]
+
+    def _write(self, node, context):
+        if ops.of(node).passed_in or id(node) in self.twin_of:
+            return
+        if node.op == "pack":
+            self._write_pack(node)
+        elif node.op == "elementwise":
+            self._write_elementwise(node)
+        else:  # every other op writes its own statement (symdiff.ops: Op.statement)
+            self.statements.append(ops.of(node).statement(node, context))
+
+    def _emit_temps(self, expr):
+        """The cse temps ``expr`` reads that are not written yet, each after those it reads."""
+        for s in sorted(expr.free_symbols, key=lambda s: s.name):
+            if s not in self.temps or s in self._emitted:
+                continue
+            self._emit_temps(self.temps[s])
+            self._emitted.add(s)
+            self.shapes[s.name] = _static_shape(self.temps[s], self.temps, self.shapes)
+            node = self.node_of_temp.get(s)
+            value = {"target": s.name, "expr": self.print_expr(self.temps[s]), "sexpr": self.temps[s]}
+            if node is not None and id(node) in self.consumers_need_shape and self.shapes[s.name] != node.shape:
+                self.shapes[s.name] = node.shape  # e.g. a body that does not read the operand giving its shape
+                self.statements.append({"op": "assign_full", **value, "shape": node.shape,
+                                        "batched": id(node) in self.batched})
+            else:
+                self.statements.append({"op": "assign", **value})
+
+    def _fill(self, node, value):
+        self.statements.append({"op": "fill", "target": self.names[id(node)], "shape": node.shape,
+                                "dtype": _np_dtype(node.dtype), "value": self.print_expr(value)})
+
+    def _write_elementwise(self, node):
+        target, batched = self.names[id(node)], id(node) in self.batched
+        if not node.inputs:
+            if node.shape == () and self.uses.get(id(node)) and all(
+                c.op == "pack" for c in self.consumers.get(id(node), ())
+            ):
+                return  # a number the packs that read it write inline
+            self._fill(node, node.body)
+            return
+        if id(node) in self.inline:
+            return  # written straight into its slot by the pack that uses it
+        expr = self.reduced_of[id(node)]
+        if expr in self.temps:
+            self._emit_temps(expr)  # defined where the temp it replaced was first needed
+        elif expr.is_number and not batched:
+            self._fill(node, expr)  # a body that became a number (operands merged): np.full has its dtype
+        else:
+            self._emit_temps(expr)
+            static = _static_shape(expr, self.temps, self.shapes)
+            full = id(node) in self.consumers_need_shape and static != node.shape
+            if not full:  # elementwise consumers broadcast a smaller array; their shapes must know it
+                self.shapes[target] = static
+            self.statements.append({"op": "assign_full" if full else "assign", "target": target,
+                                    "expr": self.print_expr(expr), "shape": node.shape, "batched": batched,
+                                    "sexpr": expr})
+
+    def _write_pack(self, node):
+        where, _ = node.params
+        batched = id(node) in self.batched
+        lines = []
+        for entry, positions in zip(map(self.canonical, node.inputs), where):
+            if ir.is_fill(entry) and entry.shape == ():
+                value = self.print_expr(entry.body)
+            elif id(entry) in self.inline:
+                self._emit_temps(self.reduced_of[id(entry)])
+                value = self.print_expr(self.reduced_of[id(entry)])
+            else:
+                value = self.names[id(entry)]
+            lines.append({"positions": [list(p) for p in positions], "value": value})
+        self.statements.append({
+            "op": "pack", "target": self.names[id(node)], "shape": node.shape, "batched": batched and not self.numba,
+            "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim,
+            "lead": ["i"] if self.numba else [] if batched else ["..."],  # batched packs are core-first
+        })
+
+    def _returned(self, node, dtype) -> dict:
+        """A returned value: its name, the batch shape it is broadcast to, the dtype it is cast to."""
+        broadcast = node.shape if self.plan.core_ranks and id(node) not in self.batched else None
+        cast = np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input"
+        return {"name": self.names[id(node)], "broadcast": broadcast, "dtype": _np_dtype(dtype) if cast else None}
+
+    # -- the rest of the model -------------------------------------------------------------------
+    def points(self, returned) -> dict:
+        """The numba kernel's view: per-point inputs and outputs."""
+        plan = self.plan
+        return {
+            "inputs": [{"name": plan.param_names[i], "core": n.shape, "dtype": n.dtype, "scalar": n.shape == ()}
+                       for i, n in enumerate(plan.inputs)],
+            "outputs": [{"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack",
+                         "value": r["name"]}
+                        for k, (o, d, r) in enumerate(zip(self.outputs, plan.output_dtypes, returned))],
+        }
+
+    def _const_nodes(self) -> dict:
+        return {n.params[0].digest: n for n in self.nodes if n.op == "const"}
+
+    def doc(self) -> list:
+        lines = list(self.plan.doc)
+        if self.const_names:
+            const_nodes = self._const_nodes()
+            lines.append("Keyword arguments (arrays the function reads; pass the same values):")
+            for digest, name in zip(self.consts, self.const_names):
+                const = const_nodes[digest].params[0]
+                origin = f"the array {const.name}" if const.name else "an array built inside the function"
+                lines.append(f"    {name}: {const.value.dtype} array of shape {const.value.shape}, {origin}")
+        return lines
+
+    def checks(self) -> list:
+        plan, const_nodes = self.plan, self._const_nodes()
+        checks = [_argument_check(plan, i, plan.param_names[i], n.shape, n.dtype) for i, n in enumerate(plan.inputs)]
+        return checks + [{"name": name, "shape": const_nodes[d].shape, "dtype": str(const_nodes[d].dtype),
+                          "batched": False} for d, name in zip(self.consts, self.const_names)]
 
 
 def _argument_check(plan: FunctionPlan, position: int, name: str, shape, dtype) -> dict:
@@ -425,10 +471,6 @@ def _constant_name(const, consts, const_names, taken, literals, module_constants
 
 
 _np_dtype = numpy_dtype_name
-
-
-def _shape_text(shape) -> str:
-    return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
 
 
 def _cse_symbols(taken):
