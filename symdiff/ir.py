@@ -21,7 +21,7 @@ from .graph import (  # noqa: F401
     substitute,
     toposort,
 )
-from .ops.elementwise import elementwise, fill, is_fill  # noqa: F401
+from .ops.elementwise import cast, elementwise, fill, is_fill  # noqa: F401
 from .ops.indexing import gather, gather_key, index, index_shape, pack, scatter, scatter_add  # noqa: F401
 from .ops.linalg import einsum  # noqa: F401
 from .ops.reductions import reduce_extreme, reduce_prod, reduce_sum  # noqa: F401

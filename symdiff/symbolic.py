@@ -70,7 +70,7 @@ def _by_kind(t, primal, wrt, single):
     if t.kind == "hessian":
         rows = [tuple(_jacobian(g, w) for w in wrt) for g in grads]
         return rows[0][0] if single else tuple(rows)
-    grads = [_cast(g, w.dtype) for g, w in zip(grads, wrt)]
+    grads = [ir.cast(g, w.dtype) for g, w in zip(grads, wrt)]
     result = grads[0] if single else tuple(grads)
     return (primal, result) if t.kind == "value_and_grad" else result
 
@@ -216,12 +216,6 @@ def scalar_body(node, scalars):
 
 
 # -- small helpers -------------------------------------------------------------------------------
-
-
-def _cast(node, dtype):
-    if node.dtype == dtype:
-        return node
-    return ir.elementwise(placeholder(0), (node,), dtype=dtype)
 
 
 def _jacobian(out, w):

@@ -53,6 +53,11 @@ def fill(value, shape, dtype: str = "float64") -> Node:
     return elementwise(sympy.sympify(value), (), shape=shape, dtype=dtype)
 
 
+def cast(node: Node, dtype: str) -> Node:
+    """``node`` as ``dtype`` (itself if it has that dtype already)."""
+    return node if node.dtype == dtype else elementwise(placeholder(0), (node,), dtype=dtype)
+
+
 def is_fill(node: Node, value=None) -> bool:
     if node.op != "elementwise" or node.inputs or not node.body.is_number:
         return False
@@ -195,7 +200,7 @@ def clip_method(a, min=None, max=None, out=None, **kwargs):
 def astype(a, dtype, order="K", casting="unsafe", subok=True, copy=True):
     if np.dtype(dtype).kind != "f":
         raise refuse(f"astype({np.dtype(dtype)}) of a traced value", "derivatives need floating dtypes")
-    return elementwise(placeholder(0), (as_node(a),), dtype=str(np.dtype(dtype)))
+    return cast(as_node(a), str(np.dtype(dtype)))
 
 
 def _like(a, value, dtype, shape) -> Node:

@@ -152,7 +152,7 @@ def _derive(outputs, grad_outputs, wrt, stop, create_graph):
     entry = _compiled.get(key)
     if entry is None:
         stats["derived"] += 1
-        grads = [graph.cast(d, n.dtype) for d, n in zip(D.vjp(out_nodes, cot_nodes, wanted), wanted)] if wanted else []
+        grads = [ir.cast(d, n.dtype) for d, n in zip(D.vjp(out_nodes, cot_nodes, wanted), wanted)] if wanted else []
         fn = api.compile_graph(g.in_nodes, grads, name="backward", summary=_SUMMARY) if grads else None
         entry = _compiled[key] = (list(g.in_nodes), grads, fn)  # fn: the generated numpy function
     else:

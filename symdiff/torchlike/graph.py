@@ -82,17 +82,11 @@ def function_class(name: str) -> type:
     return type(name, (BackwardFunction,), {"__slots__": (), "__module__": __name__})
 
 
-def cast(node: ir.Node, dtype: str) -> ir.Node:
-    if node.dtype == dtype:
-        return node
-    return ir.elementwise(ir.placeholder(0), (node,), dtype=dtype)
-
-
 def record(name: str, fn, inputs, dtype: str, saves: bool = True) -> BackwardFunction:
     """The grad_fn of ``fn(*inputs)``: ``fn`` is a numpy expression that also runs on tracers."""
 
     def build(*nodes):
-        return cast(as_node(fn(*(Tracer(n) for n in nodes))), dtype)
+        return ir.cast(as_node(fn(*(Tracer(n) for n in nodes))), dtype)
 
     return function_class(name)(inputs, build, saves)
 
