@@ -88,8 +88,9 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants)
         plan.constant_names = list(model["constants"])
-        if model["points"] is None:  # a numpy function: count what its rendered statements execute
-            model["total_ops"] = layout.count_ops(_environment().get_template("function.j2").module.numpy_function(model))
+        if model["points"] is None:  # a numpy function: render its body once, count what it executes
+            model["body"] = _environment().get_template("function.j2").module.function_body(model)
+            model["total_ops"] = layout.count_ops(model["body"])
         functions.append(model)
         constants.append(consts)
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
@@ -147,13 +148,14 @@ def _environment() -> jinja2.Environment:
 def _render_statement(s: dict) -> str:
     """One statement: by the op's own template (``Op.template``, written beside its rules), else by
     the macro of statements.j2 that its kind names."""
-    return _statement_template(s["op"], getattr(ops.REGISTRY.get(s["op"]), "template", None)).render(s=s)
+    macros = _environment().get_template("statements.j2").module  # rendered once, then cached by jinja
+    own = getattr(ops.REGISTRY.get(s["op"]), "template", None)
+    return getattr(macros, s["op"])(s) if own is None else _op_template(own).render(s=s, st=macros)
 
 
 @lru_cache(maxsize=None)
-def _statement_template(kind: str, own: str | None) -> jinja2.Template:
-    text = own if own is not None else "{{ st[kind](s) }}"
-    return _environment().from_string('{%- import "statements.j2" as st -%}' + text, globals={"kind": kind})
+def _op_template(text: str) -> jinja2.Template:
+    return _environment().from_string(text)
 
 
 def numba_fusible(plan: FunctionPlan) -> bool:
@@ -188,7 +190,8 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         "statements": statements,
         "output_start": output_start,
         "intermediate_terms": layout.intermediate_count(statements[:output_start]),
-        "total_ops": None,  # filled by render, from the rendered function
+        "total_ops": None,  # filled by render, from the rendered body
+        "body": None,  # rendered by render (once: the op count is read off it)
         "returned": returned,
         "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)
         or any(r["broadcast"] is not None for r in returned),

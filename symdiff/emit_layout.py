@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 
 _TEMPORARY = re.compile(r"\b([tc]\d+(?:_\d+)?)\b")  # emit's t<k>, cse's c<k>, in-place buffers t<k>_<j>
 _SECTION = re.compile(r"^\s*# (Intermediate|Output) terms", re.MULTILINE)
@@ -83,12 +84,12 @@ def intermediate_count(statements: list) -> int:
     return len({s["target"] for s in statements if s["op"] != "free" and s.get("target")})
 
 
-def count_ops(function_source: str) -> int:
-    """The ops of the statements after the first section header of one rendered function."""
-    header = _SECTION.search(function_source)
-    first_line = function_source.count("\n", 0, header.start()) + 1 if header else 1
-    (function,) = ast.parse(function_source).body
-    return sum(_ops(node) for stmt in function.body if stmt.lineno > first_line for node in ast.walk(stmt))
+def count_ops(body: str) -> int:
+    """The ops of the statements from the first section header on, in one rendered function body."""
+    header = _SECTION.search(body)
+    first_line = body.count("\n", 0, header.start()) + 1 if header else 1
+    return sum(_ops(node) for stmt in ast.parse(textwrap.dedent(body)).body if stmt.lineno >= first_line
+               for node in ast.walk(stmt))
 
 
 def _ops(node) -> int:
