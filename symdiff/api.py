@@ -16,12 +16,3 @@ from .transforms import (  # noqa: F401
     jacobian,
     value_and_grad,
 )
-
-
-def __getattr__(name: str):
-    """``_scalar_body`` (kept for tests) without loading the compiler when ``symdiff.api`` is imported."""
-    if name == "_scalar_body":
-        from .symbolic import scalar_body
-
-        return scalar_body
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

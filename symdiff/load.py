@@ -124,12 +124,3 @@ def cache_clear() -> int:
     removed = clear_disk()
     clear_memory()
     return removed
-
-
-def __getattr__(name: str):
-    """``_evict`` for tests, without loading the maintenance module on every import."""
-    if name == "_evict":
-        from .cache_evict import evict
-
-        return evict
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

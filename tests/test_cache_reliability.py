@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import symdiff
-from symdiff import load
+from symdiff import cache_evict, load
 from symdiff.errors import CacheWarning
 
 REPO = Path(__file__).resolve().parent.parent
@@ -713,7 +713,7 @@ def test_reading_headers_does_not_make_entries_recently_used(cache):
         os.utime(p, (old + i, old + i))  # atime == mtime: relatime updates atime on the next read
     before = {p: p.stat().st_atime_ns for p in entries(cache)}
     load.cache_info()
-    load._evict(str(cache))  # under the bound: scans, removes nothing
+    cache_evict.evict(str(cache))  # under the bound: scans, removes nothing
     assert {p: p.stat().st_atime_ns for p in entries(cache)} == before
 
 
