@@ -17,6 +17,8 @@ X = RNG.normal(size=(N, N))
 S = X @ X.T + N * np.eye(N)  # symmetric positive definite, distinct eigenvalues
 W = np.array([1.0, -2.0, 0.5])
 STACK = RNG.normal(size=(4, N, N)) + 3 * np.eye(N)
+TALL = RNG.normal(size=(4, N))
+C = RNG.normal(size=(4, N))
 SPD_STACK = np.einsum("bij,bkj->bik", STACK, STACK) + N * np.eye(N)
 
 
@@ -46,6 +48,13 @@ LOSSES = [
     ("eigh", lambda s: np.sum(np.linalg.eigh(s)[0] * W), lambda j, s: j.sum(j.linalg.eigh(s)[0] * W), S),
     ("eigh_vectors", lambda s: np.sum(np.linalg.eigh(s)[1] ** 2 * W), lambda j, s: j.sum(j.linalg.eigh(s)[1] ** 2 * W), S),
     ("det_stack", lambda a: np.sum(np.linalg.det(a) ** 2), lambda j, a: j.sum(j.linalg.det(a) ** 2), STACK),
+    ("matrix_power", lambda a: np.sum(np.linalg.matrix_power(a, 3) * X), lambda j, a: j.sum(j.linalg.matrix_power(a, 3) * X), A),
+    ("matrix_power_negative", lambda a: np.sum(np.linalg.matrix_power(a, -2)), lambda j, a: j.sum(j.linalg.matrix_power(a, -2)), A),
+    ("nuclear_norm", lambda a: np.linalg.norm(a, "nuc"), lambda j, a: j.linalg.norm(a, "nuc"), TALL),
+    ("spectral_norm", lambda a: np.linalg.norm(a, 2), lambda j, a: j.linalg.norm(a, 2), TALL.T),
+    ("svd_values", lambda a: np.sum(np.linalg.svd(a, compute_uv=False) ** 3), lambda j, a: j.sum(j.linalg.svd(a, compute_uv=False) ** 3), TALL),
+    ("svd_u", lambda a: np.sum(np.linalg.svd(a, full_matrices=False)[0] ** 2 * C), lambda j, a: j.sum(j.linalg.svd(a, full_matrices=False)[0] ** 2 * C), TALL),
+    ("svd_vh_wide", lambda a: np.sum(np.linalg.svd(a, full_matrices=False)[2] ** 2 * C.T), lambda j, a: j.sum(j.linalg.svd(a, full_matrices=False)[2] ** 2 * C.T), TALL.T),
     ("cholesky_stack", lambda s: np.sum(np.linalg.cholesky(s) ** 2), lambda j, s: j.sum(j.linalg.cholesky(s) ** 2), SPD_STACK),
 ]
 IDS = [c[0] for c in LOSSES]

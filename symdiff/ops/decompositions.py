@@ -11,11 +11,13 @@ import collections
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..graph import Node, const_node, placeholder, result_dtype
 from . import elementwise as ew
 from . import shape
 from .base import register, unbroadcast
-from .linalg import _LinalgOp, einsum, mm, mT, solve, square, symmetrized
+from .indexing import index
+from .linalg import _LinalgOp, einsum, mm, mT, solve, square, symmetrized, transposed_jvp
 from .surface import as_node, numpy_function, refuse
 
 
@@ -122,3 +124,89 @@ def np_linalg_eigh(a, UPLO="L"):
     x = as_node(a)
     return EighResult(eigh(x, 0, UPLO), eigh(x, 1, UPLO))
 
+
+
+def svd(a: Node, part: int) -> Node:
+    """Part 0 (U), 1 (singular values, descending) or 2 (Vh) of the reduced SVD A = U diag(s) Vh."""
+    if a.ndim < 2:
+        raise ShapeError(f"svd: {a.ndim}-dimensional array given. Array must be at least two-dimensional")
+    *lead, m, n = a.shape
+    k = min(m, n)
+    out = [(*lead, m, k), (*lead, k), (*lead, k, n)][part]
+    return Node("svd", (a,), out, result_dtype(a.dtype), (part,))
+
+
+@register
+class SVD(_LinalgOp):
+    """Part ``params[0]`` of np.linalg.svd(A, full_matrices=False) (0 U, 1 s, 2 Vh); JAX's rule,
+    for distinct nonzero singular values: ds = diag(U^T dA V)."""
+
+    name = "svd"
+    template = """{{ s.target }} = {% if s.params[0] == 1 -%}
+np.linalg.svd({{ s.x }}, compute_uv=False)
+{%- else %}np.linalg.svd({{ s.x }}, full_matrices=False)[{{ s.params[0] }}]{% endif %}"""
+
+    def jvp(self, node, tangents, lead):
+        a, (part,), da = node.inputs[0], node.params, tangents[0]
+        u, s, vh = (node if part == p else svd(a, p) for p in range(3))
+        v = mT(vh)
+        if part == 1:
+            return einsum("ji,jk,ki->i", u, da, v)
+        m, n = a.shape[-2:]
+        k = s.shape[-1]
+        rotated = einsum("ji,jk,kl->il", u, da, v)  # U^T dA V
+        row, col = shape.reshape(s, 1, (1, k)), shape.reshape(s, 1, (k, 1))
+        gaps = ew.elementwise(1 / ((placeholder(0) + placeholder(1)) * (placeholder(0) - placeholder(1)) + placeholder(2))
+                              - placeholder(2), (row, col, const_node(np.eye(k))))
+        x, y = placeholder(0), placeholder(1)
+        if part == 0:
+            weighted = ew.elementwise(x * y, (rotated, row))  # dS diag(s)
+            du = mm(u, ew.elementwise(placeholder(2) * (x + y), (weighted, mT(weighted), gaps)))
+            if m > n:
+                dav = mm(da, v)
+                du = ew.elementwise(x + (y - placeholder(2)) / placeholder(3),
+                                    (du, dav, mm(u, mT(u), dav), row))
+            return du
+        weighted = ew.elementwise(x * y, (rotated, col))  # diag(s) dS
+        dv = mm(v, ew.elementwise(placeholder(2) * (x + y), (weighted, mT(weighted), gaps)))
+        if n > m:
+            dahu = mm(mT(da), u)
+            dv = ew.elementwise(x + (y - placeholder(2)) / placeholder(3), (dv, dahu, mm(v, vh, dahu), row))
+        return mT(dv)
+
+    def vjp(self, node, g, wanted, n_lead):
+        if node.params[0] == 1:  # U diag(g) V^T
+            u, vh = svd(node.inputs[0], 0), svd(node.inputs[0], 2)
+            yield 0, unbroadcast(einsum("ik,k,kj->ij", u, g, vh), g.shape[:n_lead] + node.inputs[0].shape, n_lead)
+            return
+        yield 0, transposed_jvp(self, node, g, n_lead)
+
+    def numeric(self, node, a):
+        return np.linalg.svd(a, full_matrices=False)[node.params[0]]
+
+
+SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
+
+
+@numpy_function(np.linalg.svd)
+def np_linalg_svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    x = as_node(a)
+    if hermitian:
+        raise refuse("np.linalg.svd with hermitian=True", "drop it: the general SVD gives the same singular values")
+    if not compute_uv:
+        return svd(x, 1)
+    if full_matrices and x.ndim >= 2 and x.shape[-1] != x.shape[-2]:
+        raise refuse("np.linalg.svd with full_matrices=True on a non-square matrix", "pass full_matrices=False")
+    return SVDResult(svd(x, 0), svd(x, 1), svd(x, 2))
+
+
+def matrix_norm(x: Node, ord, keepdims: bool) -> Node:
+    """np.linalg.norm of the trailing matrices for ord 'nuc' (sum), 2 (largest) or -2 (smallest
+    singular value)."""
+    from .reductions import reduce_sum
+
+    s = svd(x, 1)
+    k = s.shape[-1]
+    pick = {"nuc": None, 2: 0, -2: k - 1}[ord]
+    out = reduce_sum(s, (-1,)) if pick is None else index(s, (pick,))
+    return shape.reshape(out, 0, (1, 1)) if keepdims else out

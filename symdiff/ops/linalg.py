@@ -317,7 +317,16 @@ def np_linalg_norm(x, ord=None, axis=None, keepdims=False):
         return np_sum(ufunc("absolute", x), axis, keepdims=keepdims)
     if ord == np.inf and (n.ndim == 1 or axis is not None):
         return extreme(ufunc("absolute", x), axis, keepdims, "max")
-    raise refuse(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array", "use ord=None/'fro', 1 or inf on vectors")
+    if ord in ("nuc", 2, -2) and n.ndim >= 2 and (axis is None and n.ndim == 2 or _last_two(axis, n.ndim)):
+        from .decompositions import matrix_norm
+
+        return matrix_norm(n, ord, keepdims)
+    raise refuse(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array",
+                 "use ord=None/'fro', 1 or inf on vectors, or 'nuc', 2, -2 on matrices")
+
+
+def _last_two(axis, ndim) -> bool:
+    return isinstance(axis, tuple) and len(axis) == 2 and [a % ndim for a in axis] == [ndim - 2, ndim - 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,3 +545,34 @@ def np_linalg_det(a):
 def np_linalg_slogdet(a):
     x = as_node(a)
     return SlogdetResult(slogdet(x, 0), slogdet(x, 1))
+
+
+def transposed_jvp(op: Op, node: Node, g: Node, n_lead: int) -> Node:
+    """The VJP of a one-input op as the transpose of its JVP (linear in the tangent): reverse mode
+    through the JVP applied to a fresh tangent, which the result never depends on."""
+    from ..differentiate import vjp
+    from ..graph import fresh_input
+
+    a = node.inputs[0]
+    t = fresh_input(0, a.shape, a.dtype, "tangent")
+    (c,) = vjp([op.jvp(node, [t], ())], [g], [t], lead=g.shape[:n_lead])
+    return c
+
+
+@numpy_function(np.linalg.matrix_power)
+def np_linalg_matrix_power(a, n):
+    x = square(as_node(a), "matrix_power")
+    if not isinstance(n, numbers.Integral):
+        raise TypeError("exponent must be an integer")
+    if n < 0:
+        x, n = inv(x), -n
+    if n == 0:
+        return shape.broadcast(ew.cast(as_node(np.eye(x.shape[-1])), x.dtype), 2, x.shape)
+    result, power = None, x
+    while n:  # binary powers: O(log n) products, each differentiated as einsum
+        if n & 1:
+            result = power if result is None else mm(result, power)
+        n >>= 1
+        if n:
+            power = mm(power, power)
+    return result
