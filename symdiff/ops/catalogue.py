@@ -22,7 +22,12 @@ CONVENTIONS = {
     "np.prod": "reverse mode divides by the inputs: NaN at exact zeros",
     "np.std": "derivative 0 over an axis of length 1",
     "np.clip": "0.5/0.5 split at the bounds (maximum/minimum)",
-    "np.linalg.norm": "ord None/'fro'/2 (vectors), 1 and inf",
+    "np.linalg.norm": "ord None/'fro'/2 (vectors), 1 and inf; 'nuc', 2, -2 (matrices, through the SVD)",
+    "np.linalg.svd": "distinct nonzero singular values (as JAX); full_matrices=True only for square matrices",
+    "np.linalg.det": "derivative det(A) inv(A)^T: NaN/inf at singular A (JAX uses a cofactor rule there)",
+    "np.linalg.slogdet": "the sign has derivative 0; log|det| has inv(A)^T",
+    "np.linalg.cholesky": "derivatives as JAX: the input is read as symmetric (tangents symmetrized)",
+    "np.linalg.eigh": "distinct eigenvalues (F_ij = 1/(w_j - w_i)); input read as symmetric, as JAX",
 }
 
 
@@ -88,7 +93,7 @@ def render() -> str:
             continue  # registered by user code (docs/extending.md's example), not part of symdiff
         doc = (inspect.getdoc(type(op)) or "").split("\n")[0] if type(op).__doc__ else ""
         family = type(op).__module__.rsplit(".", 1)[-1]
-        kind = "leaf" if op.leaf else "user rule" if op.opaque else "linear" if op.linear else ""
+        kind = "leaf" if op.leaf else "user rule" if op.opaque and family == "custom" else "linear" if op.linear else ""
         rows.append((f"`{name}`", family, kind, doc))
     lines += _table(["op", "family", "kind", "what"], rows)
     return "\n".join(lines) + "\n"

@@ -1,9 +1,10 @@
 """Linear algebra: ``einsum`` over trailing axes (matmul, dot, tensordot, outer and traces lower to it).
-The linalg functions of the next issues (solve, inv, det, cholesky...) belong here.
+and np.linalg's solve, inv, det and slogdet (the decompositions are in ``decompositions.py``).
 """
 
 from __future__ import annotations
 
+import collections
 import numbers
 import string
 
@@ -11,7 +12,7 @@ import numpy as np
 import sympy
 
 from ..errors import ShapeError
-from ..graph import Node, lead_shape, result_dtype
+from ..graph import Node, lead_shape, placeholder, result_dtype
 from . import elementwise as ew
 from . import masks, shape
 from .base import Op, pad_rank, register, unbroadcast
@@ -316,4 +317,262 @@ def np_linalg_norm(x, ord=None, axis=None, keepdims=False):
         return np_sum(ufunc("absolute", x), axis, keepdims=keepdims)
     if ord == np.inf and (n.ndim == 1 or axis is not None):
         return extreme(ufunc("absolute", x), axis, keepdims, "max")
-    raise refuse(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array", "use ord=None/'fro', 1 or inf on vectors")
+    if ord in ("nuc", 2, -2) and n.ndim >= 2 and (axis is None and n.ndim == 2 or _last_two(axis, n.ndim)):
+        from .decompositions import matrix_norm
+
+        return matrix_norm(n, ord, keepdims)
+    raise refuse(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array",
+                 "use ord=None/'fro', 1 or inf on vectors, or 'nuc', 2, -2 on matrices")
+
+
+def _last_two(axis, ndim) -> bool:
+    return isinstance(axis, tuple) and len(axis) == 2 and [a % ndim for a in axis] == [ndim - 2, ndim - 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# np.linalg: solve, inv, det, slogdet (the decompositions are in decompositions.py). Each rule
+# addresses the trailing two axes and is IR again (einsum, transpose, elementwise and these ops),
+# so every order of derivative follows. Generated code calls np.linalg; nothing is expanded.
+# ---------------------------------------------------------------------------------------------
+
+
+def square(x: Node, what: str) -> Node:
+    """``x`` checked to be a stack of square matrices, as numpy's LinAlgError says."""
+    if x.ndim < 2:
+        raise ShapeError(f"{what}: {x.ndim}-dimensional array given. Array must be at least two-dimensional")
+    if x.shape[-1] != x.shape[-2]:
+        raise ShapeError(f"{what}: last 2 dimensions of the array must be square, got {x.shape}")
+    return x
+
+
+def mT(x: Node) -> Node:
+    """The last two axes swapped."""
+    return shape.transpose(x, (1, 0))
+
+
+def mm(*xs: Node) -> Node:
+    """The matrix product of stacks of matrices (leading axes broadcast)."""
+    out = xs[0]
+    for x in xs[1:]:
+        out = einsum("ij,jk->ik", out, x)
+    return out
+
+
+def scaled(x: Node, s: Node) -> Node:
+    """``x`` (…, n, n) times the number ``s`` (…) of each matrix."""
+    return ew.elementwise(placeholder(0) * placeholder(1), (x, shape.reshape(s, 0, (1, 1))))
+
+
+def symmetrized(x: Node) -> Node:
+    """(x + x^T) / 2 on the trailing two axes."""
+    return ew.elementwise((placeholder(0) + placeholder(1)) / 2, (x, mT(x)))
+
+
+def _same_rank(a: Node, b: Node) -> tuple:
+    """Size-1 leading axes in front of the lower-rank operand: numpy then never reads b as vectors."""
+    rank = max(a.ndim, b.ndim)
+    return pad_rank(a, rank, a.ndim), pad_rank(b, rank, b.ndim)
+
+
+def solve(a: Node, b: Node) -> Node:
+    """A^-1 B for stacks of square A (…, n, n) and matrices B (…, n, k); leading axes broadcast."""
+    square(a, "solve")
+    if b.ndim < 2 or b.shape[-2] != a.shape[-1]:
+        raise ShapeError(f"solve: shapes {a.shape} and {b.shape} are not aligned")
+    a, b = _same_rank(a, b)
+    lead = np.broadcast_shapes(lead_shape(a.shape, 2), lead_shape(b.shape, 2))
+    return Node("solve", (a, b), tuple(lead) + b.shape[-2:], result_dtype(a.dtype, b.dtype))
+
+
+def inv(a: Node) -> Node:
+    square(a, "inv")
+    return Node("inv", (a,), a.shape, result_dtype(a.dtype))
+
+
+def det(a: Node) -> Node:
+    square(a, "det")
+    return Node("det", (a,), a.shape[:-2], result_dtype(a.dtype))
+
+
+def slogdet(a: Node, part: int) -> Node:
+    """Part 0 (the sign) or 1 (log |det|) of np.linalg.slogdet."""
+    square(a, "slogdet")
+    return Node("slogdet", (a,), a.shape[:-2], result_dtype(a.dtype), (part,))
+
+
+def _trace_of_product(x: Node, y: Node) -> Node:
+    """tr(x y) for stacks of matrices."""
+    return einsum("ij,ji->", x, y)
+
+
+class _LinalgOp(Op):
+    """What the np.linalg ops share: derivatives from their rules only (never from a SymPy
+    expansion of their value), and no per-point kernels."""
+
+    opaque = True
+
+    def per_point(self, node, arguments, outputs):
+        return False
+
+    def evaluate(self, node, xs, symbolic):
+        if symbolic:
+            raise NotImplementedError(
+                f"{self.name} has no formula: np.linalg ops are evaluated on numbers only (use a numeric transform)")
+        return self.numeric(node, *xs)
+
+
+@register
+class Solve(_LinalgOp):
+    """np.linalg.solve(A, B): A^-1 B over the trailing two axes (B a matrix; vectors are reshaped)."""
+
+    name = "solve"
+
+    def batched_operand_ranks(self, node):
+        return [node.ndim, node.ndim]
+
+    def vjp(self, node, g, wanted, n_lead):
+        a, b = node.inputs
+        gb = solve(mT(a), g)
+        if 1 in wanted:
+            yield 1, unbroadcast(gb, g.shape[:n_lead] + b.shape, n_lead)
+        if 0 in wanted:
+            ga = ew.elementwise(-placeholder(0), (mm(gb, mT(node)),))
+            yield 0, unbroadcast(ga, g.shape[:n_lead] + a.shape, n_lead)
+
+    def jvp(self, node, tangents, lead):
+        da, rhs = tangents
+        if da is not None:
+            rhs = masks.add(rhs, ew.elementwise(-placeholder(0), (mm(da, node),)))
+        return solve(node.inputs[0], rhs)
+
+    def numeric(self, node, a, b):
+        return np.linalg.solve(a, b)
+
+    def statement(self, node, emit):
+        a, b = node.inputs
+        s = super().statement(node, emit)
+        # a batched A with an unbatched B: B gets A's batch axes (numpy 1.x would read B as vectors)
+        s["widen_b"] = emit.batched(a) and not emit.batched(b)
+        return s
+
+    template = """{{ s.target }} = np.linalg.solve({{ s.inputs[0] }}, {% if s.widen_b -%}
+np.broadcast_to({{ s.inputs[1] }}, np.broadcast_shapes({{ s.inputs[0] }}.shape[:-2], {{ s.inputs[1] }}.shape[:-2]) + {{ s.inputs[1] }}.shape[-2:])
+{%- else %}{{ s.inputs[1] }}{% endif %})"""
+
+
+@register
+class Inv(_LinalgOp):
+    """np.linalg.inv(A) over the trailing two axes."""
+
+    name = "inv"
+    template = "{{ s.target }} = np.linalg.inv({{ s.x }})"
+
+    def vjp(self, node, g, wanted, n_lead):
+        ga = ew.elementwise(-placeholder(0), (mm(mT(node), g, mT(node)),))
+        yield 0, unbroadcast(ga, g.shape[:n_lead] + node.inputs[0].shape, n_lead)
+
+    def jvp(self, node, tangents, lead):
+        return ew.elementwise(-placeholder(0), (mm(node, tangents[0], node),))
+
+    def numeric(self, node, a):
+        return np.linalg.inv(a)
+
+
+@register
+class Det(_LinalgOp):
+    """np.linalg.det(A); d det = det tr(A^-1 dA) (NaN at singular A)."""
+
+    name = "det"
+    template = "{{ s.target }} = np.linalg.det({{ s.x }})"
+
+    def vjp(self, node, g, wanted, n_lead):
+        a = node.inputs[0]
+        weight = ew.elementwise(placeholder(0) * placeholder(1), (g, node))
+        yield 0, unbroadcast(scaled(mT(inv(a)), weight), g.shape[:n_lead] + a.shape, n_lead)
+
+    def jvp(self, node, tangents, lead):
+        t = _trace_of_product(inv(node.inputs[0]), tangents[0])
+        return ew.elementwise(placeholder(0) * placeholder(1), (t, node))
+
+    def numeric(self, node, a):
+        return np.asarray(np.linalg.det(a))
+
+
+@register
+class SlogDet(_LinalgOp):
+    """Part ``params[0]`` of np.linalg.slogdet(A): 0 the sign (derivative 0), 1 log|det A|."""
+
+    name = "slogdet"
+    template = "{{ s.target }} = np.linalg.slogdet({{ s.x }})[{{ s.params[0] }}]"
+
+    def vjp(self, node, g, wanted, n_lead):
+        if node.params[0] == 1:
+            a = node.inputs[0]
+            yield 0, unbroadcast(scaled(mT(inv(a)), g), g.shape[:n_lead] + a.shape, n_lead)
+
+    def jvp(self, node, tangents, lead):
+        if node.params[0] == 0:
+            return None
+        return _trace_of_product(inv(node.inputs[0]), tangents[0])
+
+    def numeric(self, node, a):
+        return np.asarray(np.linalg.slogdet(a)[node.params[0]])
+
+
+SlogdetResult = collections.namedtuple("SlogdetResult", ["sign", "logabsdet"])
+
+
+@numpy_function(np.linalg.solve)
+def np_linalg_solve(a, b):
+    x, y = as_node(a), as_node(b)
+    if y.ndim == 1:  # a vector (numpy 2's rule): solved as a one-column matrix
+        r = solve(x, shape.reshape(y, 1, (y.shape[0], 1)))
+        return shape.reshape(r, 2, (r.shape[-2],))
+    return solve(x, y)
+
+
+@numpy_function(np.linalg.inv)
+def np_linalg_inv(a):
+    return inv(as_node(a))
+
+
+@numpy_function(np.linalg.det)
+def np_linalg_det(a):
+    return det(as_node(a))
+
+
+@numpy_function(np.linalg.slogdet)
+def np_linalg_slogdet(a):
+    x = as_node(a)
+    return SlogdetResult(slogdet(x, 0), slogdet(x, 1))
+
+
+def transposed_jvp(op: Op, node: Node, g: Node, n_lead: int) -> Node:
+    """The VJP of a one-input op as the transpose of its JVP (linear in the tangent): reverse mode
+    through the JVP applied to a fresh tangent, which the result never depends on."""
+    from ..differentiate import vjp
+    from ..graph import fresh_input
+
+    a = node.inputs[0]
+    t = fresh_input(0, a.shape, a.dtype, "tangent")
+    (c,) = vjp([op.jvp(node, [t], ())], [g], [t], lead=g.shape[:n_lead])
+    return c
+
+
+@numpy_function(np.linalg.matrix_power)
+def np_linalg_matrix_power(a, n):
+    x = square(as_node(a), "matrix_power")
+    if not isinstance(n, numbers.Integral):
+        raise TypeError("exponent must be an integer")
+    if n < 0:
+        x, n = inv(x), -n
+    if n == 0:
+        return shape.broadcast(ew.cast(as_node(np.eye(x.shape[-1])), x.dtype), 2, x.shape)
+    result, power = None, x
+    while n:  # binary powers: O(log n) products, each differentiated as einsum
+        if n & 1:
+            result = power if result is None else mm(result, power)
+        n >>= 1
+        if n:
+            power = mm(power, power)
+    return result

@@ -53,6 +53,9 @@ def _as_tracers(result):
         return Tracer(result)
     if isinstance(result, list):
         return [_as_tracers(r) for r in result]
+    if isinstance(result, tuple) and any(isinstance(r, Node) for r in result):  # (sign, logabsdet)...
+        items = [_as_tracers(r) for r in result]
+        return type(result)(*items) if hasattr(result, "_fields") else tuple(items)
     return result
 
 
