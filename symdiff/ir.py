@@ -23,6 +23,6 @@ from .graph import (  # noqa: F401
 )
 from .ops.elementwise import cast, elementwise, fill, is_fill  # noqa: F401
 from .ops.indexing import gather, gather_key, index, index_shape, pack, scatter, scatter_add  # noqa: F401
-from .ops.linalg import einsum  # noqa: F401
+from .ops.products import einsum  # noqa: F401
 from .ops.reductions import reduce_extreme, reduce_prod, reduce_sum  # noqa: F401
 from .ops.shape import broadcast, concat, eye_basis, reshape, transpose  # noqa: F401

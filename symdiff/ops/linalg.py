@@ -1,338 +1,30 @@
-"""Linear algebra: ``einsum`` over trailing axes (matmul, dot, tensordot, outer and traces lower to it).
-and np.linalg's solve, inv, det and slogdet (the decompositions are in ``decompositions.py``).
+"""np.linalg: solve, inv, det, slogdet, matrix_power and the decompositions cholesky, eigh and svd,
+over the trailing two axes (leading batch and basis axes pass through).
+
+Each rule is IR again (einsum, transpose, elementwise and these ops), so every order of derivative
+follows; generated code calls np.linalg and expands nothing. The decompositions' derivatives are
+JAX's: the input is read as symmetric, so a tangent or cotangent is symmetrized, (dA + dA^T) / 2
+(numpy itself reads only the lower triangle). Products (matmul, einsum...) are ``products.py``.
 """
 
 from __future__ import annotations
 
 import collections
 import numbers
-import string
 
 import numpy as np
-import sympy
 
 from ..errors import ShapeError
-from ..graph import Node, lead_shape, placeholder, result_dtype
+from ..graph import Node, const_node, lead_shape, placeholder, result_dtype
 from . import elementwise as ew
 from . import masks, shape
 from .base import Op, pad_rank, register, unbroadcast
-from .indexing import take_diagonal
-from .reductions import extreme, np_sum
-from .surface import array_method, as_node, numpy_function, refuse, refuse_given, ufunc
-
-
-def einsum(spec: str, *operands: Node) -> Node:
-    """Explicit-subscript einsum over the trailing axes; leading axes broadcast."""
-    if not all(c.isascii() and (c.isalpha() or c in ",->") for c in spec) or spec.count("->") != 1:
-        raise ShapeError(f"einsum subscripts must be letters, commas and one '->', got {spec!r}")
-    ins, out = spec.split("->")
-    terms = ins.split(",")
-    if len(terms) != len(operands):
-        raise ShapeError(f"einsum '{spec}' needs {len(terms)} operands, got {len(operands)}")
-    sizes: dict = {}
-    leads = []
-    for term, op in zip(terms, operands):
-        if len(term) > op.ndim:
-            raise ShapeError(f"einsum '{spec}': operand of shape {op.shape} has too few axes")
-        core = op.shape[op.ndim - len(term) :]
-        for ch, d in zip(term, core):
-            if sizes.setdefault(ch, d) != d:
-                if sizes[ch] == 1:
-                    sizes[ch] = d
-                elif d != 1:
-                    raise ShapeError(f"einsum '{spec}': axis '{ch}' has sizes {sizes[ch]} and {d}")
-        leads.append(lead_shape(op.shape, len(term)))
-    lead = np.broadcast_shapes(*leads)
-    dtype = result_dtype(*(o.dtype for o in operands))
-    return Node("einsum", operands, tuple(lead) + tuple(sizes[c] for c in out), dtype, (spec,))
-
-
-def _order(have: str, want: list) -> tuple:
-    return tuple(have.index(c) for c in want)
-
-
-@register
-class Einsum(Op):
-    """A sum of products over named trailing axes (matmul, dot, tensordot, outer, trace)."""
-
-    name = "einsum"
-
-    def batched_operand_ranks(self, node):
-        ins, out = node.params[0].split("->")
-        lead = node.ndim - len(out)
-        return [lead + len(term) for term in ins.split(",")]
-
-    def vjp(self, node, g, wanted, n_lead):
-        xs = node.inputs
-        (spec,) = node.params
-        ins, out = spec.split("->")
-        terms = ins.split(",")
-        for i in wanted:
-            others = [t for j, t in enumerate(terms) if j != i]
-            term = terms[i]
-            available = set(out).union(*others) if others else set(out)
-            produced = "".join(c for c in term if c in available)
-            sub = f"{','.join([out] + others)}->{produced}"
-            c = einsum(sub, g, *(x for j, x in enumerate(xs) if j != i))
-            if produced != term:  # axes summed only inside operand i: broadcast back
-                core = xs[i].shape[xs[i].ndim - len(term) :]
-                with_ones = tuple(d if ch in produced else 1 for ch, d in zip(term, core))
-                c = shape.reshape(c, len(produced), tuple(d for ch, d in zip(term, core) if ch in produced))
-                c = shape.transpose(c, _order(produced, [ch for ch in term if ch in produced]))
-                c = shape.reshape(c, len(produced), with_ones)
-                c = shape.broadcast(c, len(term), core)
-            yield i, unbroadcast(c, g.shape[:n_lead] + xs[i].shape, n_lead)
-
-    def jvp(self, node, tangents, lead):
-        xs = node.inputs
-        (spec,) = node.params
-        lead_rank = node.ndim - len(spec.split("->")[1])
-        total = None
-        for i, t in enumerate(tangents):
-            if t is None:
-                continue
-            term_rank = len(spec.split("->")[0].split(",")[i])
-            t = pad_rank(t, lead_rank + term_rank, xs[i].ndim)
-            total = masks.add(total, einsum(spec, *(t if j == i else x for j, x in enumerate(xs))))
-        return total
-
-    def evaluate(self, node, xs, symbolic):
-        spec = node.params[0]
-        ins, out = spec.split("->")
-        text = ",".join("..." + t for t in ins.split(",")) + "->..." + out
-        return _object_einsum(text, xs) if symbolic else np.einsum(text, *xs)
-
-    def fold(self, node, values):
-        return ew.fill(0, node.shape, node.dtype) if any(v == 0 for v in values) else None
-
-    def statement(self, node, emit):
-        return _einsum(emit.name(node), node, [emit.name(i) for i in node.inputs], [emit.batched(i) for i in node.inputs])
-
-
-def _object_einsum(text, xs):
-    """np.einsum for object arrays of SymPy expressions, through explicit broadcasting."""
-    ins, out = text.replace("...", "").split("->")
-    terms = ins.split(",")
-    letters = sorted(set("".join(terms)))
-    sizes = {}
-    for t, x in zip(terms, xs):
-        for ch, d in zip(t, x.shape[x.ndim - len(t) :]):
-            sizes[ch] = max(sizes.get(ch, 1), d)
-    leads = [x.shape[: x.ndim - len(t)] for t, x in zip(terms, xs)]
-    lead = np.broadcast_shapes(*leads)
-    result = np.empty(lead + tuple(sizes[c] for c in out), dtype=object)
-    for lidx in np.ndindex(lead) if lead else [()]:
-        for oidx in np.ndindex(tuple(sizes[c] for c in out)) if out else [()]:
-            fixed = dict(zip(out, oidx))
-            free = [c for c in letters if c not in fixed]
-            total = sympy.S.Zero
-            for fidx in np.ndindex(tuple(sizes[c] for c in free)) if free else [()]:
-                env = {**fixed, **dict(zip(free, fidx))}
-                term = sympy.S.One
-                for t, x, ld in zip(terms, xs, leads):
-                    li = lidx[len(lidx) - len(ld) :] if ld else ()
-                    li = tuple(0 if d == 1 else i for i, d in zip(li, ld))
-                    term *= x[li + tuple(env[c] for c in t)]
-                total += term
-            result[lidx + oidx] = total
-    return result
-
-
-def _einsum(target, node, operands, batched):
-    spec = node.params[0]
-    ins, out = spec.split("->")
-    terms = ins.split(",")
-    leads = [x.ndim - len(t) for x, t in zip(node.inputs, terms)]
-    mm = _matmul_form(terms, out)
-    if mm is not None:
-        (ta, tb), swap = mm
-        vector = len(terms[0]) == 1 or len(terms[1]) == 1
-        if not vector or (not any(leads) and not any(batched)):
-            if vector:
-                a, b = operands
-            elif swap:  # (A B)^T = B^T A^T
-                a = operands[1] if tb else _swapped(operands[1])
-                b = operands[0] if ta else _swapped(operands[0])
-            else:
-                a = _swapped(operands[0]) if ta else operands[0]
-                b = _swapped(operands[1]) if tb else operands[1]
-            return {"op": "matmul", "target": target, "a": a, "b": b}
-    text = ",".join("..." + t for t in terms) + "->..." + out
-    return {"op": "einsum", "target": target, "spec": text, "operands": operands}
-
-
-def _swapped(name: str) -> str:
-    """The last two axes of ``name`` swapped, in a form numpy 1.22 understands (no ``.mT``)."""
-    return f"np.swapaxes({name}, -1, -2)"
-
-
-def _matmul_form(terms, out):
-    """If the 2-operand einsum is a (possibly transposed) matrix product, say how to write it with @."""
-    if len(terms) != 2:
-        return None
-    a, b = terms
-    shared = set(a) & set(b)
-    if len(shared) != 1 or shared & set(out) or len(set(a + b)) != len(a + b) - 1:
-        return None
-    (c,) = shared
-    a_free, b_free = a.replace(c, ""), b.replace(c, "")
-    if len(a) > 2 or len(b) > 2:
-        return None
-    if len(a) == 1 or len(b) == 1:  # vector forms: only the plain ones numpy's @ understands
-        if len(a) == 2 and a[1] == c and out == a_free and len(b) == 1:
-            return (False, False), False
-        if len(b) == 2 and b[0] == c and out == b_free and len(a) == 1:
-            return (False, False), False
-        if len(a) == 1 and len(b) == 1 and out == "":
-            return (False, False), False
-        return None
-    ta, tb = a[0] == c, b[1] == c
-    if out == a_free + b_free:
-        return (ta, tb), False
-    if out == b_free + a_free:
-        return (ta, tb), True
-    return None
-
+from .indexing import index
+from .products import einsum
+from .surface import as_node, numpy_function, refuse
 
 # ---------------------------------------------------------------------------------------------
-# numpy's products, all lowered to einsum
-# ---------------------------------------------------------------------------------------------
-
-
-@numpy_function(np.matmul)
-def np_matmul(x1, x2, out=None, **kwargs):
-    refuse_given("matmul", out=out, **kwargs)
-    x, y = as_node(x1), as_node(x2)
-    if x.ndim == 0 or y.ndim == 0:
-        raise ShapeError("matmul: input operand does not have enough dimensions")
-    if x.shape[-1] != y.shape[-2 if y.ndim >= 2 else -1]:
-        raise ShapeError(f"matmul: shapes {x.shape} and {y.shape} are not aligned")
-    if x.ndim == 1 and y.ndim == 1:
-        return einsum("i,i->", x, y)
-    if x.ndim == 1 and y.ndim > 2:  # a vector with a stack of matrices: as a 1-row matrix, as numpy does
-        r = as_node(np_matmul(shape.reshape(x, 1, (1, x.shape[-1])), y))
-        return shape.reshape(r, 2, (r.shape[-1],))
-    if y.ndim == 1 and x.ndim > 2:
-        r = as_node(np_matmul(x, shape.reshape(y, 1, (y.shape[-1], 1))))
-        return shape.reshape(r, 2, (r.shape[-2],))
-    spec = "j,jk->k" if x.ndim == 1 else "ij,j->i" if y.ndim == 1 else "ij,jk->ik"
-    return einsum(spec, x, y)
-
-
-@array_method("__matmul__")
-def matmul_operator(a, b):
-    return np_matmul(a, b)
-
-
-@array_method("__rmatmul__")
-def reflected_matmul_operator(a, b):
-    return np_matmul(b, a)
-
-
-def _letters(k, skip=""):
-    return [c for c in string.ascii_lowercase if c not in skip][:k]
-
-
-@numpy_function(np.dot)
-def np_dot(a, b, out=None):
-    refuse_given("dot", out=out)
-    x, y = as_node(a), as_node(b)
-    if x.ndim == 0 or y.ndim == 0:
-        return ufunc("multiply", a, b)
-    if x.ndim <= 2 and y.ndim <= 2:
-        return np_matmul(a, b)
-    xs = _letters(x.ndim)
-    ys = _letters(y.ndim, skip="".join(xs))
-    summed = y.ndim - 2 if y.ndim >= 2 else y.ndim - 1
-    ys[summed] = xs[-1]
-    out_letters = xs[:-1] + [c for i, c in enumerate(ys) if i != summed]
-    return einsum(f"{''.join(xs)},{''.join(ys)}->{''.join(out_letters)}", x, y)
-
-
-@array_method("dot")
-def dot_method(a, other, out=None):
-    return np_dot(a, other, out)
-
-
-@numpy_function(np.outer)
-def np_outer(a, b, out=None):
-    refuse_given("outer", out=out)
-    x, y = as_node(a), as_node(b)
-    return einsum("i,j->ij", shape.reshape(x, x.ndim, (x.size,)), shape.reshape(y, y.ndim, (y.size,)))
-
-
-@numpy_function(np.tensordot)
-def np_tensordot(a, b, axes=2):
-    x, y = as_node(a), as_node(b)
-    if isinstance(axes, numbers.Integral):
-        ax_a, ax_b = list(range(x.ndim - axes, x.ndim)), list(range(axes))
-    else:
-        ax_a, ax_b = ([k] if isinstance(k, numbers.Integral) else list(k) for k in axes)
-    ax_a, ax_b = [k % x.ndim for k in ax_a], [k % y.ndim for k in ax_b]
-    letters = iter(string.ascii_lowercase)
-    ta = [next(letters) for _ in range(x.ndim)]
-    tb = [next(letters) for _ in range(y.ndim)]
-    for i, j in zip(ax_a, ax_b):
-        if x.shape[i] != y.shape[j]:
-            raise ShapeError("shape-mismatch for sum in tensordot")
-        tb[j] = ta[i]
-    out = [c for i, c in enumerate(ta) if i not in ax_a] + [c for j, c in enumerate(tb) if j not in ax_b]
-    return einsum(f"{''.join(ta)},{''.join(tb)}->{''.join(out)}", x, y)
-
-
-@numpy_function(np.einsum)
-def np_einsum(*operands, out=None, optimize=False, **kwargs):
-    refuse_given("einsum", out=out, **kwargs)
-    subscripts, operands = operands[0], operands[1:]
-    spec = subscripts.replace(" ", "") if isinstance(subscripts, str) else ""
-    if "->" not in spec or "..." in spec:
-        raise refuse(f"einsum {subscripts!r}", "write explicit subscripts with '->' and no '...'")
-    if not all(c in string.ascii_letters or c in ",->" for c in spec) or spec.count("->") != 1:
-        raise refuse(f"einsum subscripts {subscripts!r}", "subscripts are letters, commas and one '->', as numpy requires")
-    ins, out_term = spec.split("->")
-    terms = ins.split(",")
-    nodes = [as_node(o) for o in operands]
-    if len(terms) != len(nodes):
-        raise ShapeError(f"einsum {subscripts!r} needs {len(terms)} operands")
-    for k, (t, n) in enumerate(zip(terms, nodes)):
-        if len(t) != n.ndim:
-            raise ShapeError(f"einsum {subscripts!r}: operand {k} has {n.ndim} axes, subscripts say {len(t)}")
-        while len(set(t)) != len(t):  # a repeated letter: take that diagonal first
-            c = next(ch for ch in t if t.count(ch) > 1)
-            i, j = t.index(c), t.index(c, t.index(c) + 1)
-            n = take_diagonal(n, i, j)
-            t = t[:i] + t[i + 1 : j] + t[j + 1 :] + c
-        terms[k], nodes[k] = t, n
-    if len(set(out_term)) != len(out_term) or not set(out_term) <= set("".join(terms)):
-        raise ShapeError(f"einsum {subscripts!r}: output subscripts must be distinct letters of the inputs")
-    return einsum(f"{','.join(terms)}->{out_term}", *nodes)
-
-
-@numpy_function(np.linalg.norm)
-def np_linalg_norm(x, ord=None, axis=None, keepdims=False):
-    n = as_node(x)
-    if ord in (None, "fro", 2) and (ord != 2 or axis is not None or n.ndim == 1):
-        return ufunc("sqrt", np_sum(x * x, axis, keepdims=keepdims))
-    if ord == 1 and (n.ndim == 1 or axis is not None):
-        return np_sum(ufunc("absolute", x), axis, keepdims=keepdims)
-    if ord == np.inf and (n.ndim == 1 or axis is not None):
-        return extreme(ufunc("absolute", x), axis, keepdims, "max")
-    if ord in ("nuc", 2, -2) and n.ndim >= 2 and (axis is None and n.ndim == 2 or _last_two(axis, n.ndim)):
-        from .decompositions import matrix_norm
-
-        return matrix_norm(n, ord, keepdims)
-    raise refuse(f"np.linalg.norm with ord={ord!r} on a {n.ndim}-D array",
-                 "use ord=None/'fro', 1 or inf on vectors, or 'nuc', 2, -2 on matrices")
-
-
-def _last_two(axis, ndim) -> bool:
-    return isinstance(axis, tuple) and len(axis) == 2 and [a % ndim for a in axis] == [ndim - 2, ndim - 1]
-
-
-# ---------------------------------------------------------------------------------------------
-# np.linalg: solve, inv, det, slogdet (the decompositions are in decompositions.py). Each rule
-# addresses the trailing two axes and is IR again (einsum, transpose, elementwise and these ops),
-# so every order of derivative follows. Generated code calls np.linalg; nothing is expanded.
+# solve, inv, det, slogdet and matrix_power (the decompositions follow below)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -576,3 +268,194 @@ def np_linalg_matrix_power(a, n):
         if n:
             power = mm(power, power)
     return result
+
+
+def cholesky(a: Node) -> Node:
+    """The lower Cholesky factor L of symmetric positive definite A = L L^T."""
+    square(a, "cholesky")
+    return Node("cholesky", (a,), a.shape, result_dtype(a.dtype))
+
+
+def eigh(a: Node, part: int, uplo: str = "L") -> Node:
+    """Part 0 (eigenvalues, ascending) or 1 (eigenvectors, as columns) of np.linalg.eigh."""
+    square(a, "eigh")
+    out = a.shape[:-1] if part == 0 else a.shape
+    return Node("eigh", (a,), out, result_dtype(a.dtype), (part, uplo))
+
+
+def _phi(x: Node) -> Node:
+    """The lower triangle of ``x`` with its diagonal halved (Murray 2016)."""
+    n = x.shape[-1]
+    weights = const_node(np.tril(np.ones((n, n))) - 0.5 * np.eye(n))
+    return ew.elementwise(placeholder(0) * placeholder(1), (x, weights))
+
+
+@register
+class Cholesky(_LinalgOp):
+    """np.linalg.cholesky(A): dL = L phi(L^-1 sym(dA) L^-T) (JAX's rule; Murray 2016)."""
+
+    name = "cholesky"
+    template = "{{ s.target }} = np.linalg.cholesky({{ s.x }})"
+
+    def jvp(self, node, tangents, lead):
+        low = node
+        ds = symmetrized(tangents[0])
+        inner = solve(low, mT(solve(low, ds)))  # L^-1 dS L^-T (dS symmetric)
+        return mm(low, _phi(inner))
+
+    def vjp(self, node, g, wanted, n_lead):
+        low = node
+        p = _phi(mm(mT(low), g))
+        q = solve(mT(low), p)  # L^-T phi(L^T g)
+        ga = mT(solve(mT(low), mT(q)))  # ... L^-1
+        yield 0, unbroadcast(symmetrized(ga), g.shape[:n_lead] + node.inputs[0].shape, n_lead)
+
+    def numeric(self, node, a):
+        return np.linalg.cholesky(a)
+
+
+def _gaps(w: Node) -> Node:
+    """F with F_ij = 1 / (w_j - w_i) off the diagonal and 0 on it (distinct eigenvalues)."""
+    n = w.shape[-1]
+    eye = const_node(np.eye(n))
+    rows, cols = shape.reshape(w, 1, (1, n)), shape.reshape(w, 1, (n, 1))
+    return ew.elementwise(1 / (placeholder(2) + placeholder(0) - placeholder(1)) - placeholder(2), (rows, cols, eye))
+
+
+@register
+class Eigh(_LinalgOp):
+    """Part ``params[0]`` of np.linalg.eigh(A) (0 eigenvalues, 1 eigenvectors); JAX's rule, for
+    distinct eigenvalues: dw = diag(V^T dA V), dV = V (F * V^T dA V), F_ij = 1/(w_j - w_i)."""
+
+    name = "eigh"
+    template = "{{ s.target }} = np.linalg.eigh({{ s.x }}, UPLO={{ s.params[1]|tojson }})[{{ s.params[0] }}]"
+
+    def _pair(self, node):
+        a = node.inputs[0]
+        part, uplo = node.params
+        return (node if part == 0 else eigh(a, 0, uplo)), (node if part == 1 else eigh(a, 1, uplo))
+
+    def jvp(self, node, tangents, lead):
+        w, v = self._pair(node)
+        ds = symmetrized(tangents[0])
+        if node.params[0] == 0:
+            return einsum("ji,jk,ki->i", v, ds, v)  # diag(V^T dA V)
+        rotated = einsum("ji,jk,kl->il", v, ds, v)
+        return mm(v, ew.elementwise(placeholder(0) * placeholder(1), (_gaps(w), rotated)))
+
+    def vjp(self, node, g, wanted, n_lead):
+        w, v = self._pair(node)
+        if node.params[0] == 0:
+            ga = einsum("ik,k,jk->ij", v, g, v)  # V diag(g) V^T
+        else:
+            inner = ew.elementwise(placeholder(0) * placeholder(1), (_gaps(w), mm(mT(v), g)))
+            ga = symmetrized(mm(v, inner, mT(v)))
+        yield 0, unbroadcast(ga, g.shape[:n_lead] + node.inputs[0].shape, n_lead)
+
+    def numeric(self, node, a):
+        part, uplo = node.params
+        return np.linalg.eigh(a, UPLO=uplo)[part]
+
+
+EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+
+
+@numpy_function(np.linalg.cholesky)
+def np_linalg_cholesky(a, /, *, upper=False):
+    low = cholesky(as_node(a))
+    return mT(low) if upper else low
+
+
+@numpy_function(np.linalg.eigh)
+def np_linalg_eigh(a, UPLO="L"):
+    if UPLO not in ("L", "U"):
+        raise refuse(f"np.linalg.eigh with UPLO={UPLO!r}", "UPLO is 'L' or 'U'")
+    x = as_node(a)
+    return EighResult(eigh(x, 0, UPLO), eigh(x, 1, UPLO))
+
+
+
+def svd(a: Node, part: int) -> Node:
+    """Part 0 (U), 1 (singular values, descending) or 2 (Vh) of the reduced SVD A = U diag(s) Vh."""
+    if a.ndim < 2:
+        raise ShapeError(f"svd: {a.ndim}-dimensional array given. Array must be at least two-dimensional")
+    *lead, m, n = a.shape
+    k = min(m, n)
+    out = [(*lead, m, k), (*lead, k), (*lead, k, n)][part]
+    return Node("svd", (a,), out, result_dtype(a.dtype), (part,))
+
+
+@register
+class SVD(_LinalgOp):
+    """Part ``params[0]`` of np.linalg.svd(A, full_matrices=False) (0 U, 1 s, 2 Vh); JAX's rule,
+    for distinct nonzero singular values: ds = diag(U^T dA V)."""
+
+    name = "svd"
+    template = """{{ s.target }} = {% if s.params[0] == 1 -%}
+np.linalg.svd({{ s.x }}, compute_uv=False)
+{%- else %}np.linalg.svd({{ s.x }}, full_matrices=False)[{{ s.params[0] }}]{% endif %}"""
+
+    def jvp(self, node, tangents, lead):
+        a, (part,), da = node.inputs[0], node.params, tangents[0]
+        u, s, vh = (node if part == p else svd(a, p) for p in range(3))
+        v = mT(vh)
+        if part == 1:
+            return einsum("ji,jk,ki->i", u, da, v)
+        m, n = a.shape[-2:]
+        k = s.shape[-1]
+        rotated = einsum("ji,jk,kl->il", u, da, v)  # U^T dA V
+        row, col = shape.reshape(s, 1, (1, k)), shape.reshape(s, 1, (k, 1))
+        gaps = ew.elementwise(1 / ((placeholder(0) + placeholder(1)) * (placeholder(0) - placeholder(1)) + placeholder(2))
+                              - placeholder(2), (row, col, const_node(np.eye(k))))
+        x, y = placeholder(0), placeholder(1)
+        if part == 0:
+            weighted = ew.elementwise(x * y, (rotated, row))  # dS diag(s)
+            du = mm(u, ew.elementwise(placeholder(2) * (x + y), (weighted, mT(weighted), gaps)))
+            if m > n:
+                dav = mm(da, v)
+                du = ew.elementwise(x + (y - placeholder(2)) / placeholder(3),
+                                    (du, dav, mm(u, mT(u), dav), row))
+            return du
+        weighted = ew.elementwise(x * y, (rotated, col))  # diag(s) dS
+        dv = mm(v, ew.elementwise(placeholder(2) * (x + y), (weighted, mT(weighted), gaps)))
+        if n > m:
+            dahu = mm(mT(da), u)
+            dv = ew.elementwise(x + (y - placeholder(2)) / placeholder(3), (dv, dahu, mm(v, vh, dahu), row))
+        return mT(dv)
+
+    def vjp(self, node, g, wanted, n_lead):
+        if node.params[0] == 1:  # U diag(g) V^T
+            u, vh = svd(node.inputs[0], 0), svd(node.inputs[0], 2)
+            yield 0, unbroadcast(einsum("ik,k,kj->ij", u, g, vh), g.shape[:n_lead] + node.inputs[0].shape, n_lead)
+            return
+        yield 0, transposed_jvp(self, node, g, n_lead)
+
+    def numeric(self, node, a):
+        return np.linalg.svd(a, full_matrices=False)[node.params[0]]
+
+
+SVDResult = collections.namedtuple("SVDResult", ["U", "S", "Vh"])
+
+
+@numpy_function(np.linalg.svd)
+def np_linalg_svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    x = as_node(a)
+    if hermitian:
+        raise refuse("np.linalg.svd with hermitian=True", "drop it: the general SVD gives the same singular values")
+    if not compute_uv:
+        return svd(x, 1)
+    if full_matrices and x.ndim >= 2 and x.shape[-1] != x.shape[-2]:
+        raise refuse("np.linalg.svd with full_matrices=True on a non-square matrix", "pass full_matrices=False")
+    return SVDResult(svd(x, 0), svd(x, 1), svd(x, 2))
+
+
+def matrix_norm(x: Node, ord, keepdims: bool) -> Node:
+    """np.linalg.norm of the trailing matrices for ord 'nuc' (sum), 2 (largest) or -2 (smallest
+    singular value)."""
+    from .reductions import reduce_sum
+
+    s = svd(x, 1)
+    k = s.shape[-1]
+    pick = {"nuc": None, 2: 0, -2: k - 1}[ord]
+    out = reduce_sum(s, (-1,)) if pick is None else index(s, (pick,))
+    return shape.reshape(out, 0, (1, 1)) if keepdims else out
