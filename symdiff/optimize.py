@@ -184,6 +184,22 @@ def _drop_unused(node: Node) -> Node:
     return Node("elementwise", tuple(inputs), node.shape, node.dtype, (body,))
 
 
+# A fused body nests no deeper than this: SymPy walks expressions recursively, so a loop of a few dozen
+# iterations fused into one body would exceed Python's recursion limit (a CompileError); deeper chains
+# become several arrays instead.
+MAX_FUSED_DEPTH = 40
+
+
+def _depth(expr) -> int:
+    """How deeply ``expr`` nests (counted without recursion: deep bodies are what it guards against)."""
+    deepest, stack = 0, [(expr, 1)]
+    while stack:
+        e, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((a, level + 1) for a in e.args)
+    return deepest
+
+
 def _fuse(outputs: list, keep=frozenset()) -> list:
     """Inline every elementwise node that has a single consumer into that consumer's body."""
     uses: dict = {}
@@ -200,6 +216,7 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
             and x.inputs
             and uses.get(id(x), 0) == 1
             and (x.dtype == "bool" or x.dtype == ir.result_dtype(*(i.dtype for i in x.inputs)))
+            and _depth(x.body) < MAX_FUSED_DEPTH
         )
 
     def rewrite(node: Node) -> Node:

@@ -301,3 +301,27 @@ def test_real_and_imaginary_parts_of_real_arrays_are_simplified_away():
     assert not opt.body.has(sympy.re, sympy.im), opt.body
     x = np.array([-1.0, -0.5, 0.5, 2.0])
     np.testing.assert_allclose(run_ir([opt], x)[0], np.where(x >= 0, x, 2 * x) ** 2, rtol=1e-15)
+
+
+def test_a_long_elementwise_loop_compiles_and_is_right():
+    """120 fused steps once nested too deep for SymPy's recursive walks (CompileError: RecursionError);
+    fusion now stops at a bounded depth and the chain becomes several arrays."""
+
+    def f(x):
+        s = x
+        for _ in range(120):
+            s = np.sin(s) * 0.5 + x
+        return np.sum(s * s)
+
+    x = np.array([0.3, -0.7, 1.1])
+    g = symdiff.grad(f)(x)
+    eps = 1e-6
+    fd = [(f(x + eps * e) - f(x - eps * e)) / (2 * eps) for e in np.eye(3)]
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+    assert max(optimize._depth(n.body) for n in ir.toposort(optimize.optimize([_traced_sum(f, x)]))
+               if n.op == "elementwise") <= 2 * optimize.MAX_FUSED_DEPTH
+
+
+def _traced_sum(f, x):
+    out = trace.run(f, [ir.input_node(0, x.shape, "float64")])
+    return out
