@@ -60,7 +60,7 @@ def rewritten(fun):
     cells[_HELPERS] = types.CellType(rewrite_runtime)
     closure = tuple(cells[name] for name in new_code.co_freevars)
     new = types.FunctionType(new_code, fun.__globals__, fun.__name__, fun.__defaults__, closure)
-    new.__kwdefaults__ = fun.__kwdefaults__
+    new.__kwdefaults__, new.__qualname__ = fun.__kwdefaults__, fun.__qualname__
     new.__dict__.update(fun.__dict__)
     return new
 
@@ -159,7 +159,7 @@ def _worth_rewriting(fdef) -> bool:
     for n in _walk_scope(fdef):
         if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)):
             return False
-    for n in _walk_scope(fdef):
+    for n in ast.walk(fdef):
         if isinstance(n, (ast.If, ast.IfExp, ast.While, ast.BoolOp, ast.AugAssign)):
             return True
         if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
@@ -367,22 +367,27 @@ class _ControlFlow(ast.NodeTransformer):
     def __init__(self, filename: str):
         self.filename = filename
         self.count = 0
+        self.depth = 0
 
     def _where(self, node) -> ast.Constant:
         return ast.Constant(f"{self.filename}:{node.lineno}")
 
     # nested functions and classes keep their own code
     def visit_FunctionDef(self, node):
-        if getattr(self, "_inside", False):
+        """The function, and functions it defines (they see ``_sd`` through its closure)."""
+        if any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in _walk_scope(node)):
             return node
-        self._inside = True
+        if self.depth:
+            node.body = _Escapes(node).lower_function()
+        self.depth += 1
         node.body = self._statements(node.body)
+        self.depth -= 1
         return node
 
     def visit_AsyncFunctionDef(self, node):
         return node
 
-    visit_ClassDef = visit_Lambda = visit_AsyncFunctionDef
+    visit_ClassDef = visit_AsyncFunctionDef
 
     def _statements(self, stmts):
         out = []

@@ -254,7 +254,8 @@ def setitem(x, key, v):
         return x
     if isinstance(key, tuple) and any(is_traced(k) for k in key) or is_traced(key):
         raise TraceError(
-            f"assignment at a traced index at {user_location()}; index with constant integers, slices or arrays"
+            f"assignment at a traced index at {user_location()}; write x = np.where(mask, value, x), or "
+            "index with constant integers, slices or arrays"
         )
     flat = np.arange(x.size).reshape(x.shape)[key]
     mask = np.zeros(x.size, dtype=bool)
@@ -269,8 +270,8 @@ def setitem(x, key, v):
         try:
             values = np.broadcast_to(v, flat.shape)
         except (ShapeError, ValueError) as e:
-            raise TraceError(
-                f"could not broadcast a value of shape {v.shape} into the selection of shape {flat.shape} at {user_location()}"
+            raise ShapeError(
+                f"could not broadcast input array from shape {v.shape} into shape {flat.shape} at {user_location()}"
             ) from e
         placed = values.reshape(-1)[where].reshape(x.shape)
     return np.where(mask, placed, x)

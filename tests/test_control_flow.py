@@ -298,3 +298,43 @@ def test_np_array_of_traced_vectors_and_plain_lists():
 
     x = np.array([0.5, -1.0])
     assert symdiff.grad(f)(x) == pytest.approx(1 + 4 * x)
+
+
+def test_functions_defined_inside_are_rewritten_too():
+    def f(x):
+        def relu(v):
+            if v > 0:
+                return v
+            return 0.0 * v
+
+        scale = lambda v: 2 * v if v > 1 else v
+        return relu(x) + scale(x)
+
+    assert symdiff.grad(f)(3.0) == pytest.approx(3.0)
+    assert symdiff.grad(f)(0.5) == pytest.approx(2.0)
+    assert symdiff.grad(f)(-1.0) == pytest.approx(1.0)
+
+
+def test_closures_defaults_and_methods():
+    k = 3.0
+
+    def f(x, *, sign=1.0):
+        if x * sign > 0:
+            return k * x
+        return x
+
+    assert symdiff.grad(f)(2.0) == pytest.approx(3.0)
+    assert symdiff.grad(f)(2.0, sign=-1.0) == pytest.approx(1.0)
+
+    class Model:
+        def __init__(self):
+            self.w = 2.0
+
+        def loss(self, x):
+            if x > self.w:
+                return x**2
+            return self.w * x
+
+    m = Model()
+    assert symdiff.grad(m.loss)(3.0) == pytest.approx(6.0)
+    assert symdiff.grad(m.loss)(1.0) == pytest.approx(2.0)
