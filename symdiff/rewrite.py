@@ -19,6 +19,7 @@ does not handle (generators, async) run unchanged.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 import textwrap
 import types
@@ -166,9 +167,14 @@ def _worth_rewriting(fdef) -> bool:
             return True
         if isinstance(n, ast.Assign) and any(_has_subscript(t) for t in n.targets):
             return True
-        if isinstance(n, ast.Call) and _assembler_name(n.func):
+        if isinstance(n, ast.Call) and (_assembler_name(n.func) or _helper_call(n)):
             return True
     return False
+
+
+def _helper_call(call) -> bool:
+    """A call of a function by a plain name that is not a builtin: maybe the user's own helper."""
+    return isinstance(call.func, ast.Name) and call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
 
 
 def _has_subscript(target) -> bool:
@@ -480,6 +486,8 @@ class _ControlFlow(ast.NodeTransformer):
         if _assembler_name(node.func) and node.args and not any(isinstance(a, ast.Starred) for a in node.args):
             node.args = [node.func, *node.args]
             node.func = _call_attr("array")
+        elif _helper_call(node):
+            node.func = _at(_call("convert", node.func), node.func)  # the user's helpers are rewritten too
         return node
 
     def visit_Assign(self, node):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import numbers
 import operator
+import os
+import sysconfig
 import threading
+import types
 
 import numpy as np
 
@@ -288,6 +291,25 @@ def augassign(op: str, x, v):
     if isinstance(x, np.ndarray) and (is_traced(v) or _depth.n):
         return getattr(operator, _OPERATORS[op])(x, v)
     return getattr(operator, "i" + _OPERATORS[op].rstrip("_"))(x, v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions the user's function calls
+# ---------------------------------------------------------------------------------------------
+
+_LIBRARIES = {"numpy", "scipy", "sympy", "symdiff"}
+_INSTALLED = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def convert(f):
+    """``f`` rewritten like the traced function when it is the user's own Python function."""
+    if not isinstance(f, types.FunctionType) or (f.__module__ or "").split(".")[0] in _LIBRARIES:
+        return f
+    if os.path.abspath(f.__code__.co_filename).startswith(_INSTALLED):
+        return f
+    from .rewrite import rewritten
+
+    return rewritten(f)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -338,3 +338,18 @@ def test_closures_defaults_and_methods():
     m = Model()
     assert symdiff.grad(m.loss)(3.0) == pytest.approx(6.0)
     assert symdiff.grad(m.loss)(1.0) == pytest.approx(2.0)
+
+
+def soft_step(v):
+    """A helper at module level with an `if`: rewritten when the traced function calls it."""
+    if v > 0:
+        return v**2
+    return 0.5 * v
+
+
+def test_helpers_the_function_calls_are_rewritten():
+    def f(x):
+        return soft_step(x) + soft_step(-x)
+
+    assert symdiff.grad(f)(2.0) == pytest.approx(4.0 - 0.5)
+    assert symdiff.grad(f)(-2.0) == pytest.approx(0.5 - 4.0)
