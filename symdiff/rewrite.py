@@ -106,6 +106,8 @@ def _rewrite_code(fun):
         : code.co_argcount + code.co_kwonlyargcount
     ] or set(new_code.co_freevars) - set(code.co_freevars) - {_HELPERS}:
         return None
+    if set(code.co_varnames) - set(new_code.co_varnames) - set(new_code.co_cellvars):  # source out of date
+        return None
     return new_code
 
 
@@ -473,6 +475,26 @@ class _ControlFlow(ast.NodeTransformer):
         expr = node.values[-1]
         for v in reversed(node.values[:-1]):
             expr = _call(helper, v, _thunk(expr))
+        return _at(expr, node)
+
+    def visit_Compare(self, node):
+        """``a < b < c`` as ``a < b and b < c`` (Python asks for the truth of ``a < b``), ``b`` once."""
+        self.generic_visit(node)
+        if len(node.ops) == 1:
+            return node
+        operands = [node.left, *node.comparators]
+        names = []
+        for i in range(1, len(operands) - 1):
+            self.count += 1
+            names.append(f"{_TEMP}m{self.count}")
+        left = lambda i: operands[0] if i == 0 else _load(names[i - 1])
+        right = lambda i: (
+            operands[-1] if i == len(names) else ast.NamedExpr(target=_store(names[i]), value=operands[i + 1])
+        )
+        expr = None
+        for i in reversed(range(len(node.ops))):
+            compare = ast.Compare(left=left(i), ops=[node.ops[i]], comparators=[right(i)])
+            expr = compare if expr is None else _call("and_", compare, _thunk(expr))
         return _at(expr, node)
 
     def visit_UnaryOp(self, node):

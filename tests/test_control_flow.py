@@ -353,3 +353,68 @@ def test_helpers_the_function_calls_are_rewritten():
 
     assert symdiff.grad(f)(2.0) == pytest.approx(4.0 - 0.5)
     assert symdiff.grad(f)(-2.0) == pytest.approx(0.5 - 4.0)
+
+
+def test_chained_comparison_on_a_traced_value():
+    def f(x):
+        if 0 < x < 1:
+            return x**2
+        return x
+
+    assert symdiff.grad(f)(0.25) == pytest.approx(0.5)
+    assert symdiff.grad(f)(2.0) == pytest.approx(1.0)
+    assert symdiff.grad(f)(-1.0) == pytest.approx(1.0)
+
+
+def test_second_order_through_returns_breaks_and_assignments():
+    with np.errstate(invalid="ignore"):
+        for a in (2.0, -2.0):
+            assert symdiff.hessian(sqrt_abs)(a) == pytest.approx(-0.25 * abs(a) ** -1.5)
+    assert symdiff.hessian(halve_until_small)(3.0) == pytest.approx(0.0)
+
+    def g(x):
+        out = np.zeros(2)
+        out[0] = x[0] * x[1]
+        out[1] += x[1] ** 3
+        return out.sum()
+
+    assert symdiff.hessian(g)(np.array([1.0, 2.0])) == pytest.approx(np.array([[0.0, 1.0], [1.0, 12.0]]))
+
+
+def test_jacobian_of_an_array_built_by_item_assignment():
+    def f(x):
+        y = np.zeros(3)
+        for i in range(3):
+            if x[i] > 0:
+                y[i] = x[i] ** 2
+            else:
+                y[i] = -x[i]
+        return y
+
+    x = np.array([1.0, -2.0, 3.0])
+    assert symdiff.jacobian(f)(x) == pytest.approx(np.diag([2.0, -1.0, 6.0]))
+
+
+def test_for_else_with_a_traced_break():
+    def f(x):
+        for i in range(3):
+            if x > i:
+                break
+        else:
+            x = x * 10
+        return x * 2
+
+    assert symdiff.grad(f)(0.5) == pytest.approx(2.0)
+    assert symdiff.grad(f)(-1.0) == pytest.approx(20.0)
+
+
+def test_branches_that_return_tuples():
+    def f(x):
+        if x > 0:
+            return x**2, x * 3
+        return -x, x * 4
+
+    (value, g), aux = symdiff.value_and_grad(f, has_aux=True)(3.0)
+    assert (value, aux, g) == (pytest.approx(9.0), pytest.approx(9.0), pytest.approx(6.0))
+    (value, g), aux = symdiff.value_and_grad(f, has_aux=True)(-3.0)
+    assert (value, aux, g) == (pytest.approx(3.0), pytest.approx(-12.0), pytest.approx(-1.0))
