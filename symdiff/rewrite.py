@@ -17,6 +17,7 @@ does not handle (generators, async) run unchanged.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import builtins
@@ -99,7 +100,8 @@ def _rewrite_code(fun):
     )
     module = ast.Module(body=[outer], type_ignores=[])
     _fill_locations(module, fdef)
-    compiled = compile(module, filename, "exec")
+    future = sum(getattr(__future__, f).compiler_flag for f in __future__.all_feature_names)
+    compiled = compile(module, filename, "exec", flags=code.co_flags & future, dont_inherit=True)
     outer_code = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
     new_code = next(c for c in outer_code.co_consts if isinstance(c, types.CodeType) and c.co_name == fun.__name__)
     if new_code.co_varnames[: code.co_argcount + code.co_kwonlyargcount] != code.co_varnames[

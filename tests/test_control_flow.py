@@ -1,6 +1,8 @@
 """Python control flow and item assignment inside a traced function (symdiff/rewrite.py): values and
 derivatives against closed forms and central finite differences of the plain function."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -418,3 +420,19 @@ def test_branches_that_return_tuples():
     assert (value, aux, g) == (pytest.approx(9.0), pytest.approx(9.0), pytest.approx(6.0))
     (value, g), aux = symdiff.value_and_grad(f, has_aux=True)(-3.0)
     assert (value, aux, g) == (pytest.approx(3.0), pytest.approx(-12.0), pytest.approx(-1.0))
+
+
+def test_future_annotations_of_functions_defined_inside_stay_lazy(tmp_path):
+    path = tmp_path / "annotated.py"
+    path.write_text(
+        "from __future__ import annotations\n"
+        "def f(x: Undefined1):\n"
+        "    def inner(v: Undefined2):\n"
+        "        return v * 2 if v > 0 else v\n"
+        "    return inner(x)\n"
+    )
+    spec = importlib.util.spec_from_file_location("annotated", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert symdiff.grad(module.f)(1.0) == pytest.approx(2.0)
+    assert symdiff.grad(module.f)(-1.0) == pytest.approx(1.0)
