@@ -329,6 +329,10 @@ class _Escapes:
         stops = ([self.RET] if returns else []) + ([brk] if uses_break else [])
         body = self.block(s.body, (brk, cont))
         head = [_assign(cont, ast.Constant(False))] if uses_continue else []
+        if stops and isinstance(s, ast.For):  # after a traced break the target keeps its value then
+            item = f"{_FLAG}item{self.loops}"
+            body = [_at(ast.Assign(targets=[s.target], value=_load(item)), s.target), *body]
+            s.target = _store(item)
         if stops:
             body = [
                 ast.If(test=_call("not_", _call("any_", *map(_load, stops))), body=body, orelse=[]),

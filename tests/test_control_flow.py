@@ -436,3 +436,14 @@ def test_future_annotations_of_functions_defined_inside_stay_lazy(tmp_path):
     spec.loader.exec_module(module)
     assert symdiff.grad(module.f)(1.0) == pytest.approx(2.0)
     assert symdiff.grad(module.f)(-1.0) == pytest.approx(1.0)
+
+
+def test_the_loop_variable_after_a_traced_break():
+    def f(x):
+        for i in range(5):
+            if x < i:
+                break
+        return x * i
+
+    for x, expected in ((1.5, 2.0), (3.5, 4.0), (10.0, 4.0), (-1.0, 0.0)):
+        assert symdiff.grad(f)(x) == pytest.approx(expected)
