@@ -268,16 +268,32 @@ def setitem(x, key, v):
         placed = np.zeros(x.shape, dtype=np.result_type(x.dtype, np.asarray(v).dtype))
         placed[key] = v
     else:
-        where = np.zeros(x.size, dtype=np.intp)
-        where[flat.ravel()] = np.arange(flat.size)
-        try:
-            values = np.broadcast_to(v, flat.shape)
-        except (ShapeError, ValueError) as e:
-            raise ShapeError(
-                f"could not broadcast input array from shape {v.shape} into shape {flat.shape} at {user_location()}"
-            ) from e
-        placed = values.reshape(-1)[where].reshape(x.shape)
+        placed = _placed(x, key, v, flat.shape)
     return np.where(mask, placed, x)
+
+
+def _placed(x, key, v, shape):
+    """An array of x's shape holding ``v`` (traced) at ``key``: a scatter for ints and slices, a
+    gather from v's entries for index arrays."""
+    from .ops.indexing import scatter
+    from .trace import Tracer, as_node
+
+    try:
+        values = np.broadcast_to(v, shape)
+    except (ShapeError, ValueError) as e:
+        raise ShapeError(
+            f"could not broadcast input array from shape {v.shape} into shape {shape} at {user_location()}"
+        ) from e
+    whole = as_node(x)
+    selected = Tracer(whole)[key]
+    if selected.node is whole:
+        return values
+    if selected.node.op == "index":
+        idx, core = selected.node.params
+        return Tracer(scatter(values.node, idx, core))
+    where = np.zeros(x.size, dtype=np.intp)
+    where[np.arange(x.size).reshape(x.shape)[key].ravel()] = np.arange(values.size)
+    return values.reshape(-1)[where].reshape(x.shape)
 
 
 _OPERATORS = {"Add": "add", "Sub": "sub", "Mult": "mul", "Div": "truediv", "FloorDiv": "floordiv", "Mod": "mod",

@@ -447,3 +447,19 @@ def test_the_loop_variable_after_a_traced_break():
 
     for x, expected in ((1.5, 2.0), (3.5, 4.0), (10.0, 4.0), (-1.0, 0.0)):
         assert symdiff.grad(f)(x) == pytest.approx(expected)
+
+
+def test_item_assignment_with_index_arrays_whole_arrays_and_broadcasting():
+    def f(x, a):
+        y = np.zeros((2, 3))
+        y[:, [0, 2]] = x[:2] * a  # index array: a gather of the value's entries
+        y[-1] += a  # broadcast over a row
+        z = np.ones(3)
+        z[...] = x  # the whole array
+        return (y**2).sum() + (z * a).sum()
+
+    x, a = np.array([1.0, 2.0, 3.0]), 1.5
+    gx, ga = symdiff.grad(f, argnums=(0, 1))(x, a)
+    assert gx == pytest.approx(central(lambda v: f(v, a), x), rel=1e-6)
+    assert ga == pytest.approx(central(lambda v: f(x, v), a), rel=1e-6)
+    assert symdiff.value_and_grad(f)(x, a)[0] == pytest.approx(f(x, a))
