@@ -25,6 +25,7 @@ import inspect
 import textwrap
 import types
 import warnings
+import weakref
 
 from . import rewrite_runtime
 
@@ -32,7 +33,7 @@ _HELPERS = "_sd"
 _TEMP = "_sd_"  # temporaries of the rewrite: never joined after an ``if``
 _FLAG = "_sdv_"  # variables of the rewrite that are joined (flags, the return value)
 
-_cache: dict = {}
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # code object -> rewritten code, or None
 
 
 def rewritten(fun):
