@@ -41,10 +41,11 @@ def staircase(x):
 
 
 def branchy(x):
-    """Python ``if`` on a traced value: ``symdiff emit`` explains the problem on one line (status 2)."""
-    if x > 0:
-        return x
-    return -x
+    """Python ``while`` on a traced value: ``symdiff emit`` explains the problem on one line (status 2).
+    (An ``if`` on a traced value is traced as a select of both branches.)"""
+    while x > 1:
+        x = x / 2
+    return x
 
 
 def lennard_jones(x):

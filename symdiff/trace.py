@@ -272,11 +272,15 @@ def run(fun, in_nodes, keywords=(), static=None, reads=None, memo=None):
     The last ``len(keywords)`` nodes are passed as those keyword arguments; ``static`` keyword
     values (Python numbers, strings) are passed as they are. ``reads`` (environment.Reads) names
     the arrays the function reads, so that generated code can take them under the user's names."""
+    from . import rewrite, rewrite_runtime
+
+    fun = rewrite.rewritten(fun)  # `if` on traced values becomes selects (source available)
     tracers = [Tracer(n) for n in in_nodes]
     n_positional = len(tracers) - len(keywords)
     kwargs = dict(zip(keywords, tracers[n_positional:]), **(static or {}))
     _traces.frames.append((reads.array_names if reads is not None else {}, memo))
     scope = origins.enter(origins.USER_LINE)  # every node records the user's line that made it
+    depth = rewrite_runtime.reset()
     try:
         out = fun(*tracers[:n_positional], **kwargs)
     except (TraceError, ShapeError, DtypeError):
@@ -288,6 +292,7 @@ def run(fun, in_nodes, keywords=(), static=None, reads=None, memo=None):
             "use numpy operations only"
         ) from e
     finally:
+        rewrite_runtime.restore(depth)
         origins.leave(scope)
         _traces.frames.pop()
     return to_nodes(out)

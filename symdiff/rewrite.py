@@ -1,0 +1,582 @@
+"""Rewrite a user's function so that control flow on traced values becomes selects.
+
+Like tangent's and autograph's source passes, this reads the function's source, rewrites its AST and
+compiles it under the user's file name and line numbers (so errors and the comments of generated
+code still name the user's lines). Afterwards:
+
+- ``return``/``break``/``continue`` nested in a statement are flags (``_sdv_ret``...) and the
+  statements after them run under ``if not flag:``; a loop really breaks once a flag is a plain True;
+- every ``if`` decides at run time (``rewrite_runtime``): a plain condition runs one branch, a
+  traced one runs both and joins each name they assign with ``np.where``; ``a if c else b``,
+  ``and``/``or``/``not`` likewise; ``while`` refuses a traced condition;
+- ``x[k] = v`` and ``x op= v`` are ``x = _sd.setitem(x, k, v)``/``_sd.augassign``, functional when
+  a traced value is involved; ``np.array``/``np.asarray`` calls go through ``_sd.array``.
+
+Functions whose source cannot be read (lambdas, code typed at a prompt, builtins) or that this pass
+does not handle (generators, async) run unchanged.
+"""
+
+from __future__ import annotations
+import __future__
+
+import ast
+import builtins
+import inspect
+import textwrap
+import types
+import warnings
+import weakref
+
+from . import rewrite_runtime
+
+_HELPERS = "_sd"
+_TEMP = "_sd_"  # temporaries of the rewrite: never joined after an ``if``
+_FLAG = "_sdv_"  # variables of the rewrite that are joined (flags, the return value)
+
+_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # code object -> rewritten code, or None
+
+
+def rewritten(fun):
+    """``fun`` with its control flow rewritten, or ``fun`` itself when there is nothing to do."""
+    if isinstance(fun, types.MethodType):
+        inner = rewritten(fun.__func__)
+        return fun if inner is fun.__func__ else types.MethodType(inner, fun.__self__)
+    code = getattr(fun, "__code__", None)
+    if not isinstance(fun, types.FunctionType) or code is None:
+        return fun
+    try:
+        new_code = _cache[code]
+    except KeyError:
+        try:
+            new_code = _rewrite_code(fun)
+        except (OSError, TypeError, SyntaxError):  # no source, or source out of date
+            new_code = None
+        except Exception as e:  # noqa: BLE001  a construct this pass gets wrong: trace the function as it is
+            warnings.warn(
+                f"symdiff could not rewrite the control flow of {fun.__qualname__}: {e!r}", RuntimeWarning, stacklevel=2
+            )
+            new_code = None
+        _cache[code] = new_code
+    if new_code is None:
+        return fun
+    cells = dict(zip(code.co_freevars, fun.__closure__ or ()))
+    cells[_HELPERS] = types.CellType(rewrite_runtime)
+    closure = tuple(cells[name] for name in new_code.co_freevars)
+    new = types.FunctionType(new_code, fun.__globals__, fun.__name__, fun.__defaults__, closure)
+    new.__kwdefaults__, new.__qualname__ = fun.__kwdefaults__, fun.__qualname__
+    new.__dict__.update(fun.__dict__)
+    return new
+
+
+def _rewrite_code(fun):
+    code = fun.__code__
+    if fun.__name__ == "<lambda>" or code.co_flags & (
+        inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+    ):
+        return None
+    lines, first = inspect.getsourcelines(fun)
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    ast.increment_lineno(tree, first - 1)
+    fdef = tree.body[0]
+    if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef):
+        return None
+    fdef.decorator_list = []
+    filename = code.co_filename
+    fdef.body = _Escapes(fdef).lower_function()
+    fdef = _ControlFlow(filename).visit(fdef)
+    freevars = [v for v in code.co_freevars if v != _HELPERS]
+    outer = ast.FunctionDef(
+        name="_sd_outer",
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(arg=a) for a in [_HELPERS, *freevars]],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
+        body=[fdef, ast.Return(value=ast.Name(id=fdef.name, ctx=ast.Load()))],
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
+    )
+    module = ast.Module(body=[outer], type_ignores=[])
+    _fill_locations(module, fdef)
+    future = sum(getattr(__future__, f).compiler_flag for f in __future__.all_feature_names)
+    compiled = compile(module, filename, "exec", flags=code.co_flags & future, dont_inherit=True)
+    outer_code = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
+    new_code = next(c for c in outer_code.co_consts if isinstance(c, types.CodeType) and c.co_name == fun.__name__)
+    if new_code.co_varnames[: code.co_argcount + code.co_kwonlyargcount] != code.co_varnames[
+        : code.co_argcount + code.co_kwonlyargcount
+    ] or set(new_code.co_freevars) - set(code.co_freevars) - {_HELPERS}:
+        return None
+    if set(code.co_varnames) - set(new_code.co_varnames) - set(new_code.co_cellvars):  # source out of date
+        return None
+    return new_code
+
+
+def _at(new, old):
+    """``new`` placed at the first line of ``old`` (one line: Python 3.11 gives an attribute access
+    the line where it ends)."""
+    if not hasattr(old, "lineno"):
+        return new
+    new.lineno = new.end_lineno = old.lineno
+    new.col_offset = new.end_col_offset = old.col_offset
+    return new
+
+
+def _fill_locations(module, fdef):
+    """Nodes the rewrite made take the line of the user's statement they stand for."""
+    for parent in ast.walk(module):
+        for child in ast.iter_child_nodes(parent):
+            if not hasattr(child, "lineno") and hasattr(parent, "lineno") and "lineno" in child._attributes:
+                _at(child, parent)
+    module.body[0].lineno = module.body[0].end_lineno = fdef.lineno
+    module.body[0].col_offset = module.body[0].end_col_offset = 0
+    ast.fix_missing_locations(module)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the function contains
+# ---------------------------------------------------------------------------------------------
+
+_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.Lambda,
+    ast.ClassDef,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+def _walk_scope(node):
+    """The nodes of ``node`` that belong to its own scope (not to nested functions or classes)."""
+    todo = list(ast.iter_child_nodes(node))
+    while todo:
+        n = todo.pop()
+        yield n
+        if not isinstance(n, _SCOPES):
+            todo.extend(ast.iter_child_nodes(n))
+
+
+def _worth_rewriting(fdef) -> bool:
+    for n in _walk_scope(fdef):
+        if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)):
+            return False
+    for n in ast.walk(fdef):
+        if isinstance(n, (ast.If, ast.IfExp, ast.While, ast.BoolOp, ast.AugAssign)):
+            return True
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
+            return True
+        if isinstance(n, ast.Assign) and any(_has_subscript(t) for t in n.targets):
+            return True
+        if isinstance(n, ast.Call) and (_assembler_name(n.func) or _helper_call(n)):
+            return True
+    return False
+
+
+def _helper_call(call) -> bool:
+    """A call of a function by a plain name that is not a builtin: maybe the user's own helper."""
+    return isinstance(call.func, ast.Name) and call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
+
+
+def _has_subscript(target) -> bool:
+    if isinstance(target, ast.Subscript):
+        return True
+    return isinstance(target, (ast.Tuple, ast.List)) and any(_has_subscript(e) for e in target.elts)
+
+
+def _assembler_name(func) -> bool:
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    return name in ("array", "asarray", "asanyarray")
+
+
+def _assigned_names(stmts) -> list:
+    """Names the statements bind in the function's own scope, in order of first binding."""
+    seen = {}
+    for s in stmts:
+        nodes = [s, *_walk_scope(s)]
+        for n in nodes:
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                seen.setdefault(n.id)
+            elif (
+                isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and n is not s
+                or (n is s and isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+            ):
+                seen.setdefault(n.name)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                for a in n.names:
+                    seen.setdefault((a.asname or a.name).split(".")[0])
+    return [n for n in seen if not n.startswith(_TEMP) and n != _HELPERS]
+
+
+def _call(name: str, *args) -> ast.Call:
+    return ast.Call(
+        func=ast.Attribute(value=ast.Name(id=_HELPERS, ctx=ast.Load()), attr=name, ctx=ast.Load()),
+        args=list(args),
+        keywords=[],
+    )
+
+
+def _load(name):
+    return ast.Name(id=name, ctx=ast.Load())
+
+
+def _store(name):
+    return ast.Name(id=name, ctx=ast.Store())
+
+
+def _assign(name, value):
+    return ast.Assign(targets=[_store(name)], value=value)
+
+
+def _thunk(expr):
+    return ast.Lambda(
+        args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=expr
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# return / break / continue as flags
+# ---------------------------------------------------------------------------------------------
+
+
+class _Escapes:
+    """Lower ``return``, ``break`` and ``continue`` that sit inside other statements to flags, so
+    that an ``if`` on a traced value can run both branches. A statement at the top of the function
+    body is left alone, so a function whose only ``return`` is its last line is unchanged."""
+
+    RET, VALUE = _FLAG + "ret", _FLAG + "value"
+
+    def __init__(self, fdef):
+        self.fdef = fdef
+        self.loops = 0
+
+    def lower_function(self):
+        body = self.fdef.body
+        nested = any(
+            isinstance(n, (ast.Return, ast.Break, ast.Continue))
+            for s in body
+            if not isinstance(s, ast.Return)
+            for n in _walk_scope(s)
+        )
+        if not nested:
+            return body
+        out = [_assign(self.RET, ast.Constant(False)), _assign(self.VALUE, _call_attr("NORETURN"))]
+        out += self.block(body, loop=None)
+        out.append(ast.Return(value=_call("result", _load(self.RET), _load(self.VALUE))))
+        return out
+
+    def block(self, stmts, loop):
+        """``stmts`` with escapes lowered; ``loop`` is the (break, continue) flags of the innermost loop."""
+        out = []
+        for i, s in enumerate(stmts):
+            if isinstance(s, ast.Return):
+                value = s.value if s.value is not None else ast.Constant(None)
+                out += [_at(_assign(self.VALUE, value), s), _at(_assign(self.RET, ast.Constant(True)), s)]
+                return out
+            if isinstance(s, (ast.Break, ast.Continue)) and loop is not None:
+                flag = loop[0] if isinstance(s, ast.Break) else loop[1]
+                out.append(_at(_assign(flag, ast.Constant(True)), s))
+                return out
+            flags = self.flags_set_by(s, loop)
+            new = self.statement(s, loop)
+            out.extend(new if isinstance(new, list) else [new])
+            if flags and i + 1 < len(stmts):
+                rest = self.block(stmts[i + 1 :], loop)
+                guard = ast.If(test=_call("not_", _call("any_", *map(_load, flags))), body=rest, orelse=[])
+                out.append(_at(guard, stmts[i + 1]))
+                return out
+        return out
+
+    def flags_set_by(self, s, loop) -> list:
+        flags = []
+        nodes = list(_walk_own(s))
+        if any(isinstance(n, ast.Return) for n in nodes):
+            flags.append(self.RET)
+        if loop is not None and not isinstance(s, (ast.For, ast.While)):
+            outer = list(_walk_own(s, stop_at_loops=True))
+            if any(isinstance(n, ast.Break) for n in outer):
+                flags.append(loop[0])
+            if any(isinstance(n, ast.Continue) for n in outer):
+                flags.append(loop[1])
+        return flags
+
+    def statement(self, s, loop):
+        if isinstance(s, ast.If):
+            s.body, s.orelse = self.block(s.body, loop), self.block(s.orelse, loop)
+        elif isinstance(s, (ast.With, ast.Try)):
+            for field in ("body", "orelse", "finalbody"):
+                if hasattr(s, field):
+                    setattr(s, field, self.block(getattr(s, field), loop))
+            for h in getattr(s, "handlers", ()):
+                h.body = self.block(h.body, loop)
+        elif isinstance(s, (ast.For, ast.While)):
+            return self.loop(s)
+        return s
+
+    def loop(self, s):
+        inner = list(_walk_own(s, stop_at_loops=True))
+        if not any(isinstance(n, (ast.Return, ast.Break, ast.Continue)) for n in list(_walk_own(s))[1:]):
+            return s
+        self.loops += 1
+        brk, cont = f"{_FLAG}break{self.loops}", f"{_FLAG}continue{self.loops}"
+        uses_break = any(isinstance(n, ast.Break) for n in inner)
+        uses_continue = any(isinstance(n, ast.Continue) for n in inner)
+        returns = any(isinstance(n, ast.Return) for n in _walk_own(s))
+        stops = ([self.RET] if returns else []) + ([brk] if uses_break else [])
+        body = self.block(s.body, (brk, cont))
+        head = [_assign(cont, ast.Constant(False))] if uses_continue else []
+        if stops and isinstance(s, ast.For):  # after a traced break the target keeps its value then
+            item = f"{_FLAG}item{self.loops}"
+            body = [_at(ast.Assign(targets=[s.target], value=_load(item)), s.target), *body]
+            s.target = _store(item)
+        if stops:
+            body = [
+                ast.If(test=_call("not_", _call("any_", *map(_load, stops))), body=body, orelse=[]),
+                ast.If(test=_call("stop", *map(_load, stops)), body=[ast.Break()], orelse=[]),
+            ]
+        s.body = [_at(n, s.body[0]) for n in head] + body if not stops else [_at(n, s.body[0]) for n in head + body]
+        if s.orelse and stops:
+            s.orelse = [
+                _at(
+                    ast.If(
+                        test=_call("not_", _call("any_", *map(_load, stops))),
+                        body=self.block(s.orelse, None),
+                        orelse=[],
+                    ),
+                    s.orelse[0],
+                )
+            ]
+        else:
+            s.orelse = self.block(s.orelse, None)
+        before = [_at(_assign(brk, ast.Constant(False)), s)] if uses_break else []
+        return [*before, s] if before else s
+
+
+def _call_attr(name):
+    return ast.Attribute(value=ast.Name(id=_HELPERS, ctx=ast.Load()), attr=name, ctx=ast.Load())
+
+
+def _walk_own(s, stop_at_loops=False):
+    """``s`` and its nodes in the same scope; with ``stop_at_loops``, not inside nested loops."""
+    yield s
+    todo = list(ast.iter_child_nodes(s))
+    while todo:
+        n = todo.pop()
+        yield n
+        if isinstance(n, _SCOPES) or (stop_at_loops and isinstance(n, (ast.For, ast.While))):
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+
+
+# ---------------------------------------------------------------------------------------------
+# if / while / conditional expressions / and, or, not / item assignment / np.array
+# ---------------------------------------------------------------------------------------------
+
+
+class _ControlFlow(ast.NodeTransformer):
+    def __init__(self, filename: str):
+        self.filename = filename
+        self.count = 0
+        self.depth = 0
+
+    def _where(self, node) -> ast.Constant:
+        return ast.Constant(f"{self.filename}:{node.lineno}")
+
+    # nested functions and classes keep their own code
+    def visit_FunctionDef(self, node):
+        """The function, and functions it defines (they see ``_sd`` through its closure)."""
+        if any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in _walk_scope(node)):
+            return node
+        if self.depth:
+            node.body = _Escapes(node).lower_function()
+        self.depth += 1
+        node.body = self._statements(node.body)
+        self.depth -= 1
+        return node
+
+    def visit_AsyncFunctionDef(self, node):
+        return node
+
+    visit_ClassDef = visit_AsyncFunctionDef
+
+    def _statements(self, stmts):
+        out = []
+        for s in stmts:
+            r = self.visit(s)
+            out.extend(r if isinstance(r, list) else [r])
+        return out
+
+    def visit_If(self, node):
+        self.count += 1
+        k = self.count
+        c = f"{_TEMP}c{k}"
+        test = self.visit(node.test)
+        body, orelse = self._statements(node.body), self._statements(node.orelse)
+        names = _assigned_names(body + orelse)
+        where = self._where(node)
+        out = [_assign(c, _call("test", test))]
+        traced = _call("is_traced", _load(c))
+
+        def save(prefix, fallback):
+            saved = []
+            for n in names:
+                saved.append(
+                    ast.Try(
+                        body=[_assign(f"{prefix}{n}", _load(n))],
+                        handlers=[
+                            ast.ExceptHandler(
+                                type=_load("NameError"), name=None, body=[_assign(f"{prefix}{n}", fallback(n))]
+                            )
+                        ],
+                        orelse=[],
+                        finalbody=[],
+                    )
+                )
+            return saved
+
+        before, then, other = f"{_TEMP}b{k}_", f"{_TEMP}t{k}_", f"{_TEMP}e{k}_"
+        unbound = lambda n: _call("unbound", ast.Constant(n), where)
+        if names:
+            out.append(ast.If(test=traced, body=save(before, unbound), orelse=[]))
+        out.append(ast.If(test=_call("maybe", _load(c)), body=[*body, ast.Expr(_call("leave", _load(c)))], orelse=[]))
+        if names:
+            restore = [_assign(n, _load(before + n)) for n in names]
+            out.append(ast.If(test=traced, body=save(then, unbound) + restore, orelse=[]))
+        if orelse:
+            out.append(
+                ast.If(test=_call("maybe_not", _load(c)), body=[*orelse, ast.Expr(_call("leave", _load(c)))], orelse=[])
+            )
+        if names:
+            joins = [
+                _assign(n, _call("merge", _load(c), _load(then + n), _load(other + n), ast.Constant(n), where))
+                for n in names
+            ]
+            out.append(ast.If(test=traced, body=save(other, unbound) + joins, orelse=[]))
+        return [_at(s, node) for s in out]
+
+    def visit_Return(self, node):
+        self.generic_visit(node)
+        if node.value is not None:
+            node.value = _at(_call("returned", node.value), node.value)
+        return node
+
+    def visit_While(self, node):
+        self.generic_visit(node)
+        node.test = _at(_call("while_test", node.test), node.test)
+        return node
+
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        return _at(_call("ifexp", node.test, _thunk(node.body), _thunk(node.orelse)), node)
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        if any(isinstance(n, ast.NamedExpr) for v in node.values[1:] for n in ast.walk(v)):
+            return node
+        helper = "and_" if isinstance(node.op, ast.And) else "or_"
+        expr = node.values[-1]
+        for v in reversed(node.values[:-1]):
+            expr = _call(helper, v, _thunk(expr))
+        return _at(expr, node)
+
+    def visit_Compare(self, node):
+        """``a < b < c`` as ``a < b and b < c`` (Python asks for the truth of ``a < b``), ``b`` once."""
+        self.generic_visit(node)
+        if len(node.ops) == 1:
+            return node
+        operands = [node.left, *node.comparators]
+        names = []
+        for i in range(1, len(operands) - 1):
+            self.count += 1
+            names.append(f"{_TEMP}m{self.count}")
+        left = lambda i: operands[0] if i == 0 else _load(names[i - 1])
+        right = lambda i: (
+            operands[-1] if i == len(names) else ast.NamedExpr(target=_store(names[i]), value=operands[i + 1])
+        )
+        expr = None
+        for i in reversed(range(len(node.ops))):
+            compare = ast.Compare(left=left(i), ops=[node.ops[i]], comparators=[right(i)])
+            expr = compare if expr is None else _call("and_", compare, _thunk(expr))
+        return _at(expr, node)
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Not):
+            return _at(_call("not_", node.operand), node)
+        return node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if _assembler_name(node.func) and node.args and not any(isinstance(a, ast.Starred) for a in node.args):
+            node.args = [node.func, *node.args]
+            node.func = _call_attr("array")
+        elif _helper_call(node):
+            node.func = _at(_call("convert", node.func), node.func)  # the user's helpers are rewritten too
+        return node
+
+    def visit_Assign(self, node):
+        node.value = self.visit(node.value)
+        if not any(_has_subscript(t) for t in node.targets):
+            return node
+        self.count += 1
+        tmp = f"{_TEMP}v{self.count}"
+        out = [_assign(tmp, node.value)]
+        for t in node.targets:
+            out += self._store_into(t, _load(tmp))
+        return [_at(s, node) for s in out]
+
+    def _store_into(self, target, value) -> list:
+        if isinstance(target, ast.Subscript):
+            base = self.visit(_as_load(target.value))
+            key = self.visit(target.slice)
+            self.count += 1
+            k = f"{_TEMP}k{self.count}"
+            updated = _call("setitem", base, _load(k), value)
+            if isinstance(target.value, (ast.Name, ast.Subscript, ast.Attribute)):
+                return [_assign(k, key), *self._store_into(target.value, updated)]
+            return [_assign(k, key), ast.Expr(updated)]
+        if isinstance(target, (ast.Name, ast.Attribute)):
+            target = ast.parse(ast.unparse(target), mode="exec").body[0].value
+            target.ctx = ast.Store()
+        if isinstance(target, (ast.Tuple, ast.List)) and _has_subscript(target):
+            self.count += 1
+            tmp = f"{_TEMP}u{self.count}"
+            names = [f"{tmp}_{i}" for i in range(len(target.elts))]
+            if any(isinstance(e, ast.Starred) for e in target.elts):
+                return [ast.Assign(targets=[target], value=value)]
+            out = [ast.Assign(targets=[ast.Tuple(elts=[_store(n) for n in names], ctx=ast.Store())], value=value)]
+            for e, n in zip(target.elts, names):
+                out += self._store_into(e, _load(n))
+            return out
+        return [ast.Assign(targets=[target], value=value)]
+
+    def visit_AugAssign(self, node):
+        node.value = self.visit(node.value)
+        op = type(node.op).__name__
+        if isinstance(node.target, ast.Name):
+            new = _call("augassign", ast.Constant(op), _load(node.target.id), node.value)
+            return _at(_assign(node.target.id, new), node)
+        if isinstance(node.target, ast.Subscript):
+            self.count += 1
+            k, base = f"{_TEMP}k{self.count}", f"{_TEMP}x{self.count}"
+            current = ast.Subscript(value=_load(base), slice=_load(k), ctx=ast.Load())
+            new = _call("augassign", ast.Constant(op), current, node.value)
+            out = [_assign(base, self.visit(_as_load(node.target.value))), _assign(k, self.visit(node.target.slice))]
+            updated = _call("setitem", _load(base), _load(k), new)
+            if isinstance(node.target.value, (ast.Name, ast.Subscript, ast.Attribute)):
+                out += self._store_into(node.target.value, updated)
+            else:
+                out.append(ast.Expr(updated))
+            return [_at(s, node) for s in out]
+        return node
+
+
+def _as_load(expr):
+    """A copy of a target expression that reads it."""
+    expr = ast.parse(ast.unparse(expr), mode="eval").body
+    return expr
