@@ -27,7 +27,9 @@ class Dispatch:
     """The calling half of ``transforms.Transform``: argument specs, keys, compilation, runners."""
 
     def __call__(self, *args, **kwargs):
-        if kwargs:
+        if self._static_names or self._static_nums:
+            key = _dispatch_key(args, self.kind == "derivative", kwargs, self._static_at(len(args)), self._static_names)
+        elif kwargs:
             key = _dispatch_key(args, self.kind == "derivative", kwargs)
         elif len(args) == 1 and args[0].__class__ is float:  # the common scalar call, kept cheap
             key = _ONE_FLOAT
@@ -61,15 +63,17 @@ class Dispatch:
         alias = _persistent_alias(self, key, reads, memo) if reads is not None else None
         found = self._recall(alias, reads, memo, args, kwargs) if alias else None
         if found is not None:  # a new process with a warm disk cache: no trace, no SymPy
-            compiled, consts = found
+            compiled, consts, call = found
             meta = compiled.meta
-            scalar_call = all(_is_python_scalar(a) for a in args)
+            scalar_call = _scalar_call(args, call)
         else:
-            compiled, consts, meta, scalar_call = self._compile(args, kwargs, reads, memo)
+            compiled, consts, meta, scalar_call, call = self._compile(args, kwargs, reads, memo)
             if alias:
                 load.remember(alias, compiled.key)
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
-        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords)
+        fixed = {p for p, _ in call.fixed}
+        keep = tuple(i for i in range(len(args)) if i not in fixed) if fixed else None
+        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords, keep)
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -84,21 +88,52 @@ class Dispatch:
         if compiled is None:
             return None
         meta = compiled.meta
-        if meta.get("origin") != self._origin(len(args), tuple(k for k in kwargs if not _is_static(kwargs[k]))):
+        traced, _, call = self._split(args, kwargs)
+        if meta.get("origin") != self._origin(call, len(traced)):
             load.forget(alias, "its entry was compiled for another function")
             return None
         available = reads.arrays(memo) if meta["constants"] else {}
         if any(d not in available for d in meta["constants"]):
             return None  # an array built while tracing (not one the function reads): trace again
-        return compiled, {n: available[d] for n, d in zip(meta["constant_names"], meta["constants"])}
+        return compiled, {n: available[d] for n, d in zip(meta["constant_names"], meta["constants"])}, call
 
-    def _origin(self, n_positional, keywords) -> str:
+    def _origin(self, call, n_traced) -> str:
         """What names a generated function after this transform: the function's name, the transform
-        chain and the parameter names. An entry may be shared by equal math, never by other names."""
+        chain, the parameter names and the static values baked in. An entry may be shared by equal
+        math, never by other names or other static values."""
         base = _base(self)
-        text = json.dumps([getattr(base, "__qualname__", None) or getattr(base, "__name__", "f"), self._chain,
-                           [self._arg_name(i) for i in range(n_positional)], list(keywords)])
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        parts = [getattr(base, "__qualname__", None) or getattr(base, "__name__", "f"), self._chain,
+                 self._traced_names(n_traced, call), list(call.keywords)]
+        statics = [[self._arg_name(p), _token(v)] for p, v in call.fixed]
+        statics += [[k, _token(v)] for k, v in sorted(call.static.items())]
+        if statics:
+            parts.append(statics)
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+
+    def _static_at(self, n):
+        """Positions among ``n`` positional arguments declared static (static_argnums/static_argnames)."""
+        at = {p % n for p in self._static_nums if -n <= p < n}
+        if self._static_names:
+            at.update(i for i, name in enumerate(self.param_names[:n]) if name in self._static_names)
+        return at
+
+    def _split(self, args, kwargs):
+        """(traced positional arguments, keyword array operands, ``Call``). Static positional
+        arguments -- declared, or Python ints, bools, strings, None and tuples of them at positions
+        nothing differentiates -- go into ``Call.fixed`` and reach the function as they are."""
+        n = len(args)
+        declared = self._static_at(n) if self._static_nums or self._static_names else ()
+        wrt = {p % n for p in self._wrt_nums if -n <= p < n}
+        fixed, traced = [], []
+        for i, a in enumerate(args):
+            if i in declared or (i not in wrt and _auto_static(a)):
+                fixed.append((i, _static_value(a, f"argument {self._arg_name(i)!r}")))
+            else:
+                traced.append(a)
+        call, operands = _keyword_call(kwargs, self._static_names)
+        if fixed:
+            call = Call(call.keywords, call.static, fixed)
+        return traced, operands, call
 
     def _nested(self, args, kwargs):
         """This transform called while another function is being traced (or on traced values): its
@@ -108,8 +143,8 @@ class Dispatch:
         from . import ir
         from . import trace
 
-        call, operands = _keyword_call(kwargs)
-        actual = [trace.as_node(a) for a in (*args, *operands)]
+        traced, operands, call = self._split(args, kwargs)
+        actual = [trace.as_node(a) for a in (*traced, *operands)]
         fresh = [ir.fresh_input(i, n.shape, n.dtype) for i, n in enumerate(actual)]
         flat, tree = _flatten(self.symbolic(fresh, call=call))
         flat = ir.substitute(flat, {id(f): a for f, a in zip(fresh, actual)})
@@ -121,15 +156,16 @@ class Dispatch:
 
         if not args and not kwargs:
             raise SymdiffError(f"{self.kind} of {self.__name__} needs at least one argument")
-        call, operands = _keyword_call(kwargs or {})
+        args, operands, call = self._split(args, kwargs or {})
         arrays, specs, core_ranks = [], [], {}
         cores = self.signature[0] if self.signature else None
         if cores is not None and len(cores) != len(args):
-            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments")
-        wrt = self._wrt_list(len(args))
+            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} traced arguments")
+        wrt = self._wrt_list(len(args), call)
+        names = self._traced_names(len(args), call)
         dims: dict = {}
         for i, a in enumerate((*args, *operands)):
-            what = (f"argument {self._arg_name(i)!r}" if i < len(args)
+            what = (f"argument {names[i]!r}" if i < len(args)
                     else f"keyword argument {call.keywords[i - len(args)]!r}")
             if isinstance(a, np.ma.MaskedArray):
                 raise DtypeError(
@@ -162,7 +198,7 @@ class Dispatch:
         return arrays, specs, core_ranks, call
 
     def _compile(self, args, kwargs=None, reads=None, memo=None):
-        """Trace, key by the IR, and compile on a miss: (entry, keyword constants, meta, scalar call)."""
+        """Trace, key by the IR, and compile on a miss: (entry, keyword constants, meta, scalar call, ``Call``)."""
         from .transforms import _primal
         from . import ir
 
@@ -175,7 +211,7 @@ class Dispatch:
             base_out = _primal(base_fun, in_nodes, None, call)
         flat_base, _ = _flatten(base_out)
         constants = {n.params[0].digest: n.params[0] for n in ir.toposort(flat_base) if n.op == "const"}
-        origin = self._origin(len(args), call.keywords)
+        origin = self._origin(call, len(arrays) - len(call.keywords))
         key = hashlib.sha256(
             json.dumps(
                 {
@@ -209,7 +245,7 @@ class Dispatch:
             source, meta, extra = self._build(in_nodes, base_out, core_ranks, call, origin)
             values.update(extra)
         consts = {name: values[d] for name, d in zip(meta["constant_names"], meta["constants"])}
-        return compiled, consts, meta, all(_is_python_scalar(a) for a in args)
+        return compiled, consts, meta, _scalar_call(args, call), call
 
     def _build(self, in_nodes, base_out, core_ranks, call, origin):
         plan, tree, values = self.plan(in_nodes, base_out, core_ranks, call)
@@ -233,6 +269,8 @@ def _chain_spec(t):
     spec = []
     while isinstance(t, Dispatch):
         spec.append([t.kind, repr(t.positions), t.has_aux, t.order, repr(t.signature), t.backend])
+        if t.static_argnums or t.static_argnames:
+            spec[-1].append(repr((t.static_argnums, t.static_argnames)))
         t = t.fun
     return spec
 
@@ -302,14 +340,16 @@ def _wrap(tree):
 
 
 class Call:
-    """How the user's function is called besides its positional arguments: the names of keyword
-    arguments that are arrays (the last input nodes, data of the generated function) and the
-    static keyword values (Python numbers and strings: constants of the trace, part of its key)."""
+    """How the user's function is called besides its traced positional arguments: the names of
+    keyword arguments that are arrays (the last input nodes, data of the generated function), the
+    static keyword values (Python numbers and strings: constants of the trace, part of its key) and
+    the static positional arguments ``fixed``, (position, value) pairs in ascending positions:
+    passed to the function as they are, no input node, part of the key."""
 
-    __slots__ = ("keywords", "static")
+    __slots__ = ("fixed", "keywords", "static")
 
-    def __init__(self, keywords=(), static=None):
-        self.keywords, self.static = tuple(keywords), dict(static or {})
+    def __init__(self, keywords=(), static=None, fixed=()):
+        self.keywords, self.static, self.fixed = tuple(keywords), dict(static or {}), tuple(fixed)
 
 
 NO_KEYWORDS = Call()
@@ -325,14 +365,56 @@ def _is_static(v) -> bool:
     return isinstance(v, _STATIC_TYPES) and not isinstance(v, np.generic)
 
 
-def _keyword_call(kwargs):
-    """(Call, keyword array operands in order) for the keyword arguments of a call."""
+_AUTO_STATIC = (bool, int, str, type(None))
+
+
+def _auto_static(v) -> bool:
+    """A positional argument that is static without being declared: Python ints, bools, strings,
+    None and tuples of them (a Python float stays a differentiable scalar)."""
+    if v.__class__ is tuple:
+        return all(_auto_static(x) for x in v)
+    return v.__class__ in _AUTO_STATIC
+
+
+def _static_value(v, what):
+    """``v`` checked as a static argument: it keys compiled code, so it must be hashable and not traced."""
+    if _is_tracer(v):
+        raise SymdiffError(
+            f"{what} is static but received a traced value: a static argument must be a Python value known "
+            "before tracing (drop it from static_argnums/static_argnames to make it data)"
+        )
+    try:
+        hash(v)
+    except TypeError:
+        raise SymdiffError(
+            f"{what} is static, so it keys the compiled code and must be hashable; got a {type(v).__name__} "
+            "(pass a tuple instead of a list, or drop it from static_argnums/static_argnames to make it data)"
+        ) from None
+    return v
+
+
+def _token(v):
+    """A static value as text for keys: type and repr (1, 1.0, True and -0.0 stay apart)."""
+    return (type(v).__name__, repr(v))
+
+
+def _scalar_call(args, call):
+    """Whether every traced positional argument is a Python number (results are then Python floats)."""
+    fixed = {p for p, _ in call.fixed}
+    return all(_is_python_scalar(a) for i, a in enumerate(args) if i not in fixed)
+
+
+def _keyword_call(kwargs, static_names=()):
+    """(Call, keyword array operands in order) for the keyword arguments of a call; keywords named
+    in ``static_names`` (static_argnames) are static whatever their type."""
     if not kwargs:
         return NO_KEYWORDS, []
     keywords, operands, static = [], [], {}
     for name in sorted(kwargs):
         v = kwargs[name]
-        if _is_static(v):
+        if name in static_names:
+            static[name] = _static_value(v, f"keyword argument {name!r}")
+        elif _is_static(v):
             static[name] = v
         elif isinstance(v, (np.ndarray, np.generic, list)) or _is_tracer(v):
             keywords.append(name)
@@ -350,12 +432,20 @@ def _is_tracer(v) -> bool:
     return traced is not None and isinstance(v, traced.Tracer)
 
 
-def _dispatch_key(args, shape_free: bool, kwargs=None):
-    """What the compiled code depends on in the arguments, or None when only a trace can tell."""
+def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=()):
+    """What the compiled code depends on in the arguments, or None when only a trace can tell.
+
+    Static values (at positions ``static``, named in ``static_names``, or ints, bools, strings,
+    None and tuples of them) enter by type and repr; other static objects are not keyed: traced
+    on every call, since only a trace sees what they hold."""
     key = []
-    for a in args:
+    for i, a in enumerate(args):
         cls = a.__class__
-        if cls is float or cls is int:
+        if i in static or _auto_static(a):
+            if not _is_static(a):
+                return None
+            key.append(("static", *_token(a)))
+        elif cls is float:
             key.append(cls)
         elif cls is np.ndarray:
             key.append(a.dtype if shape_free else (a.shape, a.dtype))
@@ -364,10 +454,10 @@ def _dispatch_key(args, shape_free: bool, kwargs=None):
     if kwargs:
         for name in sorted(kwargs):
             v = kwargs[name]
-            if v.__class__ is np.ndarray:
+            if v.__class__ is np.ndarray and name not in static_names:
                 key.append((name, v.dtype if shape_free else (v.shape, v.dtype)))
             elif _is_static(v):
-                key.append((name, "static", type(v), v))
+                key.append((name, "static", *_token(v)))
             else:
                 return None
     return tuple(key)
@@ -436,9 +526,13 @@ def _guarded(runner, reads):
     return run
 
 
-def _runner(fn, consts, tree, scalar_call, keywords=None):
+def _runner(fn, consts, tree, scalar_call, keywords=None, keep=None):
     """The cheapest call of a compiled function that still returns results in the API's form.
-    Static keyword values were baked in by the trace; only keyword arrays (``keywords``) reach ``fn``."""
+    Static values were baked in by the trace: only keyword arrays (``keywords``) and the positional
+    arguments at positions ``keep`` (all if None) reach ``fn``."""
+    if keep is not None:
+        run = _runner(fn, consts, tree, scalar_call, keywords)
+        return lambda *a, **k: run(*[a[i] for i in keep], **k)
     if keywords is not None or consts:
         keywords = keywords or ()
         inner, wanted = fn, tuple(keywords)

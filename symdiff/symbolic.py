@@ -22,9 +22,10 @@ TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coef
 def outputs(t, in_nodes, base_out=None, batched=False, call=None):
     """Output nodes of transform ``t`` as a function of ``in_nodes`` (see ``Transform.symbolic``)."""
     call = call or NO_KEYWORDS
-    wrt_pos = t._wrt_list(len(in_nodes) - len(call.keywords))
+    n_positional = len(in_nodes) - len(call.keywords)
+    wrt_pos = t._wrt_list(n_positional, call)
     for p in wrt_pos:
-        trace.check_differentiable(in_nodes[p].dtype, f"argument {t._arg_name(p)!r}")
+        trace.check_differentiable(in_nodes[p].dtype, f"argument {t._traced_names(n_positional, call)[p]!r}")
     if t.kind == "derivative":
         return _derivative(t, in_nodes, wrt_pos, base_out, call)
     primal, aux = _primal_output(t, in_nodes, base_out, call)

@@ -26,7 +26,8 @@ BACKENDS = ("numpy", "numba")
 class Transform(Dispatch):
     """A derivative of ``fun``: callable on arrays, traceable by other transforms, inspectable."""
 
-    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1, backend="numpy"):
+    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1, backend="numpy",
+                 static_argnums=(), static_argnames=()):
         if not callable(fun):
             raise SymdiffError(f"{kind} expects a function, got {type(fun).__name__}")
         if backend not in BACKENDS:
@@ -41,6 +42,19 @@ class Transform(Dispatch):
         self.argnums, self.wrt = argnums, wrt
         self.param_names = _param_names(fun)
         self.positions = self._resolve_positions(argnums, wrt)
+        self.static_argnums, self.static_argnames = _static_spec(static_argnums, static_argnames)
+        inner = fun if isinstance(fun, Transform) else None
+        # static arguments hold for the whole chain: an inner transform would receive a traced value
+        self._static_nums = frozenset(self.static_argnums) | (inner._static_nums if inner else frozenset())
+        self._static_names = frozenset(self.static_argnames) | frozenset(
+            self.param_names[p] for p in self._static_nums if 0 <= p < len(self.param_names)
+        ) | (inner._static_names if inner else frozenset())
+        pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
+        self._wrt_nums = frozenset(pos) | (inner._wrt_nums if inner else frozenset())
+        clash = [p for p in pos if p in self._static_nums or (0 <= p < len(self.param_names)
+                                                             and self.param_names[p] in self._static_names)]
+        if clash:
+            raise SymdiffError(_static_clash(self._arg_name(clash[0]) if clash[0] >= 0 else f"argnums {clash[0]}"))
         functools.update_wrapper(self, fun, assigned=("__module__", "__name__", "__qualname__"), updated=())
         self._chain = tuple(tuple(step) for step in _chain_spec(self))
         self._dispatch: dict = {}  # argument types/shapes/dtypes -> runner guarded by what the function reads
@@ -71,8 +85,13 @@ class Transform(Dispatch):
             raise SymdiffError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
         return int(argnums)
 
-    def _wrt_list(self, n_args):
-        """Positions (among the ``n_args`` positional arguments) to differentiate with respect to."""
+    def _wrt_list(self, n_args, call=None):
+        """Indices (among the ``n_args`` traced positional arguments) to differentiate with respect to.
+
+        ``call.fixed`` holds the static positional arguments, which have no input node: positions
+        count them, indices do not."""
+        fixed = [q for q, _ in call.fixed] if call is not None else []
+        n_args += len(fixed)
         pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
         out = []
         for p in pos:
@@ -83,8 +102,21 @@ class Transform(Dispatch):
                         f"(keyword arguments are data or constants); the call passed {n_args} positional arguments"
                     )
                 raise SymdiffError(f"argnums {p} is out of range for a call with {n_args} positional arguments")
-            out.append(p % n_args)
+            p %= n_args
+            if p in fixed:
+                raise SymdiffError(_static_clash(self._arg_name(p)))
+            out.append(p - sum(q < p for q in fixed))
         return out
+
+    def _traced_names(self, n_traced, call=None):
+        """The parameter names of the ``n_traced`` traced positional arguments (static ones skipped)."""
+        fixed = {q for q, _ in call.fixed} if call is not None else set()
+        names, p = [], 0
+        while len(names) < n_traced:
+            if p not in fixed:
+                names.append(self._arg_name(p))
+            p += 1
+        return names
 
     def symbolic(self, in_nodes, base_out=None, batched=False, call=None):
         """Output nodes of this transform, as a function of ``in_nodes``.
@@ -125,7 +157,48 @@ def _primal(fun, in_nodes, base_out, call=None):
         return fun.symbolic(in_nodes, base_out, call=call)
     if base_out is not None:
         return base_out
-    return trace.run(fun, in_nodes, call.keywords, call.static, *_trace_context(fun))
+    context = _trace_context(fun)
+    if call.fixed:
+        fun = _with_fixed(fun, call.fixed)
+    return trace.run(fun, in_nodes, call.keywords, call.static, *context)
+
+
+def _with_fixed(fun, fixed):
+    """``fun`` called with the traced positional arguments and the static ones at their positions."""
+
+    @functools.wraps(fun)
+    def with_static(*traced, **kwargs):
+        args = list(traced)
+        for p, value in fixed:  # ascending positions: each lands where the caller put it
+            args.insert(p, value)
+        return fun(*args, **kwargs)
+
+    return with_static
+
+
+def _static_spec(static_argnums, static_argnames):
+    """(static_argnums, static_argnames) as tuples of ints and of names, checked."""
+    nums = (static_argnums,) if isinstance(static_argnums, (int, np.integer)) else static_argnums
+    names = (static_argnames,) if isinstance(static_argnames, str) else static_argnames
+    try:
+        nums, names = tuple(nums), tuple(names)
+    except TypeError:
+        raise SymdiffError(
+            f"static_argnums must be an int or a tuple of ints and static_argnames a name or a tuple of names, "
+            f"got {static_argnums!r} and {static_argnames!r}"
+        ) from None
+    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in nums):
+        raise SymdiffError(f"static_argnums must be an int or a tuple of ints, got {static_argnums!r}")
+    if not all(isinstance(n, str) for n in names):
+        raise SymdiffError(f"static_argnames must be a name or a tuple of names, got {static_argnames!r}")
+    return tuple(int(p) for p in nums), names
+
+
+def _static_clash(name) -> str:
+    return (
+        f"argument {name!r} is static (static_argnums/static_argnames, or a Python int, bool, str or None "
+        "passed positionally) and cannot be differentiated: remove it from argnums/wrt or from the static arguments"
+    )
 
 
 def _param_names(fun):
@@ -151,32 +224,42 @@ def _decorator(kind, fun, **kw):
     return Transform(fun, kind, **kw)
 
 
-def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy"):
-    """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype."""
-    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend)
+def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
+         static_argnums=(), static_argnames=()):
+    """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype.
+
+    Static arguments (``static_argnums``/``static_argnames``, and Python ints, bools, strings and
+    None passed positionally) reach ``fun`` as Python values: each value compiles once."""
+    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy"):
+def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
+                   static_argnums=(), static_argnames=()):
     """``(fun(*args), grad(fun)(*args))`` computed together, sharing work."""
     return _decorator(
-        "value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend
+        "value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend,
+        static_argnums=static_argnums, static_argnames=static_argnames,
     )
 
 
-def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy"):
+def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=()):
     """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``)."""
-    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend)
+    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy"):
+def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=()):
     """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``."""
-    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend)
+    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy"):
+def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy", static_argnums=(), static_argnames=()):
     """Elementwise ``order``-th derivative of a function of scalars, broadcast like a ufunc.
 
     ``wrt=("x", "x", "z")`` differentiates in sequence (SymPy's ``diff(f, x, x, z)``)."""
     if isinstance(fun, int) and not callable(fun):
         fun, order = None, fun
-    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend)
+    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)

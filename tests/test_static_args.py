@@ -1,0 +1,269 @@
+"""Issue 12, arguments and results: static arguments (declared with static_argnums/static_argnames,
+or Python ints, bools, strings, None and tuples of them passed positionally) reach the function as
+Python values, key the compiled code in one process and across processes, and cannot be
+differentiated. Expected values are closed forms, finite differences or JAX."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import symdiff
+from symdiff import trace
+from symdiff.errors import DtypeError, SymdiffError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def power_sum(x, n):
+    """x + x**2 + ... + x**n: the loop bound must be a Python int."""
+    s = 0.0
+    for i in range(n):
+        s = s + x ** (i + 1)
+    return s
+
+
+def d_power_sum(x, n):
+    return sum((i + 1) * x**i for i in range(n))
+
+
+def choose(x, flag):
+    return np.sin(x) if flag else np.cos(x)
+
+
+def by_mode(x, mode):
+    return {"sum": np.sum, "max": np.max}[mode](x**2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Positional Python ints, bools and strings are static without being declared
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_int_positional_is_a_loop_bound(n):
+    assert symdiff.grad(power_sum)(1.5, n) == pytest.approx(d_power_sum(1.5, n), rel=1e-13)
+    value, g = symdiff.value_and_grad(power_sum)(1.5, n)
+    assert value == pytest.approx(power_sum(1.5, n), rel=1e-13) and g == pytest.approx(d_power_sum(1.5, n))
+    hess = sum((i + 1) * i * 1.5 ** (i - 1) for i in range(1, n))
+    assert float(symdiff.hessian(power_sum)(np.array(1.5), n)) == pytest.approx(hess, rel=1e-12)
+    x = np.array([0.5, 1.5, -2.0])
+    np.testing.assert_allclose(symdiff.derivative(power_sum)(x, n), d_power_sum(x, n), rtol=1e-13)
+
+
+def test_bool_and_str_positional_choose_the_program():
+    assert symdiff.grad(choose)(0.7, True) == pytest.approx(np.cos(0.7), rel=1e-14)
+    assert symdiff.grad(choose)(0.7, False) == pytest.approx(-np.sin(0.7), rel=1e-14)
+    x = np.array([1.0, -3.0, 2.0])
+    np.testing.assert_allclose(symdiff.grad(by_mode)(x, "sum"), 2 * x)
+    np.testing.assert_allclose(symdiff.grad(by_mode)(x, "max"), [0.0, -6.0, 0.0])
+
+
+def test_tuple_of_ints_and_none_are_static():
+    def f(x, shape, axis):
+        return np.sum(np.reshape(x, shape) ** 3, axis=axis)[0]
+
+    x = np.arange(6.0)
+    g = symdiff.grad(f)(x, (2, 3), 0)
+    np.testing.assert_allclose(g, [3 * v**2 if i % 3 == 0 else 0.0 for i, v in enumerate(x)])
+    np.testing.assert_allclose(symdiff.grad(f)(x, (3, 2), 1), [3 * x[0] ** 2, 3 * x[1] ** 2, 0, 0, 0, 0])
+    h = symdiff.grad(lambda x, k: np.sum(x**2) if k is None else x[k] ** 2)
+    np.testing.assert_allclose(h(x, None), 2 * x)
+    np.testing.assert_allclose(h(x, 4), [0, 0, 0, 0, 8.0, 0])
+
+
+def test_jacobian_with_a_static_slice_bound():
+    x = np.arange(1.0, 5.0)
+    for n in (2, 3):
+        want = np.zeros((n, 4))
+        want[np.arange(n), np.arange(n)] = 2 * x[:n]
+        np.testing.assert_allclose(symdiff.jacobian(lambda x, n: x[:n] ** 2)(x, n), want)
+
+
+def test_python_floats_stay_differentiable():
+    f = lambda x, y: x**2 * y
+    assert symdiff.grad(f)(2.0, 3.0) == 12.0
+    assert symdiff.grad(f, argnums=(0, 1))(2.0, 3.0) == (12.0, 4.0)
+    assert symdiff.grad(lambda x: x**3)(2.0) == 12.0
+
+
+def test_an_int_where_argnums_points_is_still_a_dtype_error():
+    with pytest.raises(DtypeError, match="only floating arrays can be differentiated"):
+        symdiff.grad(power_sum)(2, 3)
+    with pytest.raises(DtypeError):
+        symdiff.grad(power_sum, argnums=1)(2.0, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Declared static arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def test_static_argnums_bakes_in_a_float():
+    f = lambda x, a: np.exp(a * x)
+    g = symdiff.grad(f, static_argnums=1)
+    for a in (0.5, 2.0, 0.5, -1.0, 2.0):
+        assert g(0.3, a) == pytest.approx(a * np.exp(a * 0.3), rel=1e-14)
+    assert "a = 2.0 (static)" in g.source(0.3, 2.0)
+
+
+def test_static_argnames_positional_and_keyword():
+    g = symdiff.grad(lambda x, scale: np.sum(np.sin(scale * x)), static_argnames="scale")
+    x = np.array([0.1, 0.2])
+    for scale in (1.0, 3.0):
+        want = scale * np.cos(scale * x)
+        np.testing.assert_allclose(g(x, scale), want, rtol=1e-14)
+        np.testing.assert_allclose(g(x, scale=scale), want, rtol=1e-14)
+
+
+def test_negative_static_argnums_and_every_transform():
+    f = lambda x, p: np.sum(x**p)
+    x = np.array([1.0, 2.0, 3.0])
+    for p in (2.0, 3.0):
+        np.testing.assert_allclose(symdiff.grad(f, static_argnums=-1)(x, p), p * x ** (p - 1))
+        np.testing.assert_allclose(symdiff.hessian(f, static_argnums=1)(x, p), np.diag(p * (p - 1) * x ** (p - 2)))
+        v, g = symdiff.value_and_grad(f, static_argnums=1)(x, p)
+        assert v == pytest.approx(np.sum(x**p)) and np.allclose(g, p * x ** (p - 1))
+        np.testing.assert_allclose(
+            symdiff.jacobian(lambda x, p: x**p, static_argnums=1)(x, p), np.diag(p * x ** (p - 1))
+        )
+        np.testing.assert_allclose(symdiff.derivative(lambda x, p: x**p, static_argnums=1)(x, p), p * x ** (p - 1))
+
+
+def test_differentiating_a_static_argument_is_an_error():
+    with pytest.raises(SymdiffError, match="is static .* cannot be differentiated"):
+        symdiff.grad(power_sum, argnums=1, static_argnums=1)
+    with pytest.raises(SymdiffError, match="is static"):
+        symdiff.grad(power_sum, wrt="n", static_argnames="n")
+    with pytest.raises(SymdiffError, match="'x' is static"):
+        symdiff.grad(power_sum, argnums=-2, static_argnums=0)(2.0, 3)
+    with pytest.raises(SymdiffError, match="static_argnums must be"):
+        symdiff.grad(power_sum, static_argnums="n")
+
+
+def test_unhashable_static_argument_is_refused():
+    g = symdiff.grad(lambda x, a: np.sum(x * a), static_argnums=1)
+    with pytest.raises(SymdiffError, match="must be hashable"):
+        g(np.ones(2), np.ones(2))
+
+
+def test_a_traced_value_cannot_be_static_in_a_nested_transform():
+    inner = symdiff.grad(lambda x, a: x * a, static_argnums=1)
+    with pytest.raises(SymdiffError, match="received a traced value"):
+        symdiff.grad(lambda y: inner(2.0, y))(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys: two static values never share compiled code
+# ---------------------------------------------------------------------------------------------
+
+
+def test_alternating_static_values_on_the_fast_path(monkeypatch):
+    g = symdiff.grad(power_sum)
+    for n in (2, 3):
+        g(1.5, n)
+    traces = []
+    real = trace.run
+    monkeypatch.setattr(trace, "run", lambda *a, **k: traces.append(1) or real(*a, **k))
+    for n in (2, 3, 2, 3, 2):
+        assert g(1.5, n) == pytest.approx(d_power_sum(1.5, n), rel=1e-13)
+        assert symdiff.grad(power_sum)(1.5, n) == pytest.approx(d_power_sum(1.5, n), rel=1e-13)
+    assert traces == []  # each value found its own compiled code without a trace
+    assert g(1.5, 4) == pytest.approx(d_power_sum(1.5, 4))
+    assert traces  # a new value is traced
+
+
+def test_static_values_that_compare_equal_stay_apart():
+    f = lambda x, k: x * {float: 1.0, int: 10.0, bool: 100.0}[type(k)]
+    g = symdiff.grad(f, static_argnums=1)
+    for _ in range(2):
+        assert (g(1.0, 1), g(1.0, 1.0), g(1.0, True)) == (10.0, 1.0, 100.0)
+    h = symdiff.grad(lambda x, z: x / z, static_argnums=1)
+    assert h(1.0, 0.5) == 2.0 and h(1.0, 0.25) == 4.0
+
+
+def test_static_keyword_values_and_static_argnames_key_the_code():
+    g = symdiff.grad(power_sum, static_argnames="n")
+    assert [g(2.0, n=n) for n in (1, 2, 3, 2)] == [1.0, 5.0, 17.0, 5.0]
+
+
+def test_generated_docstring_states_static_values():
+    src = symdiff.grad(power_sum).source(2.0, 3)
+    assert "n = 3 (static)" in src and "def grad_power_sum(x)" in src
+    src = symdiff.grad(lambda x, mode: np.sum(x**2)).source(np.ones(2), 'we"ird')
+    assert "mode = <str> (static)" in src  # a value that could end the docstring is not written
+
+
+STATIC_PROCESS = r"""
+import sys, json
+import numpy as np
+import symdiff
+def power_sum(x, n):
+    s = 0.0
+    for i in range(n):
+        s = s + x ** (i + 1)
+    return s
+def scaled(x, a):
+    return np.exp(a * x)
+out = {}
+for n in map(int, sys.argv[1].split(",")):
+    out[f"n{n}"] = [symdiff.grad(power_sum)(2.0, n), "sympy" in sys.modules]
+for a in map(float, sys.argv[2].split(",")):
+    out[f"a{a}"] = [symdiff.grad(scaled, static_argnums=1)(0.5, a), "sympy" in sys.modules]
+print(json.dumps(out))
+"""
+
+
+def test_static_values_key_the_disk_cache_across_processes(tmp_path):
+    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ROOT}
+
+    def run(ns, scales):
+        r = subprocess.run([sys.executable, "-c", STATIC_PROCESS, ns, scales], env=env, capture_output=True, check=False,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    first = run("3", "1.5")
+    assert first["n3"] == [17.0, True] and first["a1.5"][0] == pytest.approx(1.5 * np.exp(0.75), rel=1e-14)
+    second = run("3,4", "1.5,2.5")  # the warm values first: found on disk without SymPy
+    assert second["n3"] == [17.0, False]
+    assert second["a1.5"][0] == pytest.approx(1.5 * np.exp(0.75), rel=1e-14)
+    assert second["n4"][0] == d_power_sum(2.0, 4) == 49.0
+    assert second["a2.5"][0] == pytest.approx(2.5 * np.exp(1.25), rel=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nesting and an independent oracle
+# ---------------------------------------------------------------------------------------------
+
+
+def test_static_arguments_through_nested_transforms():
+    assert symdiff.grad(symdiff.grad(power_sum))(2.0, 3) == 14.0  # 2 + 6x
+    assert symdiff.grad(lambda x, y: symdiff.grad(power_sum)(x, 3) * y)(2.0, 1.5) == pytest.approx(21.0)
+    inner = symdiff.grad(lambda x, a: np.sin(a * x), static_argnums=1)
+    assert symdiff.grad(lambda x: inner(x, 2.0))(0.3) == pytest.approx(-4 * np.sin(0.6), rel=1e-14)
+
+
+def test_against_jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+
+    def f(x, n, mode):
+        s = 0.0
+        for i in range(n):
+            s = s + (jnp if isinstance(x, jax.Array) else np).sin((i + 1) * x)
+        return s.sum() if mode == "sum" else (s**2).sum()
+
+    x = np.array([0.2, -0.4, 1.1])
+    for n, mode in ((2, "sum"), (3, "sq"), (4, "sum")):
+        want = np.asarray(jax.grad(f, argnums=0)(jnp.asarray(x), n, mode))
+        np.testing.assert_allclose(symdiff.grad(f)(x, n, mode), want, rtol=1e-12)
+        want_h = np.asarray(jax.hessian(f)(jnp.asarray(x), n, mode))
+        np.testing.assert_allclose(symdiff.hessian(f, static_argnums=(1, 2))(x, n, mode), want_h, rtol=1e-12,
+                                   atol=1e-14)
