@@ -65,15 +65,18 @@ def _by_kind(t, primal, wrt, single):
     if t.kind == "jacobian":
         jacs = [_jacobian(primal, w) for w in wrt]
         return jacs[0] if single else tuple(jacs)
-    if primal.shape != ():
-        raise NotScalarError(_not_scalar(t, primal.shape))
+    value = primal
+    if primal.shape != ():  # one element, of shape (1,) or (1, 1): its gradient, as autograd gives
+        if primal.size != 1:
+            raise NotScalarError(_not_scalar(t, primal.shape))
+        primal = ir.reshape(primal, primal.ndim, ())
     grads = differentiate.vjp([primal], [ir.fill(1, (), primal.dtype)], wrt)
     if t.kind == "hessian":
         rows = [tuple(_jacobian(g, w) for w in wrt) for g in grads]
         return rows[0][0] if single else tuple(rows)
     grads = [ir.cast(g, w.dtype) for g, w in zip(grads, wrt)]
     result = grads[0] if single else tuple(grads)
-    return (primal, result) if t.kind == "value_and_grad" else result
+    return (value, result) if t.kind == "value_and_grad" else result
 
 
 def _not_scalar(t, shape) -> str:

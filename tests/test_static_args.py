@@ -267,3 +267,44 @@ def test_against_jax():
         want_h = np.asarray(jax.hessian(f)(jnp.asarray(x), n, mode))
         np.testing.assert_allclose(symdiff.hessian(f, static_argnums=(1, 2))(x, n, mode), want_h, rtol=1e-12,
                                    atol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------
+# grad, value_and_grad and hessian of a one-element output (shape (1,), (1, 1)), as autograd
+# ---------------------------------------------------------------------------------------------
+
+
+def quad_11(x):
+    return x[None, :] @ np.diag([1.0, 2.0, 3.0]) @ x[:, None]  # shape (1, 1)
+
+
+def test_one_element_outputs_against_finite_differences(fd):
+    x = np.array([0.3, -1.2, 2.0])
+    want = fd(lambda v: quad_11(v)[0, 0], x)
+    np.testing.assert_allclose(symdiff.grad(quad_11)(x), want, rtol=1e-8)
+    value, g = symdiff.value_and_grad(quad_11)(x)
+    assert value.shape == (1, 1) and value[0, 0] == pytest.approx(x @ np.diag([1.0, 2.0, 3.0]) @ x)
+    np.testing.assert_allclose(g, want, rtol=1e-8)
+    np.testing.assert_allclose(symdiff.hessian(quad_11)(x), np.diag([2.0, 4.0, 6.0]), atol=1e-12)
+    f1 = lambda x: np.sin(x[:1]) * x[1]  # shape (1,)
+    np.testing.assert_allclose(symdiff.grad(f1)(x), [np.cos(0.3) * -1.2, np.sin(0.3), 0.0], rtol=1e-14)
+    points = np.stack([x, x + 1])
+    np.testing.assert_allclose(symdiff.grad(f1, signature="(n)->(1)")(points),
+                               [symdiff.grad(f1)(p) for p in points], rtol=1e-14)
+
+
+def test_one_element_output_against_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([0.5, 1.5])
+    t = torch.tensor(x, requires_grad=True)
+    (torch.exp(t[:1]) * t[1:] ** 2).sum().backward()
+    np.testing.assert_allclose(symdiff.grad(lambda x: np.exp(x[:1]) * x[1:] ** 2)(x), t.grad.numpy(), rtol=1e-14)
+
+
+def test_more_than_one_element_is_still_not_scalar():
+    from symdiff.errors import NotScalarError
+
+    with pytest.raises(NotScalarError, match="returns shape \\(2,\\); use symdiff.jacobian"):
+        symdiff.grad(lambda x: x[:2] ** 2)(np.ones(3))
+    with pytest.raises(NotScalarError, match="hessian needs a scalar output"):
+        symdiff.hessian(lambda x: x[None, :2])(np.ones(3))
