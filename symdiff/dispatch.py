@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from . import environment, load
+from . import environment, load, pytrees
 from .pipeline import render, version
 from .errors import CompileError, DtypeError, ShapeError, SymdiffError
 
@@ -71,9 +71,8 @@ class Dispatch:
             if alias:
                 load.remember(alias, compiled.key)
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
-        fixed = {p for p, _ in call.fixed}
-        keep = tuple(i for i in range(len(args)) if i not in fixed) if fixed else None
-        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords, keep)
+        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
+                         _positional_leaves(len(args), call))
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -108,6 +107,8 @@ class Dispatch:
         statics += [[k, _token(v)] for k, v in sorted(call.static.items())]
         if statics:
             parts.append(statics)
+        if call.trees:  # the structure of each pytree argument (the result's structure follows it)
+            parts.append([[p, tree] for p, tree, _ in call.trees])
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
 
     def _static_at(self, n):
@@ -124,15 +125,21 @@ class Dispatch:
         n = len(args)
         declared = self._static_at(n) if self._static_nums or self._static_names else ()
         wrt = {p % n for p in self._wrt_nums if -n <= p < n}
-        fixed, traced = [], []
+        fixed, traced, trees = [], [], []
         for i, a in enumerate(args):
             if i in declared or (i not in wrt and _auto_static(a)):
                 fixed.append((i, _static_value(a, f"argument {self._arg_name(i)!r}")))
+            elif pytrees.is_tree_argument(a):
+                leaves, tree, paths = pytrees.flatten(a)
+                if not leaves:
+                    raise SymdiffError(f"argument {self._arg_name(i)!r} is a {type(a).__name__} that holds no arrays")
+                traced.extend(leaves)
+                trees.append((i, tree, tuple(paths)))
             else:
                 traced.append(a)
         call, operands = _keyword_call(kwargs, self._static_names)
-        if fixed:
-            call = Call(call.keywords, call.static, fixed)
+        if fixed or trees:
+            call = Call(call.keywords, call.static, fixed, trees)
         return traced, operands, call
 
     def _nested(self, args, kwargs):
@@ -159,6 +166,8 @@ class Dispatch:
         args, operands, call = self._split(args, kwargs or {})
         arrays, specs, core_ranks = [], [], {}
         cores = self.signature[0] if self.signature else None
+        if cores is not None and call.trees:
+            raise SymdiffError("signature= needs array arguments; pass the leaves of a pytree argument as arrays")
         if cores is not None and len(cores) != len(args):
             raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} traced arguments")
         wrt = self._wrt_list(len(args), call)
@@ -300,43 +309,20 @@ def _parse_signature(sig: str):
 
 
 def _flatten(tree):
+    """(output nodes, the structure holding them) of a transform's result (``pytrees``)."""
     from . import ir
 
-    flat: list = []
-
-    def go(t):
-        if isinstance(t, ir.Node):
-            flat.append(t)
-            return len(flat) - 1
-        if isinstance(t, (tuple, list)):
-            return {"t": type(t).__name__, "c": [go(x) for x in t]}
-        if isinstance(t, dict):
-            return {"t": "dict", "k": [str(k) for k in t], "c": [go(v) for v in t.values()]}
-        raise SymdiffError(f"cannot return a {type(t).__name__} from a differentiated function")
-
-    return flat, go(tree)
+    flat, structure, _ = pytrees.flatten(tree, is_leaf=lambda t: isinstance(t, ir.Node))
+    return flat, structure
 
 
-def _unflatten(tree, flat):
-    if isinstance(tree, int):
-        return flat[tree]
-    children = [_unflatten(c, flat) for c in tree["c"]]
-    if tree["t"] == "dict":
-        return dict(zip(tree["k"], children))
-    return tuple(children) if tree["t"] == "tuple" else list(children)
+_unflatten = pytrees.unflatten
 
 
 def _wrap(tree):
-    from . import ir
-    from . import trace
+    from . import ir, trace
 
-    if isinstance(tree, ir.Node):
-        return trace.Tracer(tree)
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_wrap(t) for t in tree)
-    if isinstance(tree, dict):
-        return {k: _wrap(v) for k, v in tree.items()}
-    return tree
+    return pytrees.map_leaves(lambda t: trace.Tracer(t) if isinstance(t, ir.Node) else t, tree)
 
 
 class Call:
@@ -344,12 +330,14 @@ class Call:
     keyword arguments that are arrays (the last input nodes, data of the generated function), the
     static keyword values (Python numbers and strings: constants of the trace, part of its key) and
     the static positional arguments ``fixed``, (position, value) pairs in ascending positions:
-    passed to the function as they are, no input node, part of the key."""
+    passed to the function as they are, no input node, part of the key. A pytree positional
+    argument (``trees``) has one input node per leaf."""
 
-    __slots__ = ("fixed", "keywords", "static")
+    __slots__ = ("fixed", "keywords", "static", "trees")
 
-    def __init__(self, keywords=(), static=None, fixed=()):
+    def __init__(self, keywords=(), static=None, fixed=(), trees=()):
         self.keywords, self.static, self.fixed = tuple(keywords), dict(static or {}), tuple(fixed)
+        self.trees = tuple(trees)  # (position, structure, leaf paths) of each pytree positional argument
 
 
 NO_KEYWORDS = Call()
@@ -400,6 +388,8 @@ def _token(v):
 
 def _scalar_call(args, call):
     """Whether every traced positional argument is a Python number (results are then Python floats)."""
+    if call.trees:
+        return False
     fixed = {p for p, _ in call.fixed}
     return all(_is_python_scalar(a) for i, a in enumerate(args) if i not in fixed)
 
@@ -449,6 +439,12 @@ def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=(
             key.append(cls)
         elif cls is np.ndarray:
             key.append(a.dtype if shape_free else (a.shape, a.dtype))
+        elif pytrees.is_tree_argument(a):
+            leaves, tree, _ = pytrees.flatten(a)
+            if not all(x.__class__ is np.ndarray or x.__class__ is float for x in leaves):
+                return None
+            key.append(("tree", json.dumps(tree), tuple(float if x.__class__ is float else (x.shape, x.dtype)
+                                                         for x in leaves)))
         else:
             return None
     if kwargs:
@@ -526,13 +522,35 @@ def _guarded(runner, reads):
     return run
 
 
-def _runner(fn, consts, tree, scalar_call, keywords=None, keep=None):
+def _positional_leaves(n, call):
+    """What turns ``n`` positional arguments into those of the generated function (static ones
+    dropped, pytrees flattened), or None where they are the same."""
+    if not call.fixed and not call.trees:
+        return None
+    fixed, trees = {p for p, _ in call.fixed}, {p for p, _, _ in call.trees}
+    if not trees:
+        keep = tuple(i for i in range(n) if i not in fixed)
+        return lambda a: [a[i] for i in keep]
+
+    def leaves(a):
+        out = []
+        for i in range(n):
+            if i in trees:
+                out.extend(pytrees.flatten(a[i])[0])
+            elif i not in fixed:
+                out.append(a[i])
+        return out
+
+    return leaves
+
+
+def _runner(fn, consts, tree, scalar_call, keywords=None, arguments=None):
     """The cheapest call of a compiled function that still returns results in the API's form.
     Static values were baked in by the trace: only keyword arrays (``keywords``) and the positional
-    arguments at positions ``keep`` (all if None) reach ``fn``."""
-    if keep is not None:
+    arguments ``arguments(args)`` gives (all if None) reach ``fn``."""
+    if arguments is not None:
         run = _runner(fn, consts, tree, scalar_call, keywords)
-        return lambda *a, **k: run(*[a[i] for i in keep], **k)
+        return lambda *a, **k: run(*arguments(a), **k)
     if keywords is not None or consts:
         keywords = keywords or ()
         inner, wanted = fn, tuple(keywords)

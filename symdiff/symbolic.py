@@ -10,7 +10,7 @@ calling a transform whose code is cached loads none of this.
 
 from __future__ import annotations
 
-from . import differentiate, ir, ops, optimize, origins, trace
+from . import differentiate, ir, ops, optimize, origins, pytrees, trace
 from .dispatch import NO_KEYWORDS
 from .errors import CompileError, NotScalarError, SymdiffError, TraceError
 from .graph import placeholder
@@ -23,23 +23,48 @@ def outputs(t, in_nodes, base_out=None, batched=False, call=None):
     """Output nodes of transform ``t`` as a function of ``in_nodes`` (see ``Transform.symbolic``)."""
     call = call or NO_KEYWORDS
     n_positional = len(in_nodes) - len(call.keywords)
-    wrt_pos = t._wrt_list(n_positional, call)
+    groups = t._wrt_groups(n_positional, call)
+    wrt_pos = [i for _, nodes in groups for i in nodes]
     for p in wrt_pos:
         trace.check_differentiable(in_nodes[p].dtype, f"argument {t._traced_names(n_positional, call)[p]!r}")
+    trees = any(tree is not None for tree, _ in groups)
     if t.kind == "derivative":
+        if trees:
+            raise SymdiffError("derivative differentiates scalars elementwise; use grad or jacobian for a pytree argument")
         return _derivative(t, in_nodes, wrt_pos, base_out, call)
     primal, aux = _primal_output(t, in_nodes, base_out, call)
     single = not isinstance(t.positions, tuple)
     result = None
     # element by element pays for batches of small per-point problems (sparse, symmetric entries)
-    if batched and (single or t.kind != "hessian"):
+    if batched and (single or t.kind != "hessian") and not trees:
         from .differentiate import scalarize
 
         if scalarize.applicable(in_nodes, primal):
             result = _scalarized(t, in_nodes, primal, wrt_pos, single)
+    if result is None and trees:  # one result per leaf, then in the structure of its argument
+        result = _regrouped(t, _by_kind(t, primal, [in_nodes[p] for p in wrt_pos], False), groups, single)
     if result is None:
         result = _by_kind(t, primal, [in_nodes[p] for p in wrt_pos], single)
     return (result, aux) if t.has_aux else result
+
+
+def _regrouped(t, result, groups, single):
+    """Per-leaf results of ``_by_kind`` put in the structure of the arguments they belong to, as
+    JAX does: the gradient with respect to a dict of arrays is a dict of the same keys."""
+
+    def by_argument(items):
+        out, k = [], 0
+        for tree, nodes in groups:
+            part = list(items[k : k + len(nodes)])
+            k += len(nodes)
+            out.append(pytrees.unflatten(tree, part) if tree is not None else part[0])
+        return out[0] if single else tuple(out)
+
+    if t.kind == "value_and_grad":
+        return result[0], by_argument(result[1])
+    if t.kind == "hessian":
+        return by_argument([by_argument(row) for row in result])
+    return by_argument(result)
 
 
 def _primal_output(t, in_nodes, base_out, call):

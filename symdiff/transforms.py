@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 
+from . import pytrees
 from .dispatch import NO_KEYWORDS, Dispatch, _base, _chain_spec, _parse_signature, _trace_context
 from .errors import SymdiffError
 
@@ -85,15 +86,29 @@ class Transform(Dispatch):
             raise SymdiffError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
         return int(argnums)
 
-    def _wrt_list(self, n_args, call=None):
-        """Indices (among the ``n_args`` traced positional arguments) to differentiate with respect to.
+    def _layout(self, n_traced, call=None):
+        """(position, input node indices) of each traced positional argument: static arguments
+        (``call.fixed``) have none, a pytree argument (``call.trees``) one per leaf."""
+        fixed = {q for q, _ in call.fixed} if call is not None else set()
+        sizes = {q: len(paths) for q, _, paths in call.trees} if call is not None else {}
+        out, p, i = [], 0, 0
+        while i < n_traced:
+            if p not in fixed:
+                k = sizes.get(p, 1)
+                out.append((p, list(range(i, i + k))))
+                i += k
+            p += 1
+        return out
 
-        ``call.fixed`` holds the static positional arguments, which have no input node: positions
-        count them, indices do not."""
-        fixed = [q for q, _ in call.fixed] if call is not None else []
-        n_args += len(fixed)
+    def _wrt_groups(self, n_traced, call=None):
+        """(pytree structure or None, input node indices) of each argument differentiated, among
+        ``n_traced`` traced positional input nodes."""
+        layout = self._layout(n_traced, call)
+        n_args = len(layout) + (len(call.fixed) if call is not None else 0)
+        nodes = dict(layout)
+        trees = {q: tree for q, tree, _ in call.trees} if call is not None else {}
         pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
-        out = []
+        groups = []
         for p in pos:
             if not -n_args <= p < n_args:
                 if self.wrt is not None:
@@ -103,19 +118,23 @@ class Transform(Dispatch):
                     )
                 raise SymdiffError(f"argnums {p} is out of range for a call with {n_args} positional arguments")
             p %= n_args
-            if p in fixed:
+            if p not in nodes:
                 raise SymdiffError(_static_clash(self._arg_name(p)))
-            out.append(p - sum(q < p for q in fixed))
-        return out
+            groups.append((trees.get(p), nodes[p]))
+        return groups
+
+    def _wrt_list(self, n_traced, call=None):
+        """Input node indices (among ``n_traced`` traced positional ones) to differentiate with
+        respect to: positions count static arguments, indices do not; a pytree gives all its leaves."""
+        return [i for _, nodes in self._wrt_groups(n_traced, call) for i in nodes]
 
     def _traced_names(self, n_traced, call=None):
-        """The parameter names of the ``n_traced`` traced positional arguments (static ones skipped)."""
-        fixed = {q for q, _ in call.fixed} if call is not None else set()
-        names, p = [], 0
-        while len(names) < n_traced:
-            if p not in fixed:
-                names.append(self._arg_name(p))
-            p += 1
+        """The names of the ``n_traced`` traced positional input nodes (``params_w`` for a leaf)."""
+        paths = {q: ps for q, _, ps in call.trees} if call is not None else {}
+        names = []
+        for p, _ in self._layout(n_traced, call):
+            name = self._arg_name(p)
+            names += [f"{name}_{path}" for path in paths[p]] if p in paths else [name]
         return names
 
     def symbolic(self, in_nodes, base_out=None, batched=False, call=None):
@@ -158,22 +177,39 @@ def _primal(fun, in_nodes, base_out, call=None):
     if base_out is not None:
         return base_out
     context = _trace_context(fun)
-    if call.fixed:
-        fun = _with_fixed(fun, call.fixed)
-    return trace.run(fun, in_nodes, call.keywords, call.static, *context)
+    structure: list = []
+    out = trace.run(_called_as_given(fun, call, structure), in_nodes, call.keywords, call.static, *context)
+    return pytrees.unflatten(structure[0], list(out)) if structure else out
 
 
-def _with_fixed(fun, fixed):
-    """``fun`` called with the traced positional arguments and the static ones at their positions."""
+def _called_as_given(fun, call, structure):
+    """``fun`` taking the traced positional leaves: static arguments are put back at their
+    positions and pytree arguments rebuilt; a result holding namedtuples or dataclasses goes back
+    as its leaves (its structure appended to ``structure``), which tracing passes through."""
+    fixed, trees = dict(call.fixed), {q: (tree, len(paths)) for q, tree, paths in call.trees}
 
     @functools.wraps(fun)
-    def with_static(*traced, **kwargs):
-        args = list(traced)
-        for p, value in fixed:  # ascending positions: each lands where the caller put it
-            args.insert(p, value)
-        return fun(*args, **kwargs)
+    def as_given(*traced, **kwargs):
+        args, i, p = [], 0, 0
+        while i < len(traced) or p in fixed:
+            if p in fixed:
+                args.append(fixed[p])
+            elif p in trees:
+                tree, k = trees[p]
+                args.append(pytrees.unflatten(tree, traced[i : i + k]))
+                i += k
+            else:
+                args.append(traced[i])
+                i += 1
+            p += 1
+        out = fun(*args, **kwargs)
+        if pytrees.has_class(out):
+            leaves, tree, _ = pytrees.flatten(out)
+            structure.append(tree)
+            return pytrees.Packed(leaves)
+        return out
 
-    return with_static
+    return as_given
 
 
 def _static_spec(static_argnums, static_argnames):

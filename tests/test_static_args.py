@@ -5,6 +5,8 @@ differentiated. Expected values are closed forms, finite differences or JAX."""
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import json
 import os
 import subprocess
@@ -308,3 +310,127 @@ def test_more_than_one_element_is_still_not_scalar():
         symdiff.grad(lambda x: x[:2] ** 2)(np.ones(3))
     with pytest.raises(NotScalarError, match="hessian needs a scalar output"):
         symdiff.hessian(lambda x: x[None, :2])(np.ones(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pytrees: dict, list, tuple, namedtuple and dataclass arguments and results, as in JAX
+# ---------------------------------------------------------------------------------------------
+
+Params = collections.namedtuple("Params", "w b")
+
+
+@dataclasses.dataclass
+class Layer:
+    w: np.ndarray
+    b: np.ndarray
+
+
+def mlp_loss(params, x):
+    h = np.tanh(x @ params["w1"] + params["b1"])
+    return np.mean((h @ params["w2"]) ** 2)
+
+
+RNG = np.random.default_rng(12)
+PARAMS = {"w1": RNG.normal(size=(3, 4)), "b1": RNG.normal(size=4), "w2": RNG.normal(size=4)}
+X = RNG.normal(size=(5, 3))
+
+
+def test_grad_of_a_dict_of_parameters_against_jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+
+    def jax_loss(params, x):
+        h = jnp.tanh(x @ params["w1"] + params["b1"])
+        return jnp.mean((h @ params["w2"]) ** 2)
+
+    want = jax.grad(jax_loss)(PARAMS, X)
+    for _ in range(2):  # the second call takes the fast path
+        got = symdiff.grad(mlp_loss)(PARAMS, X)
+        assert list(got) == ["w1", "b1", "w2"]
+        for k, v in PARAMS.items():
+            assert got[k].shape == v.shape
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12)
+    value, got = symdiff.value_and_grad(mlp_loss, argnums=(0, 1))(PARAMS, X)
+    want_v, (_, want_x) = jax.value_and_grad(jax_loss, argnums=(0, 1))(PARAMS, X)
+    assert value == pytest.approx(float(want_v), rel=1e-13)
+    np.testing.assert_allclose(got[1], want_x, rtol=1e-12)
+    small = {"a": np.array([0.3, -0.2]), "b": np.array(0.7)}
+    f = lambda p: np.sum(np.sin(p["a"] * p["b"]))
+    hess = symdiff.hessian(f)(small)
+    want_h = jax.hessian(lambda p: jnp.sum(jnp.sin(p["a"] * p["b"])))(small)
+    for r in small:
+        for c in small:
+            np.testing.assert_allclose(hess[r][c], want_h[r][c], rtol=1e-12)
+
+
+def test_fast_path_with_a_dict_argument(monkeypatch):
+    g = symdiff.grad(mlp_loss)
+    g(PARAMS, X)
+    traces = []
+    real = trace.run
+    monkeypatch.setattr(trace, "run", lambda *a, **k: traces.append(1) or real(*a, **k))
+    other = {k: v + 1 for k, v in PARAMS.items()}
+    np.testing.assert_allclose(g(other, X)["w2"], symdiff.grad(lambda w2: mlp_loss({**other, "w2": w2}, X))(other["w2"]))
+    assert len(traces) == 1  # only the closure-built check above traced
+
+
+def test_namedtuple_and_dataclass_arguments_and_results(fd):
+    x = np.array([0.5, -1.0])
+    f = lambda p, x: np.sum(np.exp(p.w * x) + p.b**2)
+    b = np.array(1.5)
+    want_w = fd(lambda w: f(Params(w, b), x), np.array([0.2, 0.3]))
+    for params in (Params(np.array([0.2, 0.3]), b), Layer(np.array([0.2, 0.3]), b)):
+        g = symdiff.grad(f)(params, x)
+        assert type(g) is type(params)
+        np.testing.assert_allclose(g.w, want_w, rtol=1e-7)
+        assert float(g.b) == pytest.approx(2 * 2 * 1.5)
+    _, aux = symdiff.grad(lambda x: (np.sum(x**2), Params(2 * x, np.sum(x))), has_aux=True)(x)
+    assert isinstance(aux, Params) and np.allclose(aux.w, 2 * x) and float(aux.b) == pytest.approx(-0.5)
+    _, aux = symdiff.grad(lambda x: (np.sum(x**2), Layer(x, np.sum(x))), has_aux=True)(x)
+    assert isinstance(aux, Layer) and np.allclose(aux.w, x)
+
+
+def test_same_leaves_in_another_structure_get_their_own_structure():
+    f = lambda p: p[0] * p[1] if isinstance(p, tuple) else p["w"] * p["b"]
+    w, b = np.array(2.0), np.array(3.0)
+    assert type(symdiff.grad(f)(Params(w, b))) is Params
+    assert isinstance(symdiff.grad(f)({"w": w, "b": b}), dict)
+    assert isinstance(symdiff.grad(lambda p: np.sum(p[0] * p[1]))((np.ones(2), np.array(3.0))), tuple)
+
+
+def test_list_of_arrays_of_different_shapes_and_a_list_of_numbers():
+    g = symdiff.grad(lambda ws: sum(np.sum(w**2) for w in ws))([np.ones(2), np.full(3, 2.0)])
+    assert isinstance(g, list) and np.allclose(g[0], 2.0) and np.allclose(g[1], 4.0)
+    np.testing.assert_allclose(symdiff.grad(lambda v: np.sum(v**2))([1.0, 2.0]), [2.0, 4.0])  # still one array
+
+
+def test_pytree_argument_of_a_nested_transform(fd):
+    inner = symdiff.grad(mlp_loss)
+    outer = lambda s: np.sum(inner({**PARAMS, "w2": s * PARAMS["w2"]}, X)["b1"])
+    got = symdiff.grad(outer)(1.3)
+    assert got == pytest.approx(float(fd(lambda s: outer(float(s)), 1.3)), rel=1e-6)
+
+
+PYTREE_PROCESS = r"""
+import sys, json
+import numpy as np
+import symdiff
+def loss(p, x):
+    return np.sum((x @ p["w"] + p["b"]) ** 2)
+p = {"w": np.array([1.0, 2.0]), "b": np.array(0.5)}
+g = symdiff.grad(loss)(p, np.array([[1.0, 0.0], [0.5, 1.0]]))
+print(json.dumps({"sympy": "sympy" in sys.modules, "w": g["w"].tolist(), "b": float(g["b"])}))
+"""
+
+
+def test_pytree_arguments_across_processes(tmp_path):
+    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ROOT}
+    outs = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", PYTREE_PROCESS], env=env, capture_output=True, check=False,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        outs.append(json.loads(r.stdout))
+    assert outs[0]["sympy"] and not outs[1]["sympy"]
+    assert outs[0]["w"] == outs[1]["w"] == [6.0, 6.0] and outs[1]["b"] == 9.0
