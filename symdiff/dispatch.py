@@ -431,7 +431,7 @@ def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=(
     key = []
     for i, a in enumerate(args):
         cls = a.__class__
-        if i in static or _auto_static(a):
+        if static and i in static:
             if not _is_static(a):
                 return None
             key.append(("static", *_token(a)))
@@ -439,6 +439,8 @@ def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=(
             key.append(cls)
         elif cls is np.ndarray:
             key.append(a.dtype if shape_free else (a.shape, a.dtype))
+        elif _auto_static(a):
+            key.append(("static", *_token(a)))
         elif pytrees.is_tree_argument(a):
             leaves, tree, _ = pytrees.flatten(a)
             if not all(x.__class__ is np.ndarray or x.__class__ is float for x in leaves):

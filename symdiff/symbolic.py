@@ -34,6 +34,12 @@ def outputs(t, in_nodes, base_out=None, batched=False, call=None):
         return _derivative(t, in_nodes, wrt_pos, base_out, call)
     primal, aux = _primal_output(t, in_nodes, base_out, call)
     single = not isinstance(t.positions, tuple)
+    if not isinstance(primal, ir.Node):  # the Jacobian of a pytree result: one per leaf, in its place
+        leaves, structure, _ = pytrees.flatten(primal, is_leaf=lambda n: isinstance(n, ir.Node))
+        wrt = [in_nodes[p] for p in wrt_pos]
+        jacs = [_regrouped(t, _by_kind(t, leaf, wrt, False), groups, single) for leaf in leaves]
+        result = pytrees.unflatten(structure, jacs)
+        return (result, aux) if t.has_aux else result
     result = None
     # element by element pays for batches of small per-point problems (sparse, symmetric entries)
     if batched and (single or t.kind != "hessian") and not trees:
@@ -77,6 +83,10 @@ def _primal_output(t, in_nodes, base_out, call):
         primal, aux = primal
     if isinstance(primal, ir.Node):  # fuse and stabilize before differentiating
         (primal,) = optimize.optimize([primal], keep=in_nodes, lower=False)
+    elif t.kind == "jacobian" and isinstance(primal, (tuple, list, dict)):  # a pytree result
+        leaves, structure, _ = pytrees.flatten(primal, is_leaf=lambda n: isinstance(n, ir.Node))
+        if leaves:
+            return pytrees.unflatten(structure, optimize.optimize(leaves, keep=in_nodes, lower=False)), aux
     if not isinstance(primal, ir.Node):
         raise SymdiffError(
             f"{t.kind} needs the function to return one array, got a {type(primal).__name__}"

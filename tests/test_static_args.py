@@ -434,3 +434,28 @@ def test_pytree_arguments_across_processes(tmp_path):
         outs.append(json.loads(r.stdout))
     assert outs[0]["sympy"] and not outs[1]["sympy"]
     assert outs[0]["w"] == outs[1]["w"] == [6.0, 6.0] and outs[1]["b"] == 9.0
+
+
+def test_jacobian_of_pytree_results_against_jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+
+    def f(p, xnp):
+        return {"sq": p["a"] ** 2 * p["b"], "parts": Params(xnp.sin(p["a"]), xnp.sum(p["a"]) * p["b"])}
+
+    p = {"a": np.array([0.5, 2.0, -1.0]), "b": np.array(1.5)}
+    got = symdiff.jacobian(lambda p: f(p, np))(p)
+    want = jax.jacrev(lambda p: f(p, jnp))(p)
+    assert isinstance(got["parts"], Params)
+    for path in (("sq", "a"), ("sq", "b"), ("parts", 0, "a"), ("parts", 1, "b"), ("parts", 1, "a")):
+        g, w = got, want
+        for k in path:
+            g, w = g[k], w[k]
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+    x = np.array([0.5, 2.0])
+    got = symdiff.jacobian(lambda x, y: (x * y, np.sum(x)), argnums=(0, 1))(x, 3.0)
+    want = jax.jacrev(lambda x, y: (x * y, jnp.sum(x)), argnums=(0, 1))(x, 3.0)
+    for i in range(2):
+        for k in range(2):
+            np.testing.assert_allclose(got[i][k], want[i][k], rtol=1e-14)
