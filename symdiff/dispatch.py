@@ -1,6 +1,7 @@
 """The call path of a transform: from a call with arrays to the compiled function's result.
 
-A call is keyed by its argument types, shapes, dtypes and static keyword values. A key seen before
+A call is keyed by its argument types, shapes, dtypes, static values (declared static, or Python
+ints, bools, strings, None and tuples of them) and pytree structures. A key seen before
 runs its compiled function at once, behind a guard that what the function reads is unchanged
 (``environment``); otherwise the compiled entry is found through the on-disk index (a new process:
 no trace, no SymPy) or by tracing and keying the IR (``pipeline`` compiles it on a miss). A call made
@@ -169,7 +170,8 @@ class Dispatch:
         if cores is not None and call.trees:
             raise SymdiffError("signature= needs array arguments; pass the leaves of a pytree argument as arrays")
         if cores is not None and len(cores) != len(args):
-            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} traced arguments")
+            static = f" (and {len(call.fixed)} static)" if call.fixed else ""
+            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments{static}")
         wrt = self._wrt_list(len(args), call)
         names = self._traced_names(len(args), call)
         dims: dict = {}
