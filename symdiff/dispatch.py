@@ -73,7 +73,7 @@ class Dispatch:
                 load.remember(alias, compiled.key)
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
-                         _positional_leaves(len(args), call))
+                         _call_leaves(len(args), call))
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -108,8 +108,8 @@ class Dispatch:
         statics += [[k, _token(v)] for k, v in sorted(call.static.items())]
         if statics:
             parts.append(statics)
-        if call.trees:  # the structure of each pytree argument (the result's structure follows it)
-            parts.append([[p, tree] for p, tree, _ in call.trees])
+        if call.trees or call.keyword_trees:  # the structure of each pytree argument
+            parts.append([[p, tree] for p, tree, _ in call.trees + call.keyword_trees])
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
 
     def _static_at(self, n):
@@ -140,7 +140,7 @@ class Dispatch:
                 traced.append(a)
         call, operands = _keyword_call(kwargs, self._static_names)
         if fixed or trees:
-            call = Call(call.keywords, call.static, fixed, trees)
+            call = Call(call.keywords, call.static, fixed, trees, call.keyword_trees)
         return traced, operands, call
 
     def _nested(self, args, kwargs):
@@ -333,13 +333,15 @@ class Call:
     static keyword values (Python numbers and strings: constants of the trace, part of its key) and
     the static positional arguments ``fixed``, (position, value) pairs in ascending positions:
     passed to the function as they are, no input node, part of the key. A pytree positional
-    argument (``trees``) has one input node per leaf."""
+    argument (``trees``) has one input node per leaf; a pytree keyword argument (``keyword_trees``)
+    one keyword input per leaf, named ``batch_x`` for the leaf ``x`` of ``batch``."""
 
-    __slots__ = ("fixed", "keywords", "static", "trees")
+    __slots__ = ("fixed", "keyword_trees", "keywords", "static", "trees")
 
-    def __init__(self, keywords=(), static=None, fixed=(), trees=()):
+    def __init__(self, keywords=(), static=None, fixed=(), trees=(), keyword_trees=()):
         self.keywords, self.static, self.fixed = tuple(keywords), dict(static or {}), tuple(fixed)
         self.trees = tuple(trees)  # (position, structure, leaf paths) of each pytree positional argument
+        self.keyword_trees = tuple(keyword_trees)  # (name, structure, leaf keyword names) of pytree keywords
 
 
 NO_KEYWORDS = Call()
@@ -401,22 +403,35 @@ def _keyword_call(kwargs, static_names=()):
     in ``static_names`` (static_argnames) are static whatever their type."""
     if not kwargs:
         return NO_KEYWORDS, []
-    keywords, operands, static = [], [], {}
+    keywords, operands, static, trees = [], [], {}, []
     for name in sorted(kwargs):
         v = kwargs[name]
         if name in static_names:
             static[name] = _static_value(v, f"keyword argument {name!r}")
         elif _is_static(v):
             static[name] = v
+        elif pytrees.is_tree_argument(v):
+            leaves, tree, paths = pytrees.flatten(v)
+            names = tuple(f"{name}_{path}" for path in paths)
+            if not leaves or any(n in kwargs for n in names):
+                raise SymdiffError(
+                    f"keyword argument {name!r} is a {type(v).__name__} that holds no arrays"
+                    if not leaves else f"keyword argument {name!r}: its leaves would be named like other keywords"
+                )
+            keywords.extend(names)
+            operands.extend(leaves)
+            trees.append((name, tree, names))
         elif isinstance(v, (np.ndarray, np.generic, list)) or _is_tracer(v):
             keywords.append(name)
             operands.append(v)
         else:
             raise SymdiffError(
-                f"keyword argument {name!r} is a {type(v).__name__}: pass arrays (data of the generated code) "
-                "or Python numbers and strings (constants of the trace)"
+                f"keyword argument {name!r} is a {type(v).__name__}: pass arrays (data of the generated code), "
+                "Python numbers and strings (constants of the trace) or dicts, namedtuples and dataclasses of arrays"
             )
-    return Call(keywords, static), operands
+    if len(set(keywords)) != len(keywords):
+        raise SymdiffError(f"keyword arguments {sorted(kwargs)}: the leaves of a pytree would be named like other keywords")
+    return Call(keywords, static, keyword_trees=trees), operands
 
 
 def _is_tracer(v) -> bool:
@@ -458,6 +473,11 @@ def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=(
                 key.append((name, v.dtype if shape_free else (v.shape, v.dtype)))
             elif _is_static(v):
                 key.append((name, "static", *_token(v)))
+            elif pytrees.is_tree_argument(v):
+                leaves, tree, _ = pytrees.flatten(v)
+                if not all(x.__class__ is np.ndarray for x in leaves):
+                    return None
+                key.append((name, "tree", json.dumps(tree), tuple((x.shape, x.dtype) for x in leaves)))
             else:
                 return None
     return tuple(key)
@@ -526,24 +546,28 @@ def _guarded(runner, reads):
     return run
 
 
-def _positional_leaves(n, call):
-    """What turns ``n`` positional arguments into those of the generated function (static ones
-    dropped, pytrees flattened), or None where they are the same."""
-    if not call.fixed and not call.trees:
+def _call_leaves(n, call):
+    """What turns a call's ``n`` positional arguments and its keyword arguments into those of the
+    generated function (static ones dropped, pytrees flattened), or None where they are the same."""
+    if not call.fixed and not call.trees and not call.keyword_trees:
         return None
     fixed, trees = {p for p, _ in call.fixed}, {p for p, _, _ in call.trees}
-    if not trees:
-        keep = tuple(i for i in range(n) if i not in fixed)
-        return lambda a: [a[i] for i in keep]
+    keep = tuple(i for i in range(n) if i not in fixed)
+    if not trees and not call.keyword_trees:
+        return lambda a, k: ([a[i] for i in keep], k)
 
-    def leaves(a):
+    def leaves(a, k):
         out = []
         for i in range(n):
             if i in trees:
                 out.extend(pytrees.flatten(a[i])[0])
             elif i not in fixed:
                 out.append(a[i])
-        return out
+        if call.keyword_trees:
+            k = dict(k)
+            for name, _, names in call.keyword_trees:
+                k.update(zip(names, pytrees.flatten(k.pop(name))[0]))
+        return out, k
 
     return leaves
 
@@ -551,10 +575,15 @@ def _positional_leaves(n, call):
 def _runner(fn, consts, tree, scalar_call, keywords=None, arguments=None):
     """The cheapest call of a compiled function that still returns results in the API's form.
     Static values were baked in by the trace: only keyword arrays (``keywords``) and the positional
-    arguments ``arguments(args)`` gives (all if None) reach ``fn``."""
+    arguments ``arguments(args, kwargs)`` gives (all if None) reach ``fn``."""
     if arguments is not None:
         run = _runner(fn, consts, tree, scalar_call, keywords)
-        return lambda *a, **k: run(*arguments(a), **k)
+
+        def call(*a, **k):
+            a, k = arguments(a, k)
+            return run(*a, **k)
+
+        return call
     if keywords is not None or consts:
         keywords = keywords or ()
         inner, wanted = fn, tuple(keywords)

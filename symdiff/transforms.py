@@ -184,7 +184,7 @@ def _primal(fun, in_nodes, base_out, call=None):
 
 def _called_as_given(fun, call, structure):
     """``fun`` taking the traced positional leaves: static arguments are put back at their
-    positions and pytree arguments rebuilt; a result holding namedtuples or dataclasses goes back
+    positions and pytree arguments (positional and keyword) rebuilt; a result holding namedtuples or dataclasses goes back
     as its leaves (its structure appended to ``structure``), which tracing passes through."""
     fixed, trees = dict(call.fixed), {q: (tree, len(paths)) for q, tree, paths in call.trees}
 
@@ -202,6 +202,8 @@ def _called_as_given(fun, call, structure):
                 args.append(traced[i])
                 i += 1
             p += 1
+        for name, tree, names in call.keyword_trees:
+            kwargs[name] = pytrees.unflatten(tree, [kwargs.pop(n) for n in names])
         out = fun(*args, **kwargs)
         if pytrees.has_class(out):
             leaves, tree, _ = pytrees.flatten(out)

@@ -420,7 +420,10 @@ def loss(p, x):
     return np.sum((x @ p["w"] + p["b"]) ** 2)
 p = {"w": np.array([1.0, 2.0]), "b": np.array(0.5)}
 g = symdiff.grad(loss)(p, np.array([[1.0, 0.0], [0.5, 1.0]]))
-print(json.dumps({"sympy": "sympy" in sys.modules, "w": g["w"].tolist(), "b": float(g["b"])}))
+def keyword_loss(w, batch):
+    return np.sum((batch["x"] @ w - batch["y"]) ** 2)
+k = symdiff.grad(keyword_loss)(np.array([1.0, -1.0]), batch={"x": np.eye(2), "y": np.array([0.5, 1.0])})
+print(json.dumps({"sympy": "sympy" in sys.modules, "w": g["w"].tolist(), "b": float(g["b"]), "k": k.tolist()}))
 """
 
 
@@ -434,6 +437,7 @@ def test_pytree_arguments_across_processes(tmp_path):
         outs.append(json.loads(r.stdout))
     assert outs[0]["sympy"] and not outs[1]["sympy"]
     assert outs[0]["w"] == outs[1]["w"] == [6.0, 6.0] and outs[1]["b"] == 9.0
+    assert outs[0]["k"] == outs[1]["k"] == [1.0, -4.0]
 
 
 def test_jacobian_of_pytree_results_against_jax():
@@ -459,3 +463,25 @@ def test_jacobian_of_pytree_results_against_jax():
     for i in range(2):
         for k in range(2):
             np.testing.assert_allclose(got[i][k], want[i][k], rtol=1e-14)
+
+
+def test_pytree_keyword_arguments_are_data(monkeypatch):
+    def loss(w, batch, scale=1.0):
+        return scale * np.sum((batch["x"] @ w - batch["y"]) ** 2)
+
+    w = np.array([1.0, -1.0])
+    g = symdiff.grad(loss)
+    batches = [{"x": np.array([[1.0, 2.0], [3.0, 0.5]]) * (k + 1), "y": np.array([0.5, 1.0])} for k in range(3)]
+    g(w, batch=batches[0]), g(w, batch=batches[0], scale=2.0)
+    traces = []
+    real = trace.run
+    monkeypatch.setattr(trace, "run", lambda *a, **kw: traces.append(1) or real(*a, **kw))
+    for batch in batches:
+        want = 2 * batch["x"].T @ (batch["x"] @ w - batch["y"])
+        np.testing.assert_allclose(g(w, batch=batch), want, rtol=1e-14)
+        np.testing.assert_allclose(g(w, batch=batch, scale=2.0), 2 * want, rtol=1e-14)
+    assert traces == []  # new batch values of the same structure reuse the compiled code untraced
+    assert "(w, *, batch_x, batch_y)" in g.source(w, batch=batch)
+    pair = Params(np.ones(2), np.array(2.0))
+    got = symdiff.grad(lambda w, p: np.sum(w * p.w) * p.b)(w, p=pair)
+    np.testing.assert_allclose(got, 2 * np.ones(2))
