@@ -1,6 +1,7 @@
 """The call path of a transform: from a call with arrays to the compiled function's result.
 
-A call is keyed by its argument types, shapes, dtypes and static keyword values. A key seen before
+A call is keyed by its argument types, shapes, dtypes, static values (declared static, or Python
+ints, bools, strings, None and tuples of them) and pytree structures. A key seen before
 runs its compiled function at once, behind a guard that what the function reads is unchanged
 (``environment``); otherwise the compiled entry is found through the on-disk index (a new process:
 no trace, no SymPy) or by tracing and keying the IR (``pipeline`` compiles it on a miss). A call made
@@ -18,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import environment, load
+from . import environment, load, pytrees
 from .pipeline import render, version
 from .errors import CompileError, DtypeError, ShapeError, SymdiffError
 
@@ -27,7 +28,9 @@ class Dispatch:
     """The calling half of ``transforms.Transform``: argument specs, keys, compilation, runners."""
 
     def __call__(self, *args, **kwargs):
-        if kwargs:
+        if self._static_names or self._static_nums:
+            key = _dispatch_key(args, self.kind == "derivative", kwargs, self._static_at(len(args)), self._static_names)
+        elif kwargs:
             key = _dispatch_key(args, self.kind == "derivative", kwargs)
         elif len(args) == 1 and args[0].__class__ is float:  # the common scalar call, kept cheap
             key = _ONE_FLOAT
@@ -61,15 +64,16 @@ class Dispatch:
         alias = _persistent_alias(self, key, reads, memo) if reads is not None else None
         found = self._recall(alias, reads, memo, args, kwargs) if alias else None
         if found is not None:  # a new process with a warm disk cache: no trace, no SymPy
-            compiled, consts = found
+            compiled, consts, call = found
             meta = compiled.meta
-            scalar_call = all(_is_python_scalar(a) for a in args)
+            scalar_call = _scalar_call(args, call)
         else:
-            compiled, consts, meta, scalar_call = self._compile(args, kwargs, reads, memo)
+            compiled, consts, meta, scalar_call, call = self._compile(args, kwargs, reads, memo)
             if alias:
                 load.remember(alias, compiled.key)
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
-        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords)
+        runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
+                         _call_leaves(len(args), call))
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -84,21 +88,60 @@ class Dispatch:
         if compiled is None:
             return None
         meta = compiled.meta
-        if meta.get("origin") != self._origin(len(args), tuple(k for k in kwargs if not _is_static(kwargs[k]))):
+        traced, _, call = self._split(args, kwargs)
+        if meta.get("origin") != self._origin(call, len(traced)):
             load.forget(alias, "its entry was compiled for another function")
             return None
         available = reads.arrays(memo) if meta["constants"] else {}
         if any(d not in available for d in meta["constants"]):
             return None  # an array built while tracing (not one the function reads): trace again
-        return compiled, {n: available[d] for n, d in zip(meta["constant_names"], meta["constants"])}
+        return compiled, {n: available[d] for n, d in zip(meta["constant_names"], meta["constants"])}, call
 
-    def _origin(self, n_positional, keywords) -> str:
+    def _origin(self, call, n_traced) -> str:
         """What names a generated function after this transform: the function's name, the transform
-        chain and the parameter names. An entry may be shared by equal math, never by other names."""
+        chain, the parameter names and the static values baked in. An entry may be shared by equal
+        math, never by other names or other static values."""
         base = _base(self)
-        text = json.dumps([getattr(base, "__qualname__", None) or getattr(base, "__name__", "f"), self._chain,
-                           [self._arg_name(i) for i in range(n_positional)], list(keywords)])
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        parts = [getattr(base, "__qualname__", None) or getattr(base, "__name__", "f"), self._chain,
+                 self._traced_names(n_traced, call), list(call.keywords)]
+        statics = [[self._arg_name(p), _token(v)] for p, v in call.fixed]
+        statics += [[k, _token(v)] for k, v in sorted(call.static.items())]
+        if statics:
+            parts.append(statics)
+        if call.trees or call.keyword_trees:  # the structure of each pytree argument
+            parts.append([[p, tree] for p, tree, _ in call.trees + call.keyword_trees])
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
+
+    def _static_at(self, n):
+        """Positions among ``n`` positional arguments declared static (static_argnums/static_argnames)."""
+        at = {p % n for p in self._static_nums if -n <= p < n}
+        if self._static_names:
+            at.update(i for i, name in enumerate(self.param_names[:n]) if name in self._static_names)
+        return at
+
+    def _split(self, args, kwargs):
+        """(traced positional arguments, keyword array operands, ``Call``). Static positional
+        arguments -- declared, or Python ints, bools, strings, None and tuples of them at positions
+        nothing differentiates -- go into ``Call.fixed`` and reach the function as they are."""
+        n = len(args)
+        declared = self._static_at(n) if self._static_nums or self._static_names else ()
+        wrt = {p % n for p in self._wrt_nums if -n <= p < n}
+        fixed, traced, trees = [], [], []
+        for i, a in enumerate(args):
+            if i in declared or (i not in wrt and _auto_static(a)):
+                fixed.append((i, _static_value(a, f"argument {self._arg_name(i)!r}")))
+            elif pytrees.is_tree_argument(a):
+                leaves, tree, paths = pytrees.flatten(a)
+                if not leaves:
+                    raise SymdiffError(f"argument {self._arg_name(i)!r} is a {type(a).__name__} that holds no arrays")
+                traced.extend(leaves)
+                trees.append((i, tree, tuple(paths)))
+            else:
+                traced.append(a)
+        call, operands = _keyword_call(kwargs, self._static_names)
+        if fixed or trees:
+            call = Call(call.keywords, call.static, fixed, trees, call.keyword_trees)
+        return traced, operands, call
 
     def _nested(self, args, kwargs):
         """This transform called while another function is being traced (or on traced values): its
@@ -108,8 +151,8 @@ class Dispatch:
         from . import ir
         from . import trace
 
-        call, operands = _keyword_call(kwargs)
-        actual = [trace.as_node(a) for a in (*args, *operands)]
+        traced, operands, call = self._split(args, kwargs)
+        actual = [trace.as_node(a) for a in (*traced, *operands)]
         fresh = [ir.fresh_input(i, n.shape, n.dtype) for i, n in enumerate(actual)]
         flat, tree = _flatten(self.symbolic(fresh, call=call))
         flat = ir.substitute(flat, {id(f): a for f, a in zip(fresh, actual)})
@@ -121,15 +164,19 @@ class Dispatch:
 
         if not args and not kwargs:
             raise SymdiffError(f"{self.kind} of {self.__name__} needs at least one argument")
-        call, operands = _keyword_call(kwargs or {})
+        args, operands, call = self._split(args, kwargs or {})
         arrays, specs, core_ranks = [], [], {}
         cores = self.signature[0] if self.signature else None
+        if cores is not None and call.trees:
+            raise SymdiffError("signature= needs array arguments; pass the leaves of a pytree argument as arrays")
         if cores is not None and len(cores) != len(args):
-            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments")
-        wrt = self._wrt_list(len(args))
+            static = f" (and {len(call.fixed)} static)" if call.fixed else ""
+            raise ShapeError(f"signature has {len(cores)} inputs but the call passed {len(args)} arguments{static}")
+        wrt = self._wrt_list(len(args), call)
+        names = self._traced_names(len(args), call)
         dims: dict = {}
         for i, a in enumerate((*args, *operands)):
-            what = (f"argument {self._arg_name(i)!r}" if i < len(args)
+            what = (f"argument {names[i]!r}" if i < len(args)
                     else f"keyword argument {call.keywords[i - len(args)]!r}")
             if isinstance(a, np.ma.MaskedArray):
                 raise DtypeError(
@@ -162,7 +209,7 @@ class Dispatch:
         return arrays, specs, core_ranks, call
 
     def _compile(self, args, kwargs=None, reads=None, memo=None):
-        """Trace, key by the IR, and compile on a miss: (entry, keyword constants, meta, scalar call)."""
+        """Trace, key by the IR, and compile on a miss: (entry, keyword constants, meta, scalar call, ``Call``)."""
         from .transforms import _primal
         from . import ir
 
@@ -175,7 +222,7 @@ class Dispatch:
             base_out = _primal(base_fun, in_nodes, None, call)
         flat_base, _ = _flatten(base_out)
         constants = {n.params[0].digest: n.params[0] for n in ir.toposort(flat_base) if n.op == "const"}
-        origin = self._origin(len(args), call.keywords)
+        origin = self._origin(call, len(arrays) - len(call.keywords))
         key = hashlib.sha256(
             json.dumps(
                 {
@@ -209,7 +256,7 @@ class Dispatch:
             source, meta, extra = self._build(in_nodes, base_out, core_ranks, call, origin)
             values.update(extra)
         consts = {name: values[d] for name, d in zip(meta["constant_names"], meta["constants"])}
-        return compiled, consts, meta, all(_is_python_scalar(a) for a in args)
+        return compiled, consts, meta, _scalar_call(args, call), call
 
     def _build(self, in_nodes, base_out, core_ranks, call, origin):
         plan, tree, values = self.plan(in_nodes, base_out, core_ranks, call)
@@ -233,6 +280,8 @@ def _chain_spec(t):
     spec = []
     while isinstance(t, Dispatch):
         spec.append([t.kind, repr(t.positions), t.has_aux, t.order, repr(t.signature), t.backend])
+        if t.static_argnums or t.static_argnames:
+            spec[-1].append(repr((t.static_argnums, t.static_argnames)))
         t = t.fun
     return spec
 
@@ -262,54 +311,37 @@ def _parse_signature(sig: str):
 
 
 def _flatten(tree):
+    """(output nodes, the structure holding them) of a transform's result (``pytrees``)."""
     from . import ir
 
-    flat: list = []
-
-    def go(t):
-        if isinstance(t, ir.Node):
-            flat.append(t)
-            return len(flat) - 1
-        if isinstance(t, (tuple, list)):
-            return {"t": type(t).__name__, "c": [go(x) for x in t]}
-        if isinstance(t, dict):
-            return {"t": "dict", "k": [str(k) for k in t], "c": [go(v) for v in t.values()]}
-        raise SymdiffError(f"cannot return a {type(t).__name__} from a differentiated function")
-
-    return flat, go(tree)
+    flat, structure, _ = pytrees.flatten(tree, is_leaf=lambda t: isinstance(t, ir.Node))
+    return flat, structure
 
 
-def _unflatten(tree, flat):
-    if isinstance(tree, int):
-        return flat[tree]
-    children = [_unflatten(c, flat) for c in tree["c"]]
-    if tree["t"] == "dict":
-        return dict(zip(tree["k"], children))
-    return tuple(children) if tree["t"] == "tuple" else list(children)
+_unflatten = pytrees.unflatten
 
 
 def _wrap(tree):
-    from . import ir
-    from . import trace
+    from . import ir, trace
 
-    if isinstance(tree, ir.Node):
-        return trace.Tracer(tree)
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_wrap(t) for t in tree)
-    if isinstance(tree, dict):
-        return {k: _wrap(v) for k, v in tree.items()}
-    return tree
+    return pytrees.map_leaves(lambda t: trace.Tracer(t) if isinstance(t, ir.Node) else t, tree)
 
 
 class Call:
-    """How the user's function is called besides its positional arguments: the names of keyword
-    arguments that are arrays (the last input nodes, data of the generated function) and the
-    static keyword values (Python numbers and strings: constants of the trace, part of its key)."""
+    """How the user's function is called besides its traced positional arguments: the names of
+    keyword arguments that are arrays (the last input nodes, data of the generated function), the
+    static keyword values (Python numbers and strings: constants of the trace, part of its key) and
+    the static positional arguments ``fixed``, (position, value) pairs in ascending positions:
+    passed to the function as they are, no input node, part of the key. A pytree positional
+    argument (``trees``) has one input node per leaf; a pytree keyword argument (``keyword_trees``)
+    one keyword input per leaf, named ``batch_x`` for the leaf ``x`` of ``batch``."""
 
-    __slots__ = ("keywords", "static")
+    __slots__ = ("fixed", "keyword_trees", "keywords", "static", "trees")
 
-    def __init__(self, keywords=(), static=None):
-        self.keywords, self.static = tuple(keywords), dict(static or {})
+    def __init__(self, keywords=(), static=None, fixed=(), trees=(), keyword_trees=()):
+        self.keywords, self.static, self.fixed = tuple(keywords), dict(static or {}), tuple(fixed)
+        self.trees = tuple(trees)  # (position, structure, leaf paths) of each pytree positional argument
+        self.keyword_trees = tuple(keyword_trees)  # (name, structure, leaf keyword names) of pytree keywords
 
 
 NO_KEYWORDS = Call()
@@ -325,24 +357,81 @@ def _is_static(v) -> bool:
     return isinstance(v, _STATIC_TYPES) and not isinstance(v, np.generic)
 
 
-def _keyword_call(kwargs):
-    """(Call, keyword array operands in order) for the keyword arguments of a call."""
+_AUTO_STATIC = (bool, int, str, type(None))
+
+
+def _auto_static(v) -> bool:
+    """A positional argument that is static without being declared: Python ints, bools, strings,
+    None and tuples of them (a Python float stays a differentiable scalar)."""
+    if v.__class__ is tuple:
+        return all(_auto_static(x) for x in v)
+    return v.__class__ in _AUTO_STATIC
+
+
+def _static_value(v, what):
+    """``v`` checked as a static argument: it keys compiled code, so it must be hashable and not traced."""
+    if _is_tracer(v):
+        raise SymdiffError(
+            f"{what} is static but received a traced value: a static argument must be a Python value known "
+            "before tracing (drop it from static_argnums/static_argnames to make it data)"
+        )
+    try:
+        hash(v)
+    except TypeError:
+        raise SymdiffError(
+            f"{what} is static, so it keys the compiled code and must be hashable; got a {type(v).__name__} "
+            "(pass a tuple instead of a list, or drop it from static_argnums/static_argnames to make it data)"
+        ) from None
+    return v
+
+
+def _token(v):
+    """A static value as text for keys: type and repr (1, 1.0, True and -0.0 stay apart)."""
+    return (type(v).__name__, repr(v))
+
+
+def _scalar_call(args, call):
+    """Whether every traced positional argument is a Python number (results are then Python floats)."""
+    if call.trees:
+        return False
+    fixed = {p for p, _ in call.fixed}
+    return all(_is_python_scalar(a) for i, a in enumerate(args) if i not in fixed)
+
+
+def _keyword_call(kwargs, static_names=()):
+    """(Call, keyword array operands in order) for the keyword arguments of a call; keywords named
+    in ``static_names`` (static_argnames) are static whatever their type."""
     if not kwargs:
         return NO_KEYWORDS, []
-    keywords, operands, static = [], [], {}
+    keywords, operands, static, trees = [], [], {}, []
     for name in sorted(kwargs):
         v = kwargs[name]
-        if _is_static(v):
+        if name in static_names:
+            static[name] = _static_value(v, f"keyword argument {name!r}")
+        elif _is_static(v):
             static[name] = v
+        elif pytrees.is_tree_argument(v):
+            leaves, tree, paths = pytrees.flatten(v)
+            names = tuple(f"{name}_{path}" for path in paths)
+            if not leaves or any(n in kwargs for n in names):
+                raise SymdiffError(
+                    f"keyword argument {name!r} is a {type(v).__name__} that holds no arrays"
+                    if not leaves else f"keyword argument {name!r}: its leaves would be named like other keywords"
+                )
+            keywords.extend(names)
+            operands.extend(leaves)
+            trees.append((name, tree, names))
         elif isinstance(v, (np.ndarray, np.generic, list)) or _is_tracer(v):
             keywords.append(name)
             operands.append(v)
         else:
             raise SymdiffError(
-                f"keyword argument {name!r} is a {type(v).__name__}: pass arrays (data of the generated code) "
-                "or Python numbers and strings (constants of the trace)"
+                f"keyword argument {name!r} is a {type(v).__name__}: pass arrays (data of the generated code), "
+                "Python numbers and strings (constants of the trace) or dicts, namedtuples and dataclasses of arrays"
             )
-    return Call(keywords, static), operands
+    if len(set(keywords)) != len(keywords):
+        raise SymdiffError(f"keyword arguments {sorted(kwargs)}: the leaves of a pytree would be named like other keywords")
+    return Call(keywords, static, keyword_trees=trees), operands
 
 
 def _is_tracer(v) -> bool:
@@ -350,24 +439,45 @@ def _is_tracer(v) -> bool:
     return traced is not None and isinstance(v, traced.Tracer)
 
 
-def _dispatch_key(args, shape_free: bool, kwargs=None):
-    """What the compiled code depends on in the arguments, or None when only a trace can tell."""
+def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=()):
+    """What the compiled code depends on in the arguments, or None when only a trace can tell.
+
+    Static values (at positions ``static``, named in ``static_names``, or ints, bools, strings,
+    None and tuples of them) enter by type and repr; other static objects are not keyed: traced
+    on every call, since only a trace sees what they hold."""
     key = []
-    for a in args:
+    for i, a in enumerate(args):
         cls = a.__class__
-        if cls is float or cls is int:
+        if static and i in static:
+            if not _is_static(a):
+                return None
+            key.append(("static", *_token(a)))
+        elif cls is float:
             key.append(cls)
         elif cls is np.ndarray:
             key.append(a.dtype if shape_free else (a.shape, a.dtype))
+        elif _auto_static(a):
+            key.append(("static", *_token(a)))
+        elif pytrees.is_tree_argument(a):
+            leaves, tree, _ = pytrees.flatten(a)
+            if not all(x.__class__ is np.ndarray or x.__class__ is float for x in leaves):
+                return None
+            key.append(("tree", json.dumps(tree), tuple(float if x.__class__ is float else (x.shape, x.dtype)
+                                                         for x in leaves)))
         else:
             return None
     if kwargs:
         for name in sorted(kwargs):
             v = kwargs[name]
-            if v.__class__ is np.ndarray:
+            if v.__class__ is np.ndarray and name not in static_names:
                 key.append((name, v.dtype if shape_free else (v.shape, v.dtype)))
             elif _is_static(v):
-                key.append((name, "static", type(v), v))
+                key.append((name, "static", *_token(v)))
+            elif pytrees.is_tree_argument(v):
+                leaves, tree, _ = pytrees.flatten(v)
+                if not all(x.__class__ is np.ndarray for x in leaves):
+                    return None
+                key.append((name, "tree", json.dumps(tree), tuple((x.shape, x.dtype) for x in leaves)))
             else:
                 return None
     return tuple(key)
@@ -436,9 +546,44 @@ def _guarded(runner, reads):
     return run
 
 
-def _runner(fn, consts, tree, scalar_call, keywords=None):
+def _call_leaves(n, call):
+    """What turns a call's ``n`` positional arguments and its keyword arguments into those of the
+    generated function (static ones dropped, pytrees flattened), or None where they are the same."""
+    if not call.fixed and not call.trees and not call.keyword_trees:
+        return None
+    fixed, trees = {p for p, _ in call.fixed}, {p for p, _, _ in call.trees}
+    keep = tuple(i for i in range(n) if i not in fixed)
+    if not trees and not call.keyword_trees:
+        return lambda a, k: ([a[i] for i in keep], k)
+
+    def leaves(a, k):
+        out = []
+        for i in range(n):
+            if i in trees:
+                out.extend(pytrees.flatten(a[i])[0])
+            elif i not in fixed:
+                out.append(a[i])
+        if call.keyword_trees:
+            k = dict(k)
+            for name, _, names in call.keyword_trees:
+                k.update(zip(names, pytrees.flatten(k.pop(name))[0]))
+        return out, k
+
+    return leaves
+
+
+def _runner(fn, consts, tree, scalar_call, keywords=None, arguments=None):
     """The cheapest call of a compiled function that still returns results in the API's form.
-    Static keyword values were baked in by the trace; only keyword arrays (``keywords``) reach ``fn``."""
+    Static values were baked in by the trace: only keyword arrays (``keywords``) and the positional
+    arguments ``arguments(args, kwargs)`` gives (all if None) reach ``fn``."""
+    if arguments is not None:
+        run = _runner(fn, consts, tree, scalar_call, keywords)
+
+        def call(*a, **k):
+            a, k = arguments(a, k)
+            return run(*a, **k)
+
+        return call
     if keywords is not None or consts:
         keywords = keywords or ()
         inner, wanted = fn, tuple(keywords)

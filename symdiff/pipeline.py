@@ -99,11 +99,11 @@ def emit_module(transforms, *args, title=None, backend=None, regenerate=None) ->
     shared: dict = {}  # argument specs -> input nodes, so that plans with equal specs share inputs
     plans = []
     for t in transforms:
-        _, specs, core_ranks, _ = t._specs(args)  # derivative() plans for scalars, the others for shapes
+        _, specs, core_ranks, call = t._specs(args)  # derivative() plans for scalars, the others for shapes
         key = repr((specs, sorted(core_ranks.items())))
         if key not in shared:
             shared[key] = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
-        plans.append(t.plan(shared[key], None, core_ranks)[0])
+        plans.append(t.plan(shared[key], None, core_ranks, call)[0])
     names = {p.name for p in plans}
     if len(names) != len(plans):
         raise SymdiffError("two of the requested transforms are the same; request each once")

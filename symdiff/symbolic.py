@@ -10,7 +10,7 @@ calling a transform whose code is cached loads none of this.
 
 from __future__ import annotations
 
-from . import differentiate, ir, ops, optimize, origins, trace
+from . import differentiate, ir, ops, optimize, origins, pytrees, trace
 from .dispatch import NO_KEYWORDS
 from .errors import CompileError, NotScalarError, SymdiffError, TraceError
 from .graph import placeholder
@@ -22,23 +22,55 @@ TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coef
 def outputs(t, in_nodes, base_out=None, batched=False, call=None):
     """Output nodes of transform ``t`` as a function of ``in_nodes`` (see ``Transform.symbolic``)."""
     call = call or NO_KEYWORDS
-    wrt_pos = t._wrt_list(len(in_nodes) - len(call.keywords))
+    n_positional = len(in_nodes) - len(call.keywords)
+    groups = t._wrt_groups(n_positional, call)
+    wrt_pos = [i for _, nodes in groups for i in nodes]
     for p in wrt_pos:
-        trace.check_differentiable(in_nodes[p].dtype, f"argument {t._arg_name(p)!r}")
+        trace.check_differentiable(in_nodes[p].dtype, f"argument {t._traced_names(n_positional, call)[p]!r}")
+    trees = any(tree is not None for tree, _ in groups)
     if t.kind == "derivative":
+        if trees:
+            raise SymdiffError("derivative differentiates scalars elementwise; use grad or jacobian for a pytree argument")
         return _derivative(t, in_nodes, wrt_pos, base_out, call)
     primal, aux = _primal_output(t, in_nodes, base_out, call)
     single = not isinstance(t.positions, tuple)
+    if not isinstance(primal, ir.Node):  # the Jacobian of a pytree result: one per leaf, in its place
+        leaves, structure, _ = pytrees.flatten(primal, is_leaf=lambda n: isinstance(n, ir.Node))
+        wrt = [in_nodes[p] for p in wrt_pos]
+        jacs = [_regrouped(t, _by_kind(t, leaf, wrt, False), groups, single) for leaf in leaves]
+        result = pytrees.unflatten(structure, jacs)
+        return (result, aux) if t.has_aux else result
     result = None
     # element by element pays for batches of small per-point problems (sparse, symmetric entries)
-    if batched and (single or t.kind != "hessian"):
+    if batched and (single or t.kind != "hessian") and not trees:
         from .differentiate import scalarize
 
         if scalarize.applicable(in_nodes, primal):
             result = _scalarized(t, in_nodes, primal, wrt_pos, single)
+    if result is None and trees:  # one result per leaf, then in the structure of its argument
+        result = _regrouped(t, _by_kind(t, primal, [in_nodes[p] for p in wrt_pos], False), groups, single)
     if result is None:
         result = _by_kind(t, primal, [in_nodes[p] for p in wrt_pos], single)
     return (result, aux) if t.has_aux else result
+
+
+def _regrouped(t, result, groups, single):
+    """Per-leaf results of ``_by_kind`` put in the structure of the arguments they belong to, as
+    JAX does: the gradient with respect to a dict of arrays is a dict of the same keys."""
+
+    def by_argument(items):
+        out, k = [], 0
+        for tree, nodes in groups:
+            part = list(items[k : k + len(nodes)])
+            k += len(nodes)
+            out.append(pytrees.unflatten(tree, part) if tree is not None else part[0])
+        return out[0] if single else tuple(out)
+
+    if t.kind == "value_and_grad":
+        return result[0], by_argument(result[1])
+    if t.kind == "hessian":
+        return by_argument([by_argument(row) for row in result])
+    return by_argument(result)
 
 
 def _primal_output(t, in_nodes, base_out, call):
@@ -51,6 +83,10 @@ def _primal_output(t, in_nodes, base_out, call):
         primal, aux = primal
     if isinstance(primal, ir.Node):  # fuse and stabilize before differentiating
         (primal,) = optimize.optimize([primal], keep=in_nodes, lower=False)
+    elif t.kind == "jacobian" and isinstance(primal, (tuple, list, dict)):  # a pytree result
+        leaves, structure, _ = pytrees.flatten(primal, is_leaf=lambda n: isinstance(n, ir.Node))
+        if leaves:
+            return pytrees.unflatten(structure, optimize.optimize(leaves, keep=in_nodes, lower=False)), aux
     if not isinstance(primal, ir.Node):
         raise SymdiffError(
             f"{t.kind} needs the function to return one array, got a {type(primal).__name__}"
@@ -64,15 +100,18 @@ def _by_kind(t, primal, wrt, single):
     if t.kind == "jacobian":
         jacs = [_jacobian(primal, w) for w in wrt]
         return jacs[0] if single else tuple(jacs)
-    if primal.shape != ():
-        raise NotScalarError(_not_scalar(t, primal.shape))
+    value = primal
+    if primal.shape != ():  # one element, of shape (1,) or (1, 1): its gradient, as autograd gives
+        if primal.size != 1:
+            raise NotScalarError(_not_scalar(t, primal.shape))
+        primal = ir.reshape(primal, primal.ndim, ())
     grads = differentiate.vjp([primal], [ir.fill(1, (), primal.dtype)], wrt)
     if t.kind == "hessian":
         rows = [tuple(_jacobian(g, w) for w in wrt) for g in grads]
         return rows[0][0] if single else tuple(rows)
     grads = [ir.cast(g, w.dtype) for g, w in zip(grads, wrt)]
     result = grads[0] if single else tuple(grads)
-    return (primal, result) if t.kind == "value_and_grad" else result
+    return (value, result) if t.kind == "value_and_grad" else result
 
 
 def _not_scalar(t, shape) -> str:

@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 
+from . import pytrees
 from .dispatch import NO_KEYWORDS, Dispatch, _base, _chain_spec, _parse_signature, _trace_context
 from .errors import SymdiffError
 
@@ -26,7 +27,8 @@ BACKENDS = ("numpy", "numba")
 class Transform(Dispatch):
     """A derivative of ``fun``: callable on arrays, traceable by other transforms, inspectable."""
 
-    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1, backend="numpy"):
+    def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1, backend="numpy",
+                 static_argnums=(), static_argnames=()):
         if not callable(fun):
             raise SymdiffError(f"{kind} expects a function, got {type(fun).__name__}")
         if backend not in BACKENDS:
@@ -41,6 +43,19 @@ class Transform(Dispatch):
         self.argnums, self.wrt = argnums, wrt
         self.param_names = _param_names(fun)
         self.positions = self._resolve_positions(argnums, wrt)
+        self.static_argnums, self.static_argnames = _static_spec(static_argnums, static_argnames)
+        inner = fun if isinstance(fun, Transform) else None
+        # static arguments hold for the whole chain: an inner transform would receive a traced value
+        self._static_nums = frozenset(self.static_argnums) | (inner._static_nums if inner else frozenset())
+        self._static_names = frozenset(self.static_argnames) | frozenset(
+            self.param_names[p] for p in self._static_nums if 0 <= p < len(self.param_names)
+        ) | (inner._static_names if inner else frozenset())
+        pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
+        self._wrt_nums = frozenset(pos) | (inner._wrt_nums if inner else frozenset())
+        clash = [p for p in pos if p in self._static_nums or (0 <= p < len(self.param_names)
+                                                             and self.param_names[p] in self._static_names)]
+        if clash:
+            raise SymdiffError(_static_clash(self._arg_name(clash[0]) if clash[0] >= 0 else f"argnums {clash[0]}"))
         functools.update_wrapper(self, fun, assigned=("__module__", "__name__", "__qualname__"), updated=())
         self._chain = tuple(tuple(step) for step in _chain_spec(self))
         self._dispatch: dict = {}  # argument types/shapes/dtypes -> runner guarded by what the function reads
@@ -71,10 +86,29 @@ class Transform(Dispatch):
             raise SymdiffError(f"argnums must be an int or a tuple of ints, got {argnums!r}")
         return int(argnums)
 
-    def _wrt_list(self, n_args):
-        """Positions (among the ``n_args`` positional arguments) to differentiate with respect to."""
+    def _layout(self, n_traced, call=None):
+        """(position, input node indices) of each traced positional argument: static arguments
+        (``call.fixed``) have none, a pytree argument (``call.trees``) one per leaf."""
+        fixed = {q for q, _ in call.fixed} if call is not None else set()
+        sizes = {q: len(paths) for q, _, paths in call.trees} if call is not None else {}
+        out, p, i = [], 0, 0
+        while i < n_traced:
+            if p not in fixed:
+                k = sizes.get(p, 1)
+                out.append((p, list(range(i, i + k))))
+                i += k
+            p += 1
+        return out
+
+    def _wrt_groups(self, n_traced, call=None):
+        """(pytree structure or None, input node indices) of each argument differentiated, among
+        ``n_traced`` traced positional input nodes."""
+        layout = self._layout(n_traced, call)
+        n_args = len(layout) + (len(call.fixed) if call is not None else 0)
+        nodes = dict(layout)
+        trees = {q: tree for q, tree, _ in call.trees} if call is not None else {}
         pos = self.positions if isinstance(self.positions, tuple) else (self.positions,)
-        out = []
+        groups = []
         for p in pos:
             if not -n_args <= p < n_args:
                 if self.wrt is not None:
@@ -83,8 +117,25 @@ class Transform(Dispatch):
                         f"(keyword arguments are data or constants); the call passed {n_args} positional arguments"
                     )
                 raise SymdiffError(f"argnums {p} is out of range for a call with {n_args} positional arguments")
-            out.append(p % n_args)
-        return out
+            p %= n_args
+            if p not in nodes:
+                raise SymdiffError(_static_clash(self._arg_name(p)))
+            groups.append((trees.get(p), nodes[p]))
+        return groups
+
+    def _wrt_list(self, n_traced, call=None):
+        """Input node indices (among ``n_traced`` traced positional ones) to differentiate with
+        respect to: positions count static arguments, indices do not; a pytree gives all its leaves."""
+        return [i for _, nodes in self._wrt_groups(n_traced, call) for i in nodes]
+
+    def _traced_names(self, n_traced, call=None):
+        """The names of the ``n_traced`` traced positional input nodes (``params_w`` for a leaf)."""
+        paths = {q: ps for q, _, ps in call.trees} if call is not None else {}
+        names = []
+        for p, _ in self._layout(n_traced, call):
+            name = self._arg_name(p)
+            names += [f"{name}_{path}" for path in paths[p]] if p in paths else [name]
+        return names
 
     def symbolic(self, in_nodes, base_out=None, batched=False, call=None):
         """Output nodes of this transform, as a function of ``in_nodes``.
@@ -125,7 +176,67 @@ def _primal(fun, in_nodes, base_out, call=None):
         return fun.symbolic(in_nodes, base_out, call=call)
     if base_out is not None:
         return base_out
-    return trace.run(fun, in_nodes, call.keywords, call.static, *_trace_context(fun))
+    context = _trace_context(fun)
+    structure: list = []
+    out = trace.run(_called_as_given(fun, call, structure), in_nodes, call.keywords, call.static, *context)
+    return pytrees.unflatten(structure[0], list(out)) if structure else out
+
+
+def _called_as_given(fun, call, structure):
+    """``fun`` taking the traced positional leaves: static arguments are put back at their
+    positions and pytree arguments (positional and keyword) rebuilt; a result holding namedtuples or dataclasses goes back
+    as its leaves (its structure appended to ``structure``), which tracing passes through."""
+    fixed, trees = dict(call.fixed), {q: (tree, len(paths)) for q, tree, paths in call.trees}
+
+    @functools.wraps(fun)
+    def as_given(*traced, **kwargs):
+        args, i, p = [], 0, 0
+        while i < len(traced) or p in fixed:
+            if p in fixed:
+                args.append(fixed[p])
+            elif p in trees:
+                tree, k = trees[p]
+                args.append(pytrees.unflatten(tree, traced[i : i + k]))
+                i += k
+            else:
+                args.append(traced[i])
+                i += 1
+            p += 1
+        for name, tree, names in call.keyword_trees:
+            kwargs[name] = pytrees.unflatten(tree, [kwargs.pop(n) for n in names])
+        out = fun(*args, **kwargs)
+        if pytrees.has_class(out):
+            leaves, tree, _ = pytrees.flatten(out)
+            structure.append(tree)
+            return pytrees.Packed(leaves)
+        return out
+
+    return as_given
+
+
+def _static_spec(static_argnums, static_argnames):
+    """(static_argnums, static_argnames) as tuples of ints and of names, checked."""
+    nums = (static_argnums,) if isinstance(static_argnums, (int, np.integer)) else static_argnums
+    names = (static_argnames,) if isinstance(static_argnames, str) else static_argnames
+    try:
+        nums, names = tuple(nums), tuple(names)
+    except TypeError:
+        raise SymdiffError(
+            f"static_argnums must be an int or a tuple of ints and static_argnames a name or a tuple of names, "
+            f"got {static_argnums!r} and {static_argnames!r}"
+        ) from None
+    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in nums):
+        raise SymdiffError(f"static_argnums must be an int or a tuple of ints, got {static_argnums!r}")
+    if not all(isinstance(n, str) for n in names):
+        raise SymdiffError(f"static_argnames must be a name or a tuple of names, got {static_argnames!r}")
+    return tuple(int(p) for p in nums), names
+
+
+def _static_clash(name) -> str:
+    return (
+        f"argument {name!r} is static (static_argnums/static_argnames, or a Python int, bool, str or None "
+        "passed positionally) and cannot be differentiated: remove it from argnums/wrt or from the static arguments"
+    )
 
 
 def _param_names(fun):
@@ -151,32 +262,42 @@ def _decorator(kind, fun, **kw):
     return Transform(fun, kind, **kw)
 
 
-def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy"):
-    """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype."""
-    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend)
+def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
+         static_argnums=(), static_argnames=()):
+    """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype.
+
+    Static arguments (``static_argnums``/``static_argnames``, and Python ints, bools, strings and
+    None passed positionally) reach ``fun`` as Python values: each value compiles once."""
+    return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy"):
+def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
+                   static_argnums=(), static_argnames=()):
     """``(fun(*args), grad(fun)(*args))`` computed together, sharing work."""
     return _decorator(
-        "value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend
+        "value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend,
+        static_argnums=static_argnums, static_argnames=static_argnames,
     )
 
 
-def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy"):
+def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=()):
     """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``)."""
-    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend)
+    return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy"):
+def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=()):
     """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``."""
-    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend)
+    return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy"):
+def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy", static_argnums=(), static_argnames=()):
     """Elementwise ``order``-th derivative of a function of scalars, broadcast like a ufunc.
 
     ``wrt=("x", "x", "z")`` differentiates in sequence (SymPy's ``diff(f, x, x, z)``)."""
     if isinstance(fun, int) and not callable(fun):
         fun, order = None, fun
-    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend)
+    return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend,
+                      static_argnums=static_argnums, static_argnames=static_argnames)

@@ -32,16 +32,16 @@ def plan(t, in_nodes, base_out=None, core_ranks=None, call=None):
     flat, tree = _flatten(t.symbolic(in_nodes, base_out, batched=bool(core_ranks), call=call))
     flat = optimize.optimize(flat)
     n_positional = len(in_nodes) - len(call.keywords)
-    names = sanitized_params([t._arg_name(i) for i in range(n_positional)] + list(call.keywords))
+    names = sanitized_params(t._traced_names(n_positional, call) + list(call.keywords))
     base_name = getattr(_base(t), "__name__", "f")
     function_plan = emit.FunctionPlan(
         name=emit.sanitize(f"{t.kind}_{base_name}", set(names)),
-        summary=_summary(t, base_name, [names[p] for p in t._wrt_list(n_positional)]),
+        summary=_summary(t, base_name, [names[p] for p in t._wrt_list(n_positional, call)]),
         param_names=names,
         inputs=in_nodes,
         outputs=flat,
         output_dtypes=[o.dtype for o in flat],
-        doc=_doc(t, in_nodes, flat, names, core_ranks),
+        doc=_doc(t, in_nodes, flat, names, core_ranks, call),
         core_ranks=core_ranks,
         keyword_inputs=len(call.keywords),
         elementwise=t.kind == "derivative",
@@ -57,14 +57,17 @@ def _summary(t, base_name, wrt_names) -> str:
     return summary
 
 
-def _doc(t, in_nodes, flat, names, core_ranks) -> list:
-    """The docstring lines of the generated function: arguments, results and the short formula."""
+def _doc(t, in_nodes, flat, names, core_ranks, call) -> list:
+    """The docstring lines of the generated function: arguments (static values baked in included),
+    results and the short formula."""
     elementwise = t.kind == "derivative"
     doc = ["Arguments:"]
     for i, n in enumerate(in_nodes):
         shape = "any shape (broadcast)" if elementwise else f"shape {n.shape}"
         batch = " with leading batch axes" if i in core_ranks and not elementwise else ""
         doc.append(f"    {names[i]}: {n.dtype}, {shape}{batch}")
+    statics = [(t._arg_name(p), v) for p, v in call.fixed] + sorted(call.static.items())
+    doc += [f"    {name} = {_static_text(v)} (static)" for name, v in statics]
     doc.append("Returns:")
     batch = "..., " if core_ranks and not elementwise else ""
     for o in flat:
@@ -74,6 +77,14 @@ def _doc(t, in_nodes, flat, names, core_ranks) -> list:
     if formula:
         doc += ["Formula:", f"    {formula}"]
     return doc
+
+
+def _static_text(value) -> str:
+    """A static value for the docstring: its repr, unless that is long or could end the docstring."""
+    text = repr(value)
+    if len(text) > 60 or not text.isprintable() or "\\" in text or '"' in text:
+        return f"<{type(value).__name__}>"
+    return text
 
 
 def graph(t, args, kwargs) -> str:
@@ -87,9 +98,10 @@ def graph(t, args, kwargs) -> str:
 def formula(t, args, kwargs):
     """The result of transform ``t`` as SymPy: an expression for scalars, a Matrix or Array for arrays."""
     _, specs, _, call = t._specs(args, kwargs)
-    names = sanitized_params([t._arg_name(i) for i in range(len(args))] + list(call.keywords))
+    n_positional = len(specs) - len(call.keywords)
+    names = sanitized_params(t._traced_names(n_positional, call) + list(call.keywords))
     if t.kind == "derivative":  # one closed form, whatever the generated program looks like
-        return _derivative_formula(t, specs, call, names, len(args))
+        return _derivative_formula(t, specs, call, names, n_positional)
     in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
     flat, tree = _flatten(t.symbolic(in_nodes, call=call))
     flat = optimize.optimize(flat)
@@ -102,7 +114,7 @@ def _derivative_formula(t, specs, call, names, n_positional):
     import sympy
 
     in_nodes = [ir.input_node(i, (), d) for i, (_, d) in enumerate(specs)]
-    wrt_pos = t._wrt_list(n_positional)
+    wrt_pos = t._wrt_list(n_positional, call)
     (fused,) = optimize.optimize([_primal(t.fun, in_nodes, None, call)], keep=in_nodes, lower=False)
     by_rules = any(ops.of(n).opaque for n in ir.toposort([fused]))
     if by_rules:
