@@ -102,6 +102,12 @@ class Tracer:
     def __ne__(self, o): return ufunc("not_equal", self, o)
     __hash__ = object.__hash__
 
+    def __copy__(self):  # a traced value is immutable: a copy is the same value (and the same node),
+        return self  # so copy.copy / copy.deepcopy / dataclasses.asdict keep their derivatives
+
+    def __deepcopy__(self, memo):
+        return self
+
     # array methods (x.sum(), x.reshape(), x.T...) are added below from the ops' numpy surface
 
     # -- numpy protocols ----------------------------------------------------------------------

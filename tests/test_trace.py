@@ -353,3 +353,21 @@ def test_untraceable_code_raises_and_names_the_line(fun, error, words):
         traced(fun, (3,))
     assert words in str(info.value)
     assert re.search(re.escape(THIS_FILE) + r":\d+", str(info.value)), str(info.value)
+
+
+def test_copies_of_a_traced_value_keep_its_derivative():
+    """copy.deepcopy made a new node: dataclasses.asdict(params) inside a traced function silently gave
+    zero gradients (found while adding pytrees)."""
+    import copy
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Params:
+        w: object
+
+    def f(x):
+        p = dataclasses.asdict(Params(w=x))
+        return np.sum(p["w"] ** 2) + np.sum(copy.copy(x) * copy.deepcopy(x))
+
+    x = np.array([1.0, -2.0])
+    np.testing.assert_allclose(symdiff.grad(f)(x), 4 * x)
