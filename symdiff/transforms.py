@@ -187,6 +187,9 @@ def _called_as_given(fun, call, structure):
     positions and pytree arguments (positional and keyword) rebuilt; a result holding namedtuples or dataclasses goes back
     as its leaves (its structure appended to ``structure``), which tracing passes through."""
     fixed, trees = dict(call.fixed), {q: (tree, len(paths)) for q, tree, paths in call.trees}
+    from .rewrite import rewritten
+
+    fun = rewritten(fun)  # the user's function itself: `if` on traced values becomes selects
 
     @functools.wraps(fun)
     def as_given(*traced, **kwargs):
