@@ -23,6 +23,13 @@ CONVENTIONS = {
     "np.std": "derivative 0 over an axis of length 1",
     "np.clip": "0.5/0.5 split at the bounds (maximum/minimum)",
     "np.linalg.norm": "ord None/'fro'/2 (vectors), 1 and inf",
+    "np.sort": "the gradient follows the stable sorting permutation of the values at run time (ties: first in, first out)",
+    "np.cumprod": "as np.prod: reverse mode divides by the inputs, NaN at exact zeros",
+    "np.nan_to_num": "1 at finite entries, 0 at NaN/inf (the replacements are constants)",
+    "np.select": "as np.where: the derivative of the choice selected, no NaN/inf from the others",
+    "np.tril": "0 outside the triangle (a select: inf/NaN there do not leak)",
+    "np.triu": "0 outside the triangle (a select: inf/NaN there do not leak)",
+    "np.sinc": "derivatives at 0 from the Taylor series (no 0/0)",
 }
 
 
