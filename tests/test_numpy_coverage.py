@@ -163,6 +163,14 @@ def test_sort_gradient_follows_the_permutation_computed_at_run_time():
     np.testing.assert_array_equal(g(np.array([1.0, 1.0, 0.0, 5.0])), [1.0, 2.0, 0.0, 3.0])  # ties: stable order
 
 
+def test_sort_in_batched_per_point_derivatives():
+    f = lambda v: np.sum(np.sort(v) ** 3 * np.arange(4.0))
+    points = np.array([[0.3, -1.2, 2.0, 0.7], [-0.3, 1.2, -2.0, -0.7], [0.7, 2.0, -1.2, 0.3]])
+    np.testing.assert_array_equal(symdiff.hessian(f, signature="(n)->()")(points),
+                                  np.stack([symdiff.hessian(f)(p) for p in points]))
+    np.testing.assert_allclose(np.diag(symdiff.hessian(f)(points[0])), [1.8, 0.0, 36.0, 8.4], rtol=1e-14)
+
+
 def test_roll_flip_and_tile_derivatives_are_permutations_and_sums():
     x = np.arange(6.0)
     np.testing.assert_array_equal(symdiff.jacobian(lambda v: np.roll(v, 2))(x), np.roll(np.eye(6), 2, axis=0))
