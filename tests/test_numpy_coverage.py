@@ -194,11 +194,14 @@ def test_sinc_derivatives_at_zero_are_finite_and_right():
     np.testing.assert_allclose(d, [0.0, -(np.pi**2) / 3, np.pi**4 / 5], rtol=1e-9)
 
 
-def test_cumprod_at_a_zero_follows_prod():
-    """Reverse mode divides by the entries, as np.prod's does: NaN in the gradient at exact zeros
-    of the entries before the one differentiated."""
-    x = np.array([2.0, 3.0, 4.0])
-    np.testing.assert_allclose(symdiff.jacobian(np.cumprod)(x), [[1, 0, 0], [3, 2, 0], [12, 8, 6]])
+def test_cumprod_derivatives_are_exact_at_zeros():
+    x = np.array([2.0, 0.0, 3.0, 0.0, 5.0])
+    expected = np.array([[np.prod(x[: j + 1][np.arange(j + 1) != i]) if i <= j else 0.0 for i in range(5)]
+                         for j in range(5)])  # d cumprod_j / d x_i: the product of the others up to j
+    np.testing.assert_array_equal(symdiff.jacobian(np.cumprod)(x), expected)
+    h = symdiff.hessian(lambda v: np.sum(np.cumprod(v)))(x)
+    assert np.all(np.isfinite(h)) and h[0, 1] == 1.0 + 3.0 and h[1, 3] == 2 * 3.0 + 2 * 3.0 * 5.0
+    assert expected[2, 1] == 6.0 and expected[1, 1] == 2.0
 
 
 def test_nan_to_num_values_and_slope():

@@ -18,7 +18,6 @@ from . import elementwise as ew
 from .base import Op, register, unbroadcast
 from .indexing import gather, getitem, index, np_diag, np_split
 from .linalg import einsum
-from .reductions import np_prod
 from .shape import broadcast, concat, reshape, transpose
 from .surface import _as_tracers, as_node, is_traced, negative_axes, numpy_function, refuse, refuse_given, ufunc
 
@@ -412,18 +411,20 @@ def np_diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
 
 @numpy_function(np.cumprod, method="cumprod")
 def np_cumprod(a, axis=None, dtype=None, out=None):
-    """Entry j is the product of the entries i <= j: a product over a masked (n, n) array, so its
-    derivatives are np.prod's (reverse mode divides by the entries: NaN at exact zeros)."""
+    """A scan of products (Hillis-Steele: y *= y shifted by 1, 2, 4, ...): ceil(log2 n) products of
+    shifted copies, never a division, so every derivative is exact at zeros too."""
     refuse_given("np.cumprod", dtype=dtype, out=out)
     x = as_node(a)
     if axis is None:
         x, axis = reshape(x, x.ndim, (x.size,)), 0
     axis = _axis(axis, x.ndim)
-    last = _moved(x, axis, x.ndim - 1)
-    n = last.shape[-1]
-    rows = broadcast(reshape(last, 1, (1, n)), 2, (n, n))  # rows[..., j, i] = x[..., i]
-    kept = ew.select(np.tri(n, n, dtype=bool), rows, 1)
-    return _moved(as_node(np_prod(kept, axis=-1)), x.ndim - 1, axis)
+    y = x
+    n, shift = x.shape[axis], 1
+    while shift < n:
+        ones = ew.fill(1, x.shape[:axis] + (shift,) + x.shape[axis + 1 :], x.dtype)
+        y = _apply("multiply", y, concat([ones, _slice(y, axis, 0, n - shift)], axis - x.ndim))
+        shift *= 2
+    return y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,8 +469,9 @@ def permute(x: Node, order: Node, axis: int) -> Node:
 
 @register
 class Argsort(Op):
-    """The stable permutation sorting one axis, computed from the values when the code runs; piecewise
-    constant, so it carries no derivative (np.sort's gradient follows the permutation it gathers by)."""
+    """The stable permutation sorting one axis, computed at run time; no derivative (piecewise constant).
+
+    np.sort's gradient follows the permutation it reorders by."""
 
     name = "argsort"
     opaque = True  # no formula of its value: the per-point SymPy paths must not be taken across it

@@ -24,7 +24,7 @@ CONVENTIONS = {
     "np.clip": "0.5/0.5 split at the bounds (maximum/minimum)",
     "np.linalg.norm": "ord None/'fro'/2 (vectors), 1 and inf",
     "np.sort": "the gradient follows the stable sorting permutation of the values at run time (ties: first in, first out)",
-    "np.cumprod": "as np.prod: reverse mode divides by the inputs, NaN at exact zeros",
+    "np.cumprod": "exact at zeros, every order (a scan of products, no division; unlike np.prod)",
     "np.nan_to_num": "1 at finite entries, 0 at NaN/inf (the replacements are constants)",
     "np.select": "as np.where: the derivative of the choice selected, no NaN/inf from the others",
     "np.tril": "0 outside the triangle (a select: inf/NaN there do not leak)",
@@ -95,7 +95,8 @@ def render() -> str:
             continue  # registered by user code (docs/extending.md's example), not part of symdiff
         doc = (inspect.getdoc(type(op)) or "").split("\n")[0] if type(op).__doc__ else ""
         family = type(op).__module__.rsplit(".", 1)[-1]
-        kind = "leaf" if op.leaf else "user rule" if op.opaque else "linear" if op.linear else ""
+        opaque = "user rule" if family == "custom" else "own rules only"
+        kind = "leaf" if op.leaf else opaque if op.opaque else "linear" if op.linear else ""
         rows.append((f"`{name}`", family, kind, doc))
     lines += _table(["op", "family", "kind", "what"], rows)
     return "\n".join(lines) + "\n"
