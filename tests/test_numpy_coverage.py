@@ -79,6 +79,8 @@ ARRAY_FUNCTIONS = {
     "take": lambda xp, x: xp.take(x, xp.array([0, 3, 3, 1]), axis=1),
     "take_flat": lambda xp, x: xp.take(x, xp.array([[0, 19], [7, 7]])),
     "take_along_axis": lambda xp, x: xp.take_along_axis(x, xp.asarray(ORDER), axis=1),
+    "take_along_argsort": lambda xp, x: xp.take_along_axis(x**2, xp.argsort(xp.cos(x), axis=0), axis=0),
+    "index_by_argsort": lambda xp, x: x[1][xp.argsort(x[0])] * xp.arange(5.0),
     "linspace": lambda xp, x: xp.linspace(x[0], x[1], 7),
     "linspace_axis": lambda xp, x: xp.linspace(x[0, 0], x[1], 4, axis=1, endpoint=False),
     "sinc": lambda xp, x: xp.sinc(x),
@@ -210,3 +212,36 @@ def test_nan_to_num_values_and_slope():
     assert value == 2.25 and g[0] == 3.0
     out = symdiff.jacobian(lambda v: np.nan_to_num(v * 1.0, nan=-1.0, posinf=7.0))(x)
     np.testing.assert_array_equal(np.diag(out), [0.0, 0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda v: np.sum(np.take(v, [0, 0, 5]) ** 3),
+        lambda v: np.sum(v[[0, 0, 5]] ** 3),
+        lambda v: np.sum(np.sin(np.pad(v, 2, mode="reflect")) * np.arange(10.0)),
+        lambda v: np.sum(np.cumprod(v)) + np.sum(np.cross(v[:3], v[3:]) ** 2) + np.inner(v, np.roll(v, 2) ** 2),
+    ],
+    ids=["take", "integer_array_index", "pad_reflect", "cumprod_cross_roll"],
+)
+def test_batched_per_point_hessians_equal_hessians_point_by_point(f):
+    points = rng.normal(size=(3, 6))
+    np.testing.assert_allclose(symdiff.hessian(f, signature="(n)->()")(points),
+                               np.stack([symdiff.hessian(f)(p) for p in points]), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "f, words",
+    [
+        (lambda x: np.pad(x, 1, mode="linear_ramp"), "mode='linear_ramp'"),
+        (lambda x: np.pad(x, 1, mode="reflect", reflect_type="odd"), "reflect_type"),
+        (lambda x: np.cross(x[:2], x[1:3]), "length 2"),
+        (lambda x: np.take(x, np.argsort(x)), "traced"),
+        (lambda x: x[np.argsort(x) + 0], "traced array"),
+        (lambda x: np.sort(x, order="a"), "order"),
+    ],
+)
+def test_what_is_not_traced_is_refused_naming_the_users_line(f, words):
+    with pytest.raises(symdiff.TraceError, match=words) as info:
+        symdiff.grad(lambda x: np.sum(f(x)))(np.arange(1.0, 5.0))
+    assert "test_numpy_coverage.py" in str(info.value)

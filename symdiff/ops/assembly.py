@@ -449,7 +449,13 @@ def np_take_along_axis(arr, indices, axis=-1):
     if axis is None:
         x, axis = reshape(x, x.ndim, (x.size,)), 0
     axis = _axis(axis, x.ndim)
-    positions = np.asarray(_ints(indices, "np.take_along_axis indices"))
+    if is_traced(indices):
+        order = as_node(indices)
+        reordered = reorder(x, order, axis - x.ndim) if order.ndim == x.ndim else None
+        if reordered is None:
+            raise refuse("np.take_along_axis with traced indices", "only a permutation of np.argsort along the same axis")
+        return reordered
+    positions = np.asarray(indices)
     if positions.dtype.kind not in "iu":
         raise refuse(f"np.take_along_axis with indices of dtype {positions.dtype}", "use integer indices")
     positions = np.asarray(positions % max(x.shape[axis], 1), dtype=np.intp)
@@ -533,6 +539,27 @@ def np_sort(a, axis=-1, kind=None, order=None, *, stable=None):
         x, axis = reshape(x, x.ndim, (x.size,)), -1
     axis = negative_axes(axis, x.ndim)[0]
     return permute(x, argsort(x, axis), axis)
+
+
+@numpy_function(np.argsort)
+def np_argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """The permutation as an integer array (always the stable one); reordering by it (np.take_along_axis,
+    or ``x[p]`` for vectors) follows it in every derivative."""
+    refuse_given("np.argsort", order=order)
+    x = as_node(a)
+    if axis is None:
+        x, axis = reshape(x, x.ndim, (x.size,)), -1
+    return argsort(x, negative_axes(axis, x.ndim)[0])
+
+
+def reorder(x: Node, order: Node, axis: int) -> Node | None:
+    """``x`` reordered along the negative ``axis`` by a traced ``order`` that is a run-time sorting
+    permutation of such an axis (np.argsort's), else None (an arbitrary traced index is not traced)."""
+    if order.op != "argsort" or order.params[0] % order.ndim != axis % max(order.ndim, 1):
+        return None
+    if order.shape[axis] != x.shape[axis]:
+        raise ShapeError(f"a permutation of {order.shape[axis]} entries cannot reorder an axis of {x.shape[axis]}")
+    return permute(x, order, axis)
 
 
 @numpy_function(np.select)
