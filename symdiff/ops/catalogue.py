@@ -42,8 +42,8 @@ def _table(header, rows) -> list:
 def render() -> str:
     """The text of docs/operations.md."""
     from .. import trace
-    from .surface import FUNCTIONS, numpy_name
     from .base import REGISTRY
+    from .surface import FUNCTIONS, numpy_name
     from .ufuncs import NUMPY, SCIPY
 
     lines = [

@@ -338,7 +338,7 @@ def getitem(a, key):
     x = as_node(a)
     key = key if isinstance(key, tuple) else (key,)
     if len(key) == 1 and is_traced(key[0]) and x.ndim == 1 == as_node(key[0]).ndim:
-        from .assembly import reorder
+        from .sorting import reorder
 
         reordered = reorder(x, as_node(key[0]), -1)  # x[np.argsort(y)]: a run-time permutation
         if reordered is not None:
