@@ -245,3 +245,22 @@ def test_what_is_not_traced_is_refused_naming_the_users_line(f, words):
     with pytest.raises(symdiff.TraceError, match=words) as info:
         symdiff.grad(lambda x: np.sum(f(x)))(np.arange(1.0, 5.0))
     assert "test_numpy_coverage.py" in str(info.value)
+
+
+def test_new_ufuncs_on_the_numba_backend():
+    pytest.importorskip("numba")
+    f = lambda v: (np.remainder(v[0] * 3, 1.3) + np.fmod(v[0], 0.7) * v[1] + np.copysign(v[0] ** 2, v[1])
+                   + np.heaviside(v[0], 0.3) * v[1] + np.sinc(v[1]) + np.logaddexp2(v[0], v[1])
+                   + np.deg2rad(v[0]) * np.rad2deg(v[1]))
+    points = rng.normal(size=(5, 2))
+    expected = np.stack([symdiff.hessian(f)(p) for p in points])
+    np.testing.assert_allclose(symdiff.hessian(f, signature="(n)->()", backend="numba")(points), expected, rtol=1e-12)
+
+
+@pytest.mark.xfail(reason="issue 12: the argument check (symdiff/dispatch.py) and constant lifting (symdiff/trace.py "
+                          "as_node) still say 'not a real number array' / raise TraceError; owned elsewhere")
+@pytest.mark.parametrize("make", [lambda f: f(np.array([1.0 + 2.0j])), lambda f: f(np.ones(1))], ids=["argument", "constant"])
+def test_complex_numbers_are_refused_as_not_supported_yet(make):
+    f = symdiff.grad(lambda x: np.sum(x * np.array([1.0 + 1.0j])).real)
+    with pytest.raises(symdiff.DtypeError, match="complex numbers are not supported yet"):
+        make(f)
