@@ -199,6 +199,12 @@ _FUNCTIONS = {
     "LogAddExp": np.logaddexp,
     "Cbrt": np.cbrt,
     "FloorDivide": np.floor_divide,
+    "Remainder": np.remainder,
+    "Fmod": np.fmod,
+    "TruncDivide": lambda a, b: np.trunc(a / b),
+    "Copysign": np.copysign,
+    "NumpyHeaviside": np.heaviside,
+    "Sinc": np.sinc,
     "Sigmoid": lambda z: 0.5 + 0.5 * np.tanh(0.5 * z),
     **{name.title().replace("_", ""): getattr(np, name) for name in BOOLEAN_RESULT},
 }

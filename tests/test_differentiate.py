@@ -83,6 +83,11 @@ UNARY_REF = {
     "arcsinh": (sympy.asinh(t), -3, 3, None),
     "arccosh": (sympy.acosh(t), 1.1, 4, None),
     "arctanh": (sympy.atanh(t), -0.9, 0.9, None),
+    "deg2rad": (t * sympy.pi / 180, -3, 3, None),
+    "radians": (t * sympy.pi / 180, -3, 3, None),
+    "rad2deg": (t * 180 / sympy.pi, -3, 3, None),
+    "degrees": (t * 180 / sympy.pi, -3, 3, None),
+    "sinc": (sympy.sin(sympy.pi * t) / (sympy.pi * t), -3, 2.5, away_from(0.0)),  # at 0: test_numpy_coverage
 }
 # Steps: derivative 0 away from the jumps (README: as in JAX)
 UNARY_STEPS = {"sign": away_from(0.0), "floor": away_from_integers(), "ceil": away_from_integers()}
@@ -103,6 +108,13 @@ BINARY_REF = {
     "minimum": (sympy.Min(t, u), -3, 3, lambda x, y: np.min(np.abs(x - y)) > 0.05),
     "fmax": (sympy.Max(t, u), -3, 3, lambda x, y: np.min(np.abs(x - y)) > 0.05),
     "fmin": (sympy.Min(t, u), -3, 3, lambda x, y: np.min(np.abs(x - y)) > 0.05),
+    # away from the jumps; floor's derivative (an unevaluated Derivative) is 0 there (``numeric``)
+    "remainder": (t - u * sympy.floor(t / u), 0.3, 3, lambda x, y: away_from_integers()(x / y)),
+    "mod": (t - u * sympy.floor(t / u), 0.3, 3, lambda x, y: away_from_integers()(x / y)),
+    "fmod": (t - u * sympy.floor(t / u), 0.3, 3, lambda x, y: away_from_integers()(x / y)),  # trunc = floor here
+    "copysign": (sympy.Abs(t) * sympy.sign(u), -3, 3, lambda x, y: min(np.min(np.abs(x)), np.min(np.abs(y))) > 0.05),
+    "heaviside": (sympy.Heaviside(t), -3, 2.5, lambda x, y: np.min(np.abs(x)) > 0.05),
+    "logaddexp2": (sympy.log(2**t + 2**u) / sympy.log(2), -5, 5, None),
 }
 BINARY_STEPS = {"floor_divide": lambda x, y: away_from_integers()(x / y)}
 
@@ -113,6 +125,7 @@ def numeric(expr, *order):
     d = sympy.diff(expr, *order) if order else expr
     # the points stay away from kinks, where the distributions of derivatives of Max/Min vanish
     d = d.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.S.Zero)
+    d = d.replace(lambda e: isinstance(e, (sympy.Derivative, sympy.Subs)) and e.has(sympy.floor), lambda e: sympy.S.Zero)
     fn = sympy.lambdify((t, u), d, "numpy")
     return lambda x, y=0.0: np.broadcast_to(fn(x, y), np.broadcast_shapes(np.shape(x), np.shape(y))).astype(float)
 

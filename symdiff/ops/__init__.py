@@ -1,4 +1,14 @@
 """The op registry: every IR operation defined once, by family, with all its rules (see ``base``)."""
 
-from . import custom, elementwise, indexing, linalg, products, reductions, shape  # noqa: F401  (each registers its ops)
+from . import (  # noqa: F401  (each registers its ops)
+    assembly,
+    custom,
+    elementwise,
+    indexing,
+    linalg,
+    products,
+    reductions,
+    shape,
+    sorting,
+)
 from .base import REGISTRY, Op, align_batches, batch_carriers, lookup, lower, of, register  # noqa: F401

@@ -28,6 +28,13 @@ CONVENTIONS = {
     "np.linalg.slogdet": "the sign has derivative 0; log|det| has inv(A)^T",
     "np.linalg.cholesky": "derivatives as JAX: the input is read as symmetric (tangents symmetrized)",
     "np.linalg.eigh": "distinct eigenvalues (F_ij = 1/(w_j - w_i)); input read as symmetric, as JAX",
+    "np.sort": "the gradient follows the stable sorting permutation of the values at run time (ties: first in, first out)",
+    "np.cumprod": "exact at zeros, every order (a scan of products, no division; unlike np.prod)",
+    "np.nan_to_num": "1 at finite entries, 0 at NaN/inf (the replacements are constants)",
+    "np.select": "as np.where: the derivative of the choice selected, no NaN/inf from the others",
+    "np.tril": "0 outside the triangle (a select: inf/NaN there do not leak)",
+    "np.triu": "0 outside the triangle (a select: inf/NaN there do not leak)",
+    "np.sinc": "derivatives at 0 from the Taylor series (no 0/0)",
 }
 
 
@@ -40,8 +47,8 @@ def _table(header, rows) -> list:
 def render() -> str:
     """The text of docs/operations.md."""
     from .. import trace
-    from .surface import FUNCTIONS, numpy_name
     from .base import REGISTRY
+    from .surface import FUNCTIONS, numpy_name
     from .ufuncs import NUMPY, SCIPY
 
     lines = [
@@ -93,7 +100,8 @@ def render() -> str:
             continue  # registered by user code (docs/extending.md's example), not part of symdiff
         doc = (inspect.getdoc(type(op)) or "").split("\n")[0] if type(op).__doc__ else ""
         family = type(op).__module__.rsplit(".", 1)[-1]
-        kind = "leaf" if op.leaf else "user rule" if op.opaque and family == "custom" else "linear" if op.linear else ""
+        opaque = "user rule" if family == "custom" else "own rules only"
+        kind = "leaf" if op.leaf else opaque if op.opaque else "linear" if op.linear else ""
         rows.append((f"`{name}`", family, kind, doc))
     lines += _table(["op", "family", "kind", "what"], rows)
     return "\n".join(lines) + "\n"

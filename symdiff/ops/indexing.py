@@ -5,6 +5,7 @@ array: the per-point derivative cores of scalarize).
 
 from __future__ import annotations
 
+import itertools
 import numbers
 
 import numpy as np
@@ -67,6 +68,11 @@ def gather_key(layout, arrays) -> tuple:
         else:
             key.append(arrays[e[1]])
     return tuple(key)
+
+
+def _positions(arrays) -> list:
+    """Index arrays as integers: symbolic evaluation (per-point cores) hands them over as SymPy numbers."""
+    return [a if getattr(a, "dtype", None) != object else np.asarray(a).astype(np.intp) for a in arrays]
 
 
 def pack(entries, where, core, dtype: str, lead=()) -> Node:
@@ -235,7 +241,7 @@ class Gather(Op):
         return gather(tangents[0], *node.params, node.inputs[1:])
 
     def evaluate(self, node, xs, symbolic):
-        return xs[0][(Ellipsis,) + gather_key(node.params[0], xs[1:])]
+        return xs[0][(Ellipsis,) + gather_key(node.params[0], _positions(xs[1:]))]
 
     def statement(self, node, emit):
         text = _gather_text(node.params[0], [emit.name(i) for i in node.inputs[1:]])
@@ -262,7 +268,7 @@ class ScatterAdd(Op):
     def evaluate(self, node, xs, symbolic):
         layout, core = node.params
         x = xs[0]
-        key = (Ellipsis,) + gather_key(layout, xs[1:])
+        key = (Ellipsis,) + gather_key(layout, _positions(xs[1:]))
         r_out = np.empty(core, dtype=np.int8)[key[1:]].ndim
         out = _zeros_like_core(x, r_out, core, symbolic)
         np.add.at(out, key, x)
@@ -290,7 +296,7 @@ class Pack(Op):
         return any(node is o for o in outputs) and node.ndim == len(node.params[1])
 
     def vjp(self, node, g, wanted, n_lead):
-        where, core = node.params
+        where, _core = node.params
         for i in wanted:
             total = None
             for pos in where[i]:
@@ -303,7 +309,7 @@ class Pack(Op):
         return pack([x for x, _ in kept], [w for _, w in kept], core, node.dtype, lead)
 
     def evaluate(self, node, xs, symbolic):
-        where, core = node.params
+        where, _core = node.params
         out = np.zeros(node.shape, dtype=object if symbolic else node.dtype)
         if symbolic:
             out[...] = sympy.S.Zero
@@ -331,6 +337,12 @@ class Pack(Op):
 def getitem(a, key):
     x = as_node(a)
     key = key if isinstance(key, tuple) else (key,)
+    if len(key) == 1 and is_traced(key[0]) and x.ndim == 1 == as_node(key[0]).ndim:
+        from .sorting import reorder
+
+        reordered = reorder(x, as_node(key[0]), -1)  # x[np.argsort(y)]: a run-time permutation
+        if reordered is not None:
+            return reordered
     if any(is_traced(k) for k in key):
         raise refuse("indexing with a traced array", "index with constant integer arrays, or use np.where")
     if any(isinstance(k, (list, np.ndarray)) for k in key):
@@ -453,4 +465,4 @@ def np_split(ary, indices_or_sections, axis=0):
     else:
         bounds = [0] + [min(int(i), size) for i in indices_or_sections] + [size]
     rest = (slice(None),) * (-axis - 1)
-    return [getitem(ary, (Ellipsis, slice(lo, hi)) + rest) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [getitem(ary, (Ellipsis, slice(lo, hi)) + rest) for lo, hi in itertools.pairwise(bounds)]

@@ -143,6 +143,75 @@ class ZeroPowerSlope(sympy.Function):
         return self
 
 
+class Remainder(sympy.Function):
+    """``numpy.remainder`` (Python's ``%``: the sign of the divisor). Piecewise ``a - b*floor(a/b)``,
+    so its derivatives are 1 and ``-floor(a/b)`` (as JAX), whatever side of a jump."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.S.One if argindex == 1 else -FloorDivide(a, b)
+
+
+class TruncDivide(sympy.Function):
+    """``trunc(a / b)`` as numpy computes it: the derivative of ``fmod`` in its divisor; zero slopes."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        return sympy.S.Zero
+
+
+class Fmod(sympy.Function):
+    """``numpy.fmod`` (C's fmod: the sign of the dividend), ``a - b*trunc(a/b)``."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.S.One if argindex == 1 else -TruncDivide(a, b)
+
+
+class Copysign(sympy.Function):
+    """``numpy.copysign``: ``|a|`` with the sign of ``b`` (of -0.0 too); its slope in ``a`` is
+    ``sign(a)*copysign(1, b)`` (0 at a == 0, as for abs), in ``b`` zero."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return sympy.sign(a) * Copysign(sympy.S.One, b) if argindex == 1 else sympy.S.Zero
+
+
+class NumpyHeaviside(sympy.Function):
+    """``numpy.heaviside(a, h0)``: 0, ``h0`` at a == 0, 1; slope 0 in ``a`` (as JAX), and in ``h0``
+    1 exactly where a == 0."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, _ = self.args
+        return sympy.S.Zero if argindex == 1 else Where(Equal(a, 0), 1, 0)
+
+
+def _sinc_series(x, order: int = 18):
+    """sin(pi x)/(pi x) as its Taylor polynomial: exact to rounding for |x| < 1e-3, at every order."""
+    return sum((-1) ** k * (sympy.pi * x) ** (2 * k) / sympy.factorial(2 * k + 1) for k in range(order // 2 + 1))
+
+
+class Sinc(sympy.Function):
+    """``numpy.sinc``, sin(pi x)/(pi x) and 1 at 0. Near 0 its derivative is that of the Taylor
+    polynomial (no 0/0 at any order); elsewhere the quotient rule."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        near = Less(x**2, sympy.Float(1e-6))
+        return Where(near, sympy.diff(_sinc_series(x), x), (sympy.cos(sympy.pi * x) - Sinc(x)) / x)
+
+
 def _power(a, b):
     if a == 0 and isinstance(a, sympy.Basic) and a.is_number and not b.is_number:
         return ZeroPower(b)
@@ -297,6 +366,10 @@ TABLE = (
     ufunc("arcsinh", 1, sympy.asinh, "np.arcsinh", "math.asinh", "np.arcsinh"),
     ufunc("arccosh", 1, sympy.acosh, "np.arccosh", "math.acosh"),  # not in place yet (generated code as before)
     ufunc("arctanh", 1, sympy.atanh, "np.arctanh", "math.atanh", "np.arctanh"),
+    ufunc(("deg2rad", "radians"), 1, lambda a: a * sympy.pi / 180),
+    ufunc(("rad2deg", "degrees"), 1, lambda a: a * 180 / sympy.pi),
+    ufunc("sinc", 1, Sinc, "np.sinc", "(1.0 if {0} == 0 else math.sin(math.pi*{0})/(math.pi*{0}))",
+          convention="derivatives at 0 from the Taylor series (no 0/0)"),
     ufunc("floor", 1, sympy.floor, "np.floor", "math.floor", "np.floor", convention=STEP),
     ufunc("ceil", 1, sympy.ceiling, "np.ceil", "math.ceil", "np.ceil", convention=STEP),
     # -- numpy, two operands --------------------------------------------------------------------
@@ -310,6 +383,17 @@ TABLE = (
     )),
     ufunc("floor_divide", 2, FloorDivide, "np.floor_divide", "math.floor(({0}) / ({1}))",
           convention="0 (as JAX); values as numpy computes them"),  # not in place yet (generated code as before)
+    ufunc(("remainder", "mod"), 2, Remainder, "np.remainder", "(({0}) % ({1}))",
+          convention="d/da 1, d/db -floor(a/b) (as JAX), also at the jumps"),
+    ufunc("fmod", 2, Fmod, "np.fmod", "math.fmod", convention="d/da 1, d/db -trunc(a/b), also at the jumps", also=(
+        Printed(TruncDivide, "np.trunc(({0}) / ({1}))", "float(math.trunc(({0}) / ({1})))"),)),
+    ufunc("copysign", 2, Copysign, "np.copysign", "math.copysign", "np.copysign",
+          convention="d/da sign(a)*copysign(1, b): 0 at a == 0; d/db 0"),
+    ufunc("heaviside", 2, NumpyHeaviside, "np.heaviside",
+          "(1.0 if {0} > 0 else (({1}) if {0} == 0 else 0.0))",
+          convention="d/dx1 0 (as JAX); d/dx2 1 where x1 == 0"),
+    ufunc("logaddexp2", 2, lambda a, b: LogAddExp(a * sympy.log(2), b * sympy.log(2)) / sympy.log(2),
+          convention="stable: never overflows"),
     ufunc("arctan2", 2, sympy.atan2, "np.arctan2", "math.atan2"),  # not in place yet (generated code as before)
     ufunc("hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2)),
     ufunc("logaddexp", 2, LogAddExp, "np.logaddexp",
