@@ -407,7 +407,9 @@ class _FunctionWriter:
     def _returned(self, node, dtype) -> dict:
         """A returned value: its name, the batch shape it is broadcast to, the dtype it is cast to."""
         broadcast = node.shape if self.plan.core_ranks and id(node) not in self.batched else None
-        cast = np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input"
+        # an argument, or a cast node (its body is the bare operand, printed as the operand's name)
+        cast = np.dtype(node.dtype) != np.dtype(dtype) or node.op == "input" or (
+            node.op == "elementwise" and node.body.is_Symbol)
         return {"name": self.names[id(node)], "broadcast": broadcast, "dtype": _np_dtype(dtype) if cast else None}
 
     # -- the rest of the model -------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import re
-import textwrap
 
 _TEMPORARY = re.compile(r"\b([tc]\d+(?:_\d+)?)\b")  # emit's t<k>, cse's c<k>, in-place buffers t<k>_<j>
 _SECTION = re.compile(r"^\s*# (Intermediate|Output) terms", re.MULTILINE)
@@ -88,8 +87,9 @@ def count_ops(body: str) -> int:
     """The ops of the statements from the first section header on, in one rendered function body."""
     header = _SECTION.search(body)
     first_line = body.count("\n", 0, header.start()) + 1 if header else 1
-    return sum(_ops(node) for stmt in ast.parse(textwrap.dedent(body)).body if stmt.lineno >= first_line
-               for node in ast.walk(stmt))
+    # parsed as the body of a function (its lines are indented; a wrapped expression may not be)
+    (function,) = ast.parse("def f():\n" + body).body
+    return sum(_ops(node) for stmt in function.body if stmt.lineno - 1 >= first_line for node in ast.walk(stmt))
 
 
 def _ops(node) -> int:

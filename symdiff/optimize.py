@@ -13,7 +13,7 @@ import sympy
 
 from . import ir, ops, origins
 from .ir import Node, placeholder
-from .primitives import stable_forms
+from .primitives import Where, _Comparison, stable_forms
 
 
 def optimize(outputs: list, keep=(), lower: bool = True) -> list:
@@ -31,10 +31,20 @@ def optimize(outputs: list, keep=(), lower: bool = True) -> list:
 def _fold_stable(node: Node) -> Node:
     node = _fold(node)
     if node.op == "elementwise" and node.inputs:
-        body = stable_forms(node.body)
+        body = _as_numbers(stable_forms(node.body), node.dtype)
         if body != node.body:
             node = Node("elementwise", node.inputs, node.shape, node.dtype, (body,))
     return node
+
+
+def _as_numbers(body, dtype: str):
+    """A comparison computing a non-bool node as 1/0: printed as it is, it would be a bool array, which
+    float arithmetic downstream does not mind but a scatter-add (logical or: 1 + 1 = True), an einsum
+    and the returned dtype do (the gradient of ``sum(v * (v > 0))`` was a bool array)."""
+    boolean = isinstance(body, _Comparison) or (isinstance(body, sympy.logic.boolalg.Boolean) and not body.is_Symbol)
+    if dtype != "bool" and boolean:
+        return Where(body, 1, 0)
+    return body
 
 
 def _rebuild(outputs, rewrite, keep=frozenset()) -> list:

@@ -392,3 +392,24 @@ def test_generated_lines_fit_the_line_length():
 
     source = symdiff.hessian(f).source(np.ones(3))
     assert [p for p in ruff_problems([source]) if p[1] == "E501"] == []
+
+
+def test_comparisons_in_float_results_are_numbers_not_bools():
+    """A float node whose formula is a comparison was printed as a bool array: the gradient of
+    sum(v * (v > 0)) came back as dtype bool, and through a repeated-index scatter-add (logical or)
+    the gradient of sum(x[[0, 0, 2]] * (x[[0, 0, 2]] > 0)) was [True, False, True] instead of [2, 0, 1]
+    (found with the coverage branch). A cast of an integer array (argsort) came back as integers."""
+    x = np.array([1.0, -2.0, 3.0])
+    for backend in ("numpy", "numba"):
+        if backend == "numba":
+            pytest.importorskip("numba")
+        g = symdiff.grad(lambda v: np.sum(v * (v > 0)), backend=backend)(x)
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(g, [1.0, 0.0, 1.0])
+    g = symdiff.grad(lambda v: np.sum(v[[0, 0, 2]] * (v[[0, 0, 2]] > 0)))(x)
+    np.testing.assert_array_equal(g, [2.0, 0.0, 1.0])
+    g = symdiff.grad(lambda v: np.einsum("i,i->", (v > 0).astype(float), (v > 0).astype(float) * v))(x)
+    np.testing.assert_array_equal(g, [1.0, 0.0, 1.0])
+    g = symdiff.grad(lambda v: np.sum(v * np.argsort(v)))(x)
+    assert g.dtype == np.float64
+    np.testing.assert_array_equal(g, np.argsort(x).astype(float))
