@@ -184,6 +184,8 @@ class Dispatch:
                     "pass np.ma.filled(a, fill_value) or a.data explicitly"
                 )
             arr = np.asarray(a)
+            if arr.dtype.kind == "c":
+                raise DtypeError(f"{what} is complex ({arr.dtype}): complex numbers are not supported yet")
             if arr.dtype == object or arr.dtype.kind not in "biuf":
                 raise DtypeError(f"{what} is a {type(a).__name__}, not a real number array")
             if arr.dtype.kind in "biu" and i in wrt:

@@ -188,6 +188,9 @@ def as_node(v) -> ir.Node:
             "pass np.ma.filled(a, value) or a.data explicitly",
         )
     arr = np.asarray(v)
+    if arr.dtype.kind == "c":
+        raise DtypeError(f"a complex value ({arr.dtype}) in a traced computation at {user_location()}: "
+                         "complex numbers are not supported yet")
     if arr.dtype.kind not in "biuf":
         raise _fail(
             f"a value of type {type(v).__name__} (dtype {arr.dtype}) in a traced computation",

@@ -257,8 +257,6 @@ def test_new_ufuncs_on_the_numba_backend():
     np.testing.assert_allclose(symdiff.hessian(f, signature="(n)->()", backend="numba")(points), expected, rtol=1e-12)
 
 
-@pytest.mark.xfail(reason="issue 12: the argument check (symdiff/dispatch.py) and constant lifting (symdiff/trace.py "
-                          "as_node) still say 'not a real number array' / raise TraceError; owned elsewhere")
 @pytest.mark.parametrize("make", [lambda f: f(np.array([1.0 + 2.0j])), lambda f: f(np.ones(1))], ids=["argument", "constant"])
 def test_complex_numbers_are_refused_as_not_supported_yet(make):
     f = symdiff.grad(lambda x: np.sum(x * np.array([1.0 + 1.0j])).real)
