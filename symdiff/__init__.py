@@ -6,9 +6,9 @@ readable, vectorized numpy code.
 
 __version__ = "0.1.0"
 
-from .transforms import Transform, derivative, grad, hessian, jacobian, value_and_grad
 from .custom import custom_jvp, custom_vjp
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
+from .transforms import Transform, derivative, grad, hessian, jacobian, value_and_grad
 
 
 def logsumexp(x, axis=None, keepdims=False):

@@ -4,7 +4,7 @@ the command-line tool and torchlike (``symdiff.pipeline``)."""
 
 from __future__ import annotations
 
-from .dispatch import Call  # noqa: F401
+from .arguments import Call  # noqa: F401
 from .errors import SymdiffError  # noqa: F401
 from .pipeline import FRONT_ENDS, compile_graph, emit_module, version  # noqa: F401
 from .transforms import (  # noqa: F401

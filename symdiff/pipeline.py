@@ -87,10 +87,8 @@ def emit_module(transforms, *args, title=None, backend=None, regenerate=None) ->
 
     With several transforms it also holds ``all_<name>``, which computes every result in one pass so
     that they share their common subexpressions."""
+    from . import emit, ir, optimize
     from .dispatch import _base
-    from . import emit
-    from . import ir
-    from . import optimize
 
     transforms = list(transforms)
     if not transforms:
@@ -134,9 +132,7 @@ def compile_graph(in_nodes, outputs, name: str = "f", summary: str = "Generated 
     The lower-level entry point for front ends that build IR themselves (``symdiff.torchlike``):
     optimize, emit and load with the same cache as the transforms. The callable takes the input
     arrays positionally and returns a list of arrays, one per output."""
-    from . import emit
-    from . import ir
-    from . import optimize
+    from . import emit, ir, optimize
 
     in_nodes, outputs = list(in_nodes), list(outputs)
     for i, n in enumerate(in_nodes):

@@ -11,7 +11,7 @@ calling a transform whose code is cached loads none of this.
 from __future__ import annotations
 
 from . import differentiate, ir, ops, optimize, origins, pytrees, trace
-from .dispatch import NO_KEYWORDS
+from .arguments import NO_KEYWORDS
 from .errors import CompileError, NotScalarError, SymdiffError, TraceError
 from .graph import placeholder
 from .transforms import _primal

@@ -18,7 +18,8 @@ import json
 import numpy as np
 
 from . import pytrees
-from .dispatch import NO_KEYWORDS, Dispatch, _base, _chain_spec, _parse_signature, _trace_context
+from .arguments import NO_KEYWORDS
+from .dispatch import Dispatch, _base, _chain_spec, _parse_signature, _trace_context
 from .errors import SymdiffError
 
 BACKENDS = ("numpy", "numba")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import emit, ir, ops, optimize, symbolic
-from .dispatch import NO_KEYWORDS, _base, _chain_kinds, _flatten, _unflatten
+from .arguments import NO_KEYWORDS
+from .dispatch import _base, _chain_kinds, _flatten, _unflatten
 from .errors import SymdiffError
 from .graph import placeholder
 from .transforms import _primal

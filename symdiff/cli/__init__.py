@@ -20,7 +20,6 @@ import tempfile
 import traceback
 import warnings
 
-
 from .. import __version__, api, load
 from .progress import Progress
 from .target import UsageError, build_target, user_frame
