@@ -148,9 +148,15 @@ def _environment() -> jinja2.Environment:
 def _render_statement(s: dict) -> str:
     """One statement: by the op's own template (``Op.template``, written beside its rules), else by
     the macro of statements.j2 that its kind names."""
-    macros = _environment().get_template("statements.j2").module  # rendered once, then cached by jinja
+    macros = _statement_macros()
     own = getattr(ops.REGISTRY.get(s["op"]), "template", None)
     return getattr(macros, s["op"])(s) if own is None else _op_template(own).render(s=s, st=macros)
+
+
+@lru_cache(maxsize=1)
+def _statement_macros():
+    """statements.j2 rendered once (``get_template`` checks the file on disk at every call)."""
+    return _environment().get_template("statements.j2").module
 
 
 @lru_cache(maxsize=None)

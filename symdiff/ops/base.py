@@ -137,6 +137,14 @@ def with_ones(x: Node, axes) -> tuple:
     return tuple(1 if k - x.ndim in axes else d for k, d in enumerate(x.shape))
 
 
+def refilled(node: Node, values: list):
+    """The fold of an op that only moves or repeats its input's entries: one repeated number in gives
+    the same number out, as an array of the node's shape."""
+    from .elementwise import fill
+
+    return None if values[0] is None else fill(values[0], node.shape, node.dtype)
+
+
 def zeros(shape, dtype) -> Node:
     from .elementwise import fill
 

@@ -15,7 +15,7 @@ from ..errors import ShapeError
 from ..graph import Node, const_node, lead_shape
 from . import elementwise as ew
 from . import masks, shape
-from .base import Op, register, unbroadcast
+from .base import Op, refilled, register, unbroadcast
 from .reductions import np_sum
 from .surface import array_method, as_node, is_traced, negative_axes, numpy_function, refuse
 
@@ -190,7 +190,7 @@ class Index(Op):
         idx, core = node.params
         if _only_new_axes(idx, core):
             return shape.reshape(node.inputs[0], len(core), node.shape[node.ndim - len(index_shape(idx, core)) :])
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
 
 @register
@@ -248,7 +248,7 @@ class Gather(Op):
         return {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text}
 
     def fold(self, node, values):
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
 
 @register

@@ -13,33 +13,30 @@ from ..graph import Node, placeholder
 from ..primitives import Equal, Where
 from . import elementwise as ew
 from . import shape
-from .base import Op, register, with_ones
+from .base import Op, refilled, register, with_ones
 from .surface import as_node, at_user_line, is_traced, negative_axes, numpy_function, refuse_given, ufunc
 
 
-def reduce_sum(x: Node, axes) -> Node:
-    """Sum over the given negative axes (relative to the end of the shape)."""
+def _reduced(op: str, x: Node, axes) -> Node:
+    """The node of reduction ``op`` over the given negative axes (relative to the end of the shape)."""
     axes = tuple(sorted(set(axes)))
-    if not axes:
-        return x
     keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
-    return Node("sum", (x,), keep, x.dtype, (axes,))
+    return Node(op, (x,), keep, x.dtype, (axes,))
+
+
+def reduce_sum(x: Node, axes) -> Node:
+    """Sum over the given negative axes (none: ``x`` itself)."""
+    return _reduced("sum", x, axes) if axes else x
 
 
 def reduce_prod(x: Node, axes) -> Node:
-    """Product over the given negative axes."""
-    axes = tuple(sorted(set(axes)))
-    if not axes:
-        return x
-    keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
-    return Node("prod", (x,), keep, x.dtype, (axes,))
+    """Product over the given negative axes (none: ``x`` itself)."""
+    return _reduced("prod", x, axes) if axes else x
 
 
 def reduce_extreme(x: Node, axes, which: str) -> Node:
     """``max`` or ``min`` over negative axes."""
-    axes = tuple(sorted(set(axes)))
-    keep = [d for i, d in enumerate(x.shape) if i - x.ndim not in axes]
-    return Node(which, (x,), keep, x.dtype, (axes,))
+    return _reduced(which, x, axes)
 
 
 def cumsum(x: Node, axis: int, reverse: bool = False) -> Node:
@@ -156,7 +153,7 @@ class _Extreme(Op):
         return out
 
     def fold(self, node, values):
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
     def statement(self, node, emit):
         return {**_reduction_statement("extreme", node, emit), "fn": self.name}

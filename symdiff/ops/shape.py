@@ -14,7 +14,7 @@ import sympy
 from ..errors import ShapeError
 from ..graph import Node, lead_shape, result_dtype
 from . import elementwise as ew
-from .base import Op, numpy_dtype_name, register, unbroadcast
+from .base import Op, numpy_dtype_name, refilled, register, unbroadcast
 from .surface import array_method, as_node, negative_axes, numpy_function, refuse, shape_argument
 
 
@@ -117,7 +117,7 @@ class Reshape(Op):
                 "core": core, "shape": node.shape, "batched": emit.batched(node)}
 
     def fold(self, node, values):
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
 
 @register
@@ -146,7 +146,7 @@ class Broadcast(Op):
                 "core": core, "shape": node.shape, "batched": emit.batched(node)}
 
     def fold(self, node, values):
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
 
 @register
@@ -181,7 +181,7 @@ class Transpose(Op):
         return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "swap": False, "spec": spec}
 
     def fold(self, node, values):
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
 
 @register

@@ -9,8 +9,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..graph import Node
-from . import elementwise as ew
-from .base import Op, register, unbroadcast
+from .base import Op, refilled, register, unbroadcast
 from .shape import reshape
 from .surface import as_node, negative_axes, numpy_function, refuse_given
 
@@ -81,7 +80,7 @@ class Permute(Op):
                 "params": node.params, "inputs": [emit.name(n) for n in node.inputs]}
 
     def fold(self, node, values):
-        return None if values[0] is None else ew.fill(values[0], node.shape, node.dtype)
+        return refilled(node, values)
 
 
 @numpy_function(np.sort)  # not x.sort(): that sorts in place
