@@ -193,7 +193,7 @@ class Dispatch:
                 )
             arr = np.asarray(a)
             if arr.dtype.kind == "c":
-                raise DtypeError(f"{what} is complex ({arr.dtype}): complex numbers are not supported yet")
+                raise DtypeError(f"{what} is complex ({arr.dtype}): complex numbers are not supported yet: pass the real and imaginary parts as two real arguments")
             if arr.dtype == object or arr.dtype.kind not in "biuf":
                 raise DtypeError(f"{what} is a {type(a).__name__}, not a real number array")
             if arr.dtype.kind in "biu" and i in wrt:

@@ -244,6 +244,18 @@ def _thunk(expr):
 # ---------------------------------------------------------------------------------------------
 
 
+def _always_returns(stmts) -> bool:
+    """Every path through ``stmts`` ends in a ``return`` or ``raise`` (Python never falls off their end)."""
+    for s in stmts:
+        if isinstance(s, (ast.Return, ast.Raise)):
+            return True
+        if isinstance(s, ast.If) and _always_returns(s.body) and _always_returns(s.orelse):
+            return True
+        if isinstance(s, ast.With) and _always_returns(s.body):
+            return True
+    return False
+
+
 class _Escapes:
     """Lower ``return``, ``break`` and ``continue`` that sit inside other statements to flags, so
     that an ``if`` on a traced value can run both branches. A statement at the top of the function
@@ -267,7 +279,8 @@ class _Escapes:
             return body
         out = [_assign(self.RET, ast.Constant(False)), _assign(self.VALUE, _call_attr("NORETURN"))]
         out += self.block(body, loop=None)
-        out.append(ast.Return(value=_call("result", _load(self.RET), _load(self.VALUE))))
+        always = ast.Constant(_always_returns(body))
+        out.append(ast.Return(value=_call("result", _load(self.RET), _load(self.VALUE), always)))
         return out
 
     def block(self, stmts, loop):

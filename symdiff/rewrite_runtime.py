@@ -235,8 +235,16 @@ def returned(value):
     return value
 
 
-def result(done, value):
-    """What the function returns: None if no ``return`` ran."""
+def result(done, value, always: bool):
+    """What the function returns: None if no ``return`` ran. When whether one ran depends on a traced
+    condition and the function can fall off its end (``always`` False: read off its source), Python
+    would return None on some inputs: that is an error, not the other path's value."""
+    if is_traced(done) and not always:
+        raise TraceError(
+            f"the function returns a value only where a traced condition holds (a `return` inside an `if`, "
+            f"with no `return` after it) and None elsewhere, at {user_location()}; add a `return` at the end "
+            "of the function (or an `else` branch that returns)"
+        )
     return None if done is False or value is NORETURN else returned(value)
 
 

@@ -190,7 +190,7 @@ def as_node(v) -> ir.Node:
     arr = np.asarray(v)
     if arr.dtype.kind == "c":
         raise DtypeError(f"a complex value ({arr.dtype}) in a traced computation at {user_location()}: "
-                         "complex numbers are not supported yet")
+                         "complex numbers are not supported yet; keep the real and imaginary parts as separate real arrays")
     if arr.dtype.kind not in "biuf":
         raise _fail(
             f"a value of type {type(v).__name__} (dtype {arr.dtype}) in a traced computation",

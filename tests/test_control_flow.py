@@ -463,3 +463,30 @@ def test_item_assignment_with_index_arrays_whole_arrays_and_broadcasting():
     assert gx == pytest.approx(central(lambda v: f(v, a), x), rel=1e-6)
     assert ga == pytest.approx(central(lambda v: f(x, v), a), rel=1e-6)
     assert symdiff.value_and_grad(f)(x, a)[0] == pytest.approx(f(x, a))
+
+
+def _returns_on_one_path(a):
+    if a > 0:
+        return a * 2
+
+
+def _returns_in_a_loop(a):
+    for i in range(3):
+        if a > i:
+            return a * i
+
+
+def _returns_then_falls_back(a):
+    if a > 0:
+        return a * 2
+    return a * 3
+
+
+def test_a_function_that_returns_none_on_some_inputs_is_an_error_not_the_other_value():
+    """Python returns None where no `return` runs; the rewrite used the other path's value there
+    (value_and_grad(_returns_on_one_path)(-1.0) was (-2.0, 2.0))."""
+    for f in (_returns_on_one_path, _returns_in_a_loop):
+        with pytest.raises(symdiff.TraceError, match="add a `return` at the end"):
+            symdiff.value_and_grad(f)(-1.0)
+    assert symdiff.value_and_grad(_returns_then_falls_back)(-1.0) == (-3.0, 3.0)
+    assert symdiff.value_and_grad(_returns_then_falls_back)(2.0) == (4.0, 2.0)
