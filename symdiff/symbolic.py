@@ -10,6 +10,8 @@ calling a transform whose code is cached loads none of this.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import differentiate, ir, ops, optimize, origins, pytrees, trace
 from .arguments import NO_KEYWORDS
 from .errors import CompileError, NotScalarError, SymdiffError, TraceError
@@ -17,6 +19,7 @@ from .graph import placeholder
 from .transforms import _primal
 
 TAYLOR_FROM_ORDER = 3  # from this order on, derivative() propagates Taylor coefficients
+MAX_FORMULA_TERMS = 5000  # past this written-out size, derivative() differentiates the graph instead
 
 
 def outputs(t, in_nodes, base_out=None, batched=False, call=None):
@@ -173,6 +176,10 @@ def _derivative(t, in_nodes, wrt_pos, base_out, call):
     if any(ops.of(n).opaque for n in ir.toposort([fused])):  # user-defined rules: no closed form
         body, free = scalar_body_or_fail(t, derivative_by_rules(t, fused, scalars, wrt_pos), scalars)
         return ir.elementwise(body, list(in_nodes) + free, dtype=dtype)
+    if written_out_size(fused) > MAX_FORMULA_TERMS:  # one expression would be exponentially long
+        scalar_body_or_fail(t, fused, scalars, compose=False)
+        graph = derivative_by_rules(t, fused, scalars, wrt_pos)
+        return _broadcast_to_all(lifted(graph, scalars, in_nodes), in_nodes, dtype)
     body, free = scalar_body_or_fail(t, fused, scalars)  # free: values that do not depend on the arguments
     operands = list(in_nodes) + free
     try:
@@ -193,14 +200,65 @@ def _derivative(t, in_nodes, wrt_pos, base_out, call):
     return out
 
 
-def scalar_body_or_fail(t, node, scalars):
-    composed = scalar_body(node, scalars)
+def scalar_body_or_fail(t, node, scalars, compose=True):
+    composed = scalar_body(node, scalars, compose)
     if composed is None:
         raise TraceError(
             f"derivative needs {t.__name__} to be built from elementwise operations on scalar arguments; "
             "use symdiff.grad or symdiff.jacobian for functions with array operations"
         )
     return composed
+
+
+def written_out_size(out) -> int:
+    """How long the graph is written out as one expression: SymPy would share a value used twice in
+    memory, but ``diff``, its automatic simplification and printing walk the tree, whose size can
+    double per line of a loop like ``a = np.sin(a) + 0.1 * a``. Linear in the graph."""
+    size: dict = {}
+    for n in ir.toposort([out]):
+        inputs = [size[id(i)] for i in n.inputs]
+        size[id(n)] = _tree_size(n.body, inputs) if n.op == "elementwise" else 1 + sum(inputs)
+    return size[id(out)]
+
+
+def _tree_size(body, input_sizes) -> int:
+    """Nodes of ``body`` as a tree, a placeholder counting as the size of what it stands for."""
+    size = {placeholder(k): s for k, s in enumerate(input_sizes)}
+    stack = [body]
+    while stack:
+        e = stack[-1]
+        pending = [a for a in e.args if a not in size]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        size[e] = 1 + sum(size[a] for a in e.args)
+    return size[body]
+
+
+def lifted(graph, scalars, in_nodes):
+    """A graph of elementwise work over scalar stand-ins, rebuilt over the real (array) arguments:
+    each node broadcasts its operands as numpy would."""
+    stand_in = {id(s): n for s, n in zip(scalars, in_nodes)}
+
+    def over_arrays(node, original):
+        if id(original) in stand_in:
+            return stand_in[id(original)]
+        if node.inputs and node.shape != np.broadcast_shapes(*(i.shape for i in node.inputs)):
+            if node.op != "elementwise":
+                raise CompileError(f"derivative: cannot apply {node.op} elementwise over the arguments' shapes")
+            return ir.elementwise(node.body, node.inputs, dtype=node.dtype)
+        return node
+
+    (out,) = ir.rewrite([graph], over_arrays)
+    return out
+
+
+def _broadcast_to_all(out, in_nodes, dtype):
+    """The result has the broadcast shape of every argument, used or not (as one formula over all
+    of them would), and the derivative's dtype."""
+    shape = np.broadcast_shapes(out.shape, *(n.shape for n in in_nodes))
+    return ir.cast(ir.broadcast(out, out.ndim, shape), dtype)
 
 
 def derivative_by_rules(t, out, scalars, wrt_pos):
@@ -224,16 +282,21 @@ def derivative_expr(t, body, wrt_pos):
     return clean_derivative(sympy.diff(body, *sequence)) if sequence else body
 
 
-def scalar_body(node, scalars):
+def scalar_body(node, scalars, compose=True):
     """(SymPy body, free nodes) of a scalar graph: the body is over placeholders ``a0..`` for
     ``scalars`` (by position) followed by one placeholder per free node (a value that does not
     depend on ``scalars``: a closed-over constant, or a value of an enclosing trace). None if a
-    value that depends on ``scalars`` is computed by anything but elementwise work."""
+    value that depends on ``scalars`` is computed by anything but elementwise work. With
+    ``compose=False`` only that check is made, and (None, []) stands for success."""
     memo: dict = {id(s): placeholder(i) for i, s in enumerate(scalars)}
     depends = {id(s) for s in scalars}
     for n in ir.toposort([node]):
         if any(id(i) in depends for i in n.inputs):
+            if not compose and n.op != "elementwise":
+                return None
             depends.add(id(n))
+    if not compose:
+        return None, []
     free: list = []
 
     def compose(n):

@@ -117,6 +117,12 @@ def _derivative_formula(t, specs, call, names, n_positional):
     in_nodes = [ir.input_node(i, (), d) for i, (_, d) in enumerate(specs)]
     wrt_pos = t._wrt_list(n_positional, call)
     (fused,) = optimize.optimize([_primal(t.fun, in_nodes, None, call)], keep=in_nodes, lower=False)
+    size = symbolic.written_out_size(fused)
+    if size > symbolic.MAX_FORMULA_TERMS:
+        raise SymdiffError(
+            f"the formula of this derivative has about {size:.2g} terms when written out (a value used "
+            "twice per line doubles it); read the generated program with .source() instead"
+        )
     by_rules = any(ops.of(n).opaque for n in ir.toposort([fused]))
     if by_rules:
         fused = symbolic.derivative_by_rules(t, fused, in_nodes, wrt_pos)
