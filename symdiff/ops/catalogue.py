@@ -35,6 +35,7 @@ CONVENTIONS = {
     "np.tril": "0 outside the triangle (a select: inf/NaN there do not leak)",
     "np.triu": "0 outside the triangle (a select: inf/NaN there do not leak)",
     "np.sinc": "derivatives at 0 from the Taylor series (no 0/0)",
+    "np.einsum": "numpy's whole grammar: implicit output, '...', sublists; optimize= is accepted and ignored",
 }
 
 

@@ -13,9 +13,8 @@ import sympy
 from ..errors import ShapeError
 from ..graph import Node, lead_shape, result_dtype
 from . import elementwise as ew
-from . import masks, shape
+from . import einsum_grammar, masks, shape
 from .base import Op, pad_rank, register, unbroadcast
-from .indexing import take_diagonal
 from .reductions import extreme, np_sum
 from .surface import array_method, as_node, numpy_function, refuse, refuse_given, ufunc
 
@@ -281,30 +280,10 @@ def np_tensordot(a, b, axes=2):
 
 @numpy_function(np.einsum)
 def np_einsum(*operands, out=None, optimize=False, **kwargs):
+    """numpy's whole grammar (see ``einsum_grammar``); ``optimize`` only changes numpy's speed: ignored."""
     refuse_given("einsum", out=out, **kwargs)
-    subscripts, operands = operands[0], operands[1:]
-    spec = subscripts.replace(" ", "") if isinstance(subscripts, str) else ""
-    if "->" not in spec or "..." in spec:
-        raise refuse(f"einsum {subscripts!r}", "write explicit subscripts with '->' and no '...'")
-    if not all(c in string.ascii_letters or c in ",->" for c in spec) or spec.count("->") != 1:
-        raise refuse(f"einsum subscripts {subscripts!r}", "subscripts are letters, commas and one '->', as numpy requires")
-    ins, out_term = spec.split("->")
-    terms = ins.split(",")
-    nodes = [as_node(o) for o in operands]
-    if len(terms) != len(nodes):
-        raise ShapeError(f"einsum {subscripts!r} needs {len(terms)} operands")
-    for k, (t, n) in enumerate(zip(terms, nodes)):
-        if len(t) != n.ndim:
-            raise ShapeError(f"einsum {subscripts!r}: operand {k} has {n.ndim} axes, subscripts say {len(t)}")
-        while len(set(t)) != len(t):  # a repeated letter: take that diagonal first
-            c = next(ch for ch in t if t.count(ch) > 1)
-            i, j = t.index(c), t.index(c, t.index(c) + 1)
-            n = take_diagonal(n, i, j)
-            t = t[:i] + t[i + 1 : j] + t[j + 1 :] + c
-        terms[k], nodes[k] = t, n
-    if len(set(out_term)) != len(out_term) or not set(out_term) <= set("".join(terms)):
-        raise ShapeError(f"einsum {subscripts!r}: output subscripts must be distinct letters of the inputs")
-    return einsum(f"{','.join(terms)}->{out_term}", *nodes)
+    spec, nodes = einsum_grammar.explicit(operands)
+    return einsum(spec, *nodes)
 
 
 @numpy_function(np.linalg.norm)
