@@ -25,11 +25,16 @@ from .surface import as_node, numpy_function, refuse
 # ---------------------------------------------------------------------------------------------
 
 
+def matrices(a: Node, what: str) -> Node:
+    """``a`` checked to be a stack of matrices, as numpy's LinAlgError says."""
+    if a.ndim < 2:
+        raise ShapeError(f"{what}: {a.ndim}-dimensional array given. Array must be at least two-dimensional")
+    return a
+
+
 def qr(a: Node, part: int) -> Node:
     """Part 0 (Q) or 1 (R) of the reduced QR decomposition of a tall or square ``a``."""
-    if a.ndim < 2:
-        raise ShapeError(f"qr: {a.ndim}-dimensional array given. Array must be at least two-dimensional")
-    *lead, m, n = a.shape
+    *lead, m, n = matrices(a, "qr").shape
     out = (*lead, m, n) if part == 0 else (*lead, n, n)
     return Node("qr", (a,), out, result_dtype(a.dtype), (part,))
 
@@ -98,9 +103,7 @@ QRResult = collections.namedtuple("QRResult", ["Q", "R"])
 
 @numpy_function(np.linalg.qr)
 def np_linalg_qr(a, mode="reduced"):
-    x = as_node(a)
-    if x.ndim < 2:
-        raise ShapeError(f"qr: {x.ndim}-dimensional array given. Array must be at least two-dimensional")
+    x = matrices(as_node(a), "qr")
     m, n = x.shape[-2:]
     if mode not in ("reduced", "r", "complete"):
         raise refuse(f"np.linalg.qr with mode={mode!r}", "use mode='reduced' (the default), 'r' or 'complete'")
@@ -124,8 +127,7 @@ def np_linalg_qr(a, mode="reduced"):
 
 def pinv(a: Node, cutoff: tuple = ()) -> Node:
     """np.linalg.pinv(a); ``cutoff`` is () or (keyword, number): numpy's rcond= or rtol=."""
-    if a.ndim < 2:
-        raise ShapeError(f"pinv: {a.ndim}-dimensional array given. Array must be at least two-dimensional")
+    matrices(a, "pinv")
     out = a.shape[:-2] + (a.shape[-1], a.shape[-2])
     return Node("pinv", (a,), out, result_dtype(a.dtype), tuple(cutoff))
 
