@@ -114,7 +114,7 @@ def np_linalg_qr(a, mode="reduced"):
         raise refuse(f"np.linalg.qr of a wide matrix ({m} x {n}, fewer rows than columns): QR is differentiated "
                      "for m >= n only (as JAX)",
                      f"factor the square left block, q, r1 = np.linalg.qr(a[..., :, :{m}]), and take "
-                     f"r2 = q.T @ a[..., :, {m}:] (R = [r1, r2]); or factor a.T")
+                     f"r2 = np.swapaxes(q, -1, -2) @ a[..., :, {m}:] (R = [r1, r2]); or factor a.T")
     if mode == "r":
         return qr(x, 1)
     return QRResult(qr(x, 0), qr(x, 1))
