@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (each registers its ops)
     elementwise,
     indexing,
     linalg,
+    linalg_factor,
     products,
     reductions,
     shape,

@@ -28,6 +28,8 @@ CONVENTIONS = {
     "np.linalg.slogdet": "the sign has derivative 0; log|det| has inv(A)^T",
     "np.linalg.cholesky": "derivatives as JAX: the input is read as symmetric (tangents symmetrized)",
     "np.linalg.eigh": "distinct eigenvalues (F_ij = 1/(w_j - w_i)); input read as symmetric, as JAX",
+    "np.linalg.qr": "tall or square, full column rank (as JAX); modes 'reduced', 'r', and 'complete' for square input",
+    "np.linalg.pinv": "derivative assumes constant rank (as JAX); rcond=/rtol= passed to numpy, not differentiated",
     "np.sort": "the gradient follows the stable sorting permutation of the values at run time (ties: first in, first out)",
     "np.cumprod": "exact at zeros, every order (a scan of products, no division; unlike np.prod)",
     "np.nan_to_num": "1 at finite entries, 0 at NaN/inf (the replacements are constants)",
