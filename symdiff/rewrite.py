@@ -79,20 +79,19 @@ def rewritten(fun):
 
 def _rewrite_code(fun):
     code = fun.__code__
-    if fun.__name__ == "<lambda>" or code.co_flags & (
-        inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-    ):
+    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         return None
     lines, first = inspect.getsourcelines(fun)
     tree = ast.parse(textwrap.dedent("".join(lines)))
     ast.increment_lineno(tree, first - 1)
-    fdef = tree.body[0]
-    if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef):
+    fdef = _lambda_def(tree, code) if fun.__name__ == "<lambda>" else tree.body[0]
+    modules = {name for name, v in fun.__globals__.items() if isinstance(v, types.ModuleType)}
+    if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef, modules):
         return None
     fdef.decorator_list = []
     filename = code.co_filename
     fdef.body = _Escapes(fdef).lower_function()
-    fdef = _ControlFlow(filename).visit(fdef)
+    fdef = _ControlFlow(filename, modules).visit(fdef)
     freevars = [v for v in code.co_freevars if v != _HELPERS]
     outer = ast.FunctionDef(
         name="_sd_outer",
@@ -123,6 +122,29 @@ def _rewrite_code(fun):
     return new_code
 
 
+def _lambda_def(tree, code):
+    """The lambda of ``code`` in its source lines as ``def <lambda>(...): return ...``, or None when
+    the lines hold no lambda, or several, with its first line and parameters."""
+    n_args = code.co_argcount + code.co_kwonlyargcount
+    found = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Lambda)
+        and n.lineno == code.co_firstlineno
+        and tuple(a.arg for a in n.args.posonlyargs + n.args.args + n.args.kwonlyargs) == code.co_varnames[:n_args]
+    ]
+    if len(found) > 1:  # several on the line: the one whose body holds the code's first position
+        positions = getattr(code, "co_positions", lambda: ())()
+        cols = [c for _, _, c, e in positions if c is not None and e is not None and e > c]
+        found = [n for n in found if cols and n.body.col_offset <= min(cols) <= n.body.end_col_offset]
+    if len(found) != 1:
+        return None
+    lam = found[0]
+    body = [ast.copy_location(ast.Return(value=lam.body), lam.body)]
+    fdef = ast.FunctionDef(name="<lambda>", args=lam.args, body=body, decorator_list=[], returns=None)
+    return ast.copy_location(fdef, lam)
+
+
 def _fill_locations(module, fdef):
     """Nodes the rewrite made take the line of the user's statement they stand for."""
     for parent in ast.walk(module):
@@ -139,7 +161,7 @@ def _fill_locations(module, fdef):
 # ---------------------------------------------------------------------------------------------
 
 
-def _worth_rewriting(fdef) -> bool:
+def _worth_rewriting(fdef, modules) -> bool:
     for n in _walk_scope(fdef):
         if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)):
             return False
@@ -150,14 +172,28 @@ def _worth_rewriting(fdef) -> bool:
             return True
         if isinstance(n, ast.Assign) and any(_has_subscript(t) for t in n.targets):
             return True
-        if isinstance(n, ast.Call) and (_assembler_name(n.func) or _helper_call(n)):
+        if isinstance(n, ast.Call) and (_assembler_name(n.func) or _helper_call(n, modules)):
+            return True
+        if isinstance(n, ast.Subscript) and _concatenator_name(n.value):
             return True
     return False
 
 
-def _helper_call(call) -> bool:
-    """A call of a function by a plain name that is not a builtin: maybe the user's own helper."""
-    return isinstance(call.func, ast.Name) and call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
+def _helper_call(call, modules) -> bool:
+    """A call of a function by a plain name that is not a builtin, or of a method (``self.helper(x)``,
+    not ``np.sin(x)`` of a module the function's globals hold): maybe the user's own helper."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
+    root = call.func
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(call.func, ast.Attribute) and not (isinstance(root, ast.Name) and root.id in modules)
+
+
+def _concatenator_name(value) -> bool:
+    """``np.r_``, ``numpy.c_``, ``r_``...: maybe numpy's r_/c_, which call np.array on their items."""
+    name = value.attr if isinstance(value, ast.Attribute) else value.id if isinstance(value, ast.Name) else None
+    return name in ("r_", "c_")
 
 
 def _has_subscript(target) -> bool:
@@ -197,8 +233,8 @@ def _assigned_names(stmts) -> list:
 
 
 class _ControlFlow(ast.NodeTransformer):
-    def __init__(self, filename: str):
-        self.filename = filename
+    def __init__(self, filename: str, modules):
+        self.filename, self.modules = filename, modules
         self.count = 0
         self.depth = 0
 
@@ -328,12 +364,18 @@ class _ControlFlow(ast.NodeTransformer):
             return _at(_call("not_", node.operand), node)
         return node
 
+    def visit_Subscript(self, node):
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load) and _concatenator_name(node.value):
+            node.value = _at(_call("concatenator", node.value), node.value)
+        return node
+
     def visit_Call(self, node):
         self.generic_visit(node)
         if _assembler_name(node.func) and node.args and not any(isinstance(a, ast.Starred) for a in node.args):
             node.args = [node.func, *node.args]
             node.func = _call_attr("array")
-        elif _helper_call(node):
+        elif _helper_call(node, self.modules):
             node.func = _at(_call("convert", node.func), node.func)  # the user's helpers are rewritten too
         return node
 
