@@ -10,10 +10,13 @@ code still name the user's lines). Afterwards:
   traced one runs both and joins each name they assign with ``np.where``; ``a if c else b``,
   ``and``/``or``/``not`` likewise; ``while`` refuses a traced condition;
 - ``x[k] = v`` and ``x op= v`` are ``x = _sd.setitem(x, k, v)``/``_sd.augassign``, functional when
-  a traced value is involved; ``np.array``/``np.asarray`` calls go through ``_sd.array``.
+  a traced value is involved; ``np.array``/``np.asarray`` calls go through ``_sd.array``, and
+  ``X.r_[...]``/``X.c_[...]`` through ``_sd.concatenator`` (numpy's r_/c_ call np.array on items);
+- functions and methods it calls (``helper(x)``, ``self.helper(x)``) go through ``_sd.convert``,
+  which rewrites the user's own ones the same way.
 
-Functions whose source cannot be read (lambdas, code typed at a prompt, builtins) or that this pass
-does not handle (generators, async) run unchanged.
+A lambda is found in its file by line, parameters and columns. Functions whose source cannot be read
+(code typed at a prompt, builtins) or that this pass does not handle (generators, async) run unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import __future__
 import ast
 import builtins
 import inspect
+import linecache
 import textwrap
 import types
 import warnings
@@ -81,10 +85,13 @@ def _rewrite_code(fun):
     code = fun.__code__
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         return None
-    lines, first = inspect.getsourcelines(fun)
-    tree = ast.parse(textwrap.dedent("".join(lines)))
-    ast.increment_lineno(tree, first - 1)
-    fdef = _lambda_def(tree, code) if fun.__name__ == "<lambda>" else tree.body[0]
+    if fun.__name__ == "<lambda>":  # its lines may not parse alone (`for f in (lambda x: ...,):`): the whole file
+        fdef = _lambda_def(ast.parse("".join(linecache.getlines(code.co_filename))), code)
+    else:
+        lines, first = inspect.getsourcelines(fun)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+        ast.increment_lineno(tree, first - 1)
+        fdef = tree.body[0]
     modules = {name for name, v in fun.__globals__.items() if isinstance(v, types.ModuleType)}
     if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef, modules):
         return None
@@ -123,8 +130,8 @@ def _rewrite_code(fun):
 
 
 def _lambda_def(tree, code):
-    """The lambda of ``code`` in its source lines as ``def <lambda>(...): return ...``, or None when
-    the lines hold no lambda, or several, with its first line and parameters."""
+    """The lambda of ``code`` in its file as ``def <lambda>(...): return ...``, or None when the file
+    holds no lambda, or several, with its first line, parameters and columns."""
     n_args = code.co_argcount + code.co_kwonlyargcount
     found = [
         n

@@ -131,3 +131,10 @@ def test_refused_forms_name_the_line():
     for f, what in ((traced_bound, "traced bound"), (matrix, "np.matrix")):
         with pytest.raises(TraceError, match=rf"{what}.*test_concat_shortcuts.py:\d+.*np.concatenate"):
             symdiff.grad(f)(V)
+
+
+def test_functions_without_source_get_a_clear_error():
+    scope = {"np": np}
+    exec(compile("def f(v):\n    return np.sum(np.r_[v, v] ** 2)\n", "<typed>", "exec"), scope)
+    with pytest.raises(TraceError, match=r"np\.r_.*cannot read at <typed>:2; write np\.concatenate"):
+        symdiff.grad(scope["f"])(V)
