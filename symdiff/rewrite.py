@@ -10,10 +10,13 @@ code still name the user's lines). Afterwards:
   traced one runs both and joins each name they assign with ``np.where``; ``a if c else b``,
   ``and``/``or``/``not`` likewise; ``while`` refuses a traced condition;
 - ``x[k] = v`` and ``x op= v`` are ``x = _sd.setitem(x, k, v)``/``_sd.augassign``, functional when
-  a traced value is involved; ``np.array``/``np.asarray`` calls go through ``_sd.array``.
+  a traced value is involved; ``np.array``/``np.asarray`` calls go through ``_sd.array``, and
+  ``X.r_[...]``/``X.c_[...]`` through ``_sd.concatenator`` (numpy's r_/c_ call np.array on items);
+- functions and methods it calls (``helper(x)``, ``self.helper(x)``) go through ``_sd.convert``,
+  which rewrites the user's own ones the same way.
 
-Functions whose source cannot be read (lambdas, code typed at a prompt, builtins) or that this pass
-does not handle (generators, async) run unchanged.
+A lambda is found in its file by line, parameters and columns. Functions whose source cannot be read
+(code typed at a prompt, builtins) or that this pass does not handle (generators, async) run unchanged.
 """
 
 from __future__ import annotations
@@ -22,16 +25,26 @@ import __future__
 import ast
 import builtins
 import inspect
+import linecache
 import textwrap
 import types
 import warnings
 import weakref
 
 from . import rewrite_runtime
-
-_HELPERS = "_sd"
-_TEMP = "_sd_"  # temporaries of the rewrite: never joined after an ``if``
-_FLAG = "_sdv_"  # variables of the rewrite that are joined (flags, the return value)
+from .rewrite_escapes import (
+    _HELPERS,
+    _TEMP,
+    _assign,
+    _at,
+    _call,
+    _call_attr,
+    _Escapes,
+    _load,
+    _store,
+    _thunk,
+    _walk_scope,
+)
 
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # code object -> rewritten code, or None
 
@@ -70,20 +83,22 @@ def rewritten(fun):
 
 def _rewrite_code(fun):
     code = fun.__code__
-    if fun.__name__ == "<lambda>" or code.co_flags & (
-        inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-    ):
+    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         return None
-    lines, first = inspect.getsourcelines(fun)
-    tree = ast.parse(textwrap.dedent("".join(lines)))
-    ast.increment_lineno(tree, first - 1)
-    fdef = tree.body[0]
-    if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef):
+    if fun.__name__ == "<lambda>":  # its lines may not parse alone (`for f in (lambda x: ...,):`): the whole file
+        fdef = _lambda_def(ast.parse("".join(linecache.getlines(code.co_filename))), code)
+    else:
+        lines, first = inspect.getsourcelines(fun)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+        ast.increment_lineno(tree, first - 1)
+        fdef = tree.body[0]
+    modules = {name for name, v in fun.__globals__.items() if isinstance(v, types.ModuleType)}
+    if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef, modules):
         return None
     fdef.decorator_list = []
     filename = code.co_filename
     fdef.body = _Escapes(fdef).lower_function()
-    fdef = _ControlFlow(filename).visit(fdef)
+    fdef = _ControlFlow(filename, modules).visit(fdef)
     freevars = [v for v in code.co_freevars if v != _HELPERS]
     outer = ast.FunctionDef(
         name="_sd_outer",
@@ -114,14 +129,27 @@ def _rewrite_code(fun):
     return new_code
 
 
-def _at(new, old):
-    """``new`` placed at the first line of ``old`` (one line: Python 3.11 gives an attribute access
-    the line where it ends)."""
-    if not hasattr(old, "lineno"):
-        return new
-    new.lineno = new.end_lineno = old.lineno
-    new.col_offset = new.end_col_offset = old.col_offset
-    return new
+def _lambda_def(tree, code):
+    """The lambda of ``code`` in its file as ``def <lambda>(...): return ...``, or None when the file
+    holds no lambda, or several, with its first line, parameters and columns."""
+    n_args = code.co_argcount + code.co_kwonlyargcount
+    found = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Lambda)
+        and n.lineno == code.co_firstlineno
+        and tuple(a.arg for a in n.args.posonlyargs + n.args.args + n.args.kwonlyargs) == code.co_varnames[:n_args]
+    ]
+    if len(found) > 1:  # several on the line: the one whose body holds the code's first position
+        positions = getattr(code, "co_positions", lambda: ())()
+        cols = [c for _, _, c, e in positions if c is not None and e is not None and e > c]
+        found = [n for n in found if cols and n.body.col_offset <= min(cols) <= n.body.end_col_offset]
+    if len(found) != 1:
+        return None
+    lam = found[0]
+    body = [ast.copy_location(ast.Return(value=lam.body), lam.body)]
+    fdef = ast.FunctionDef(name="<lambda>", args=lam.args, body=body, decorator_list=[], returns=None)
+    return ast.copy_location(fdef, lam)
 
 
 def _fill_locations(module, fdef):
@@ -139,29 +167,8 @@ def _fill_locations(module, fdef):
 # What the function contains
 # ---------------------------------------------------------------------------------------------
 
-_SCOPES = (
-    ast.FunctionDef,
-    ast.AsyncFunctionDef,
-    ast.Lambda,
-    ast.ClassDef,
-    ast.ListComp,
-    ast.SetComp,
-    ast.DictComp,
-    ast.GeneratorExp,
-)
 
-
-def _walk_scope(node):
-    """The nodes of ``node`` that belong to its own scope (not to nested functions or classes)."""
-    todo = list(ast.iter_child_nodes(node))
-    while todo:
-        n = todo.pop()
-        yield n
-        if not isinstance(n, _SCOPES):
-            todo.extend(ast.iter_child_nodes(n))
-
-
-def _worth_rewriting(fdef) -> bool:
+def _worth_rewriting(fdef, modules) -> bool:
     for n in _walk_scope(fdef):
         if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)):
             return False
@@ -172,14 +179,28 @@ def _worth_rewriting(fdef) -> bool:
             return True
         if isinstance(n, ast.Assign) and any(_has_subscript(t) for t in n.targets):
             return True
-        if isinstance(n, ast.Call) and (_assembler_name(n.func) or _helper_call(n)):
+        if isinstance(n, ast.Call) and (_assembler_name(n.func) or _helper_call(n, modules)):
+            return True
+        if isinstance(n, ast.Subscript) and _concatenator_name(n.value):
             return True
     return False
 
 
-def _helper_call(call) -> bool:
-    """A call of a function by a plain name that is not a builtin: maybe the user's own helper."""
-    return isinstance(call.func, ast.Name) and call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
+def _helper_call(call, modules) -> bool:
+    """A call of a function by a plain name that is not a builtin, or of a method (``self.helper(x)``,
+    not ``np.sin(x)`` of a module the function's globals hold): maybe the user's own helper."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
+    root = call.func
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(call.func, ast.Attribute) and not (isinstance(root, ast.Name) and root.id in modules)
+
+
+def _concatenator_name(value) -> bool:
+    """``np.r_``, ``numpy.c_``, ``r_``...: maybe numpy's r_/c_, which call np.array on their items."""
+    name = value.attr if isinstance(value, ast.Attribute) else value.id if isinstance(value, ast.Name) else None
+    return name in ("r_", "c_")
 
 
 def _has_subscript(target) -> bool:
@@ -213,187 +234,14 @@ def _assigned_names(stmts) -> list:
     return [n for n in seen if not n.startswith(_TEMP) and n != _HELPERS]
 
 
-def _call(name: str, *args) -> ast.Call:
-    return ast.Call(
-        func=ast.Attribute(value=ast.Name(id=_HELPERS, ctx=ast.Load()), attr=name, ctx=ast.Load()),
-        args=list(args),
-        keywords=[],
-    )
-
-
-def _load(name):
-    return ast.Name(id=name, ctx=ast.Load())
-
-
-def _store(name):
-    return ast.Name(id=name, ctx=ast.Store())
-
-
-def _assign(name, value):
-    return ast.Assign(targets=[_store(name)], value=value)
-
-
-def _thunk(expr):
-    return ast.Lambda(
-        args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body=expr
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# return / break / continue as flags
-# ---------------------------------------------------------------------------------------------
-
-
-def _always_returns(stmts) -> bool:
-    """Every path through ``stmts`` ends in a ``return`` or ``raise`` (Python never falls off their end)."""
-    for s in stmts:
-        if isinstance(s, (ast.Return, ast.Raise)):
-            return True
-        if isinstance(s, ast.If) and _always_returns(s.body) and _always_returns(s.orelse):
-            return True
-        if isinstance(s, ast.With) and _always_returns(s.body):
-            return True
-    return False
-
-
-class _Escapes:
-    """Lower ``return``, ``break`` and ``continue`` that sit inside other statements to flags, so
-    that an ``if`` on a traced value can run both branches. A statement at the top of the function
-    body is left alone, so a function whose only ``return`` is its last line is unchanged."""
-
-    RET, VALUE = _FLAG + "ret", _FLAG + "value"
-
-    def __init__(self, fdef):
-        self.fdef = fdef
-        self.loops = 0
-
-    def lower_function(self):
-        body = self.fdef.body
-        nested = any(
-            isinstance(n, (ast.Return, ast.Break, ast.Continue))
-            for s in body
-            if not isinstance(s, ast.Return)
-            for n in _walk_scope(s)
-        )
-        if not nested:
-            return body
-        out = [_assign(self.RET, ast.Constant(False)), _assign(self.VALUE, _call_attr("NORETURN"))]
-        out += self.block(body, loop=None)
-        always = ast.Constant(_always_returns(body))
-        out.append(ast.Return(value=_call("result", _load(self.RET), _load(self.VALUE), always)))
-        return out
-
-    def block(self, stmts, loop):
-        """``stmts`` with escapes lowered; ``loop`` is the (break, continue) flags of the innermost loop."""
-        out = []
-        for i, s in enumerate(stmts):
-            if isinstance(s, ast.Return):
-                value = s.value if s.value is not None else ast.Constant(None)
-                out += [_at(_assign(self.VALUE, value), s), _at(_assign(self.RET, ast.Constant(True)), s)]
-                return out
-            if isinstance(s, (ast.Break, ast.Continue)) and loop is not None:
-                flag = loop[0] if isinstance(s, ast.Break) else loop[1]
-                out.append(_at(_assign(flag, ast.Constant(True)), s))
-                return out
-            flags = self.flags_set_by(s, loop)
-            new = self.statement(s, loop)
-            out.extend(new if isinstance(new, list) else [new])
-            if flags and i + 1 < len(stmts):
-                rest = self.block(stmts[i + 1 :], loop)
-                guard = ast.If(test=_call("not_", _call("any_", *map(_load, flags))), body=rest, orelse=[])
-                out.append(_at(guard, stmts[i + 1]))
-                return out
-        return out
-
-    def flags_set_by(self, s, loop) -> list:
-        flags = []
-        nodes = list(_walk_own(s))
-        if any(isinstance(n, ast.Return) for n in nodes):
-            flags.append(self.RET)
-        if loop is not None and not isinstance(s, (ast.For, ast.While)):
-            outer = list(_walk_own(s, stop_at_loops=True))
-            if any(isinstance(n, ast.Break) for n in outer):
-                flags.append(loop[0])
-            if any(isinstance(n, ast.Continue) for n in outer):
-                flags.append(loop[1])
-        return flags
-
-    def statement(self, s, loop):
-        if isinstance(s, ast.If):
-            s.body, s.orelse = self.block(s.body, loop), self.block(s.orelse, loop)
-        elif isinstance(s, (ast.With, ast.Try)):
-            for field in ("body", "orelse", "finalbody"):
-                if hasattr(s, field):
-                    setattr(s, field, self.block(getattr(s, field), loop))
-            for h in getattr(s, "handlers", ()):
-                h.body = self.block(h.body, loop)
-        elif isinstance(s, (ast.For, ast.While)):
-            return self.loop(s)
-        return s
-
-    def loop(self, s):
-        inner = list(_walk_own(s, stop_at_loops=True))
-        if not any(isinstance(n, (ast.Return, ast.Break, ast.Continue)) for n in list(_walk_own(s))[1:]):
-            return s
-        self.loops += 1
-        brk, cont = f"{_FLAG}break{self.loops}", f"{_FLAG}continue{self.loops}"
-        uses_break = any(isinstance(n, ast.Break) for n in inner)
-        uses_continue = any(isinstance(n, ast.Continue) for n in inner)
-        returns = any(isinstance(n, ast.Return) for n in _walk_own(s))
-        stops = ([self.RET] if returns else []) + ([brk] if uses_break else [])
-        body = self.block(s.body, (brk, cont))
-        head = [_assign(cont, ast.Constant(False))] if uses_continue else []
-        if stops and isinstance(s, ast.For):  # after a traced break the target keeps its value then
-            item = f"{_FLAG}item{self.loops}"
-            body = [_at(ast.Assign(targets=[s.target], value=_load(item)), s.target), *body]
-            s.target = _store(item)
-        if stops:
-            body = [
-                ast.If(test=_call("not_", _call("any_", *map(_load, stops))), body=body, orelse=[]),
-                ast.If(test=_call("stop", *map(_load, stops)), body=[ast.Break()], orelse=[]),
-            ]
-        s.body = [_at(n, s.body[0]) for n in head] + body if not stops else [_at(n, s.body[0]) for n in head + body]
-        if s.orelse and stops:
-            s.orelse = [
-                _at(
-                    ast.If(
-                        test=_call("not_", _call("any_", *map(_load, stops))),
-                        body=self.block(s.orelse, None),
-                        orelse=[],
-                    ),
-                    s.orelse[0],
-                )
-            ]
-        else:
-            s.orelse = self.block(s.orelse, None)
-        before = [_at(_assign(brk, ast.Constant(False)), s)] if uses_break else []
-        return [*before, s] if before else s
-
-
-def _call_attr(name):
-    return ast.Attribute(value=ast.Name(id=_HELPERS, ctx=ast.Load()), attr=name, ctx=ast.Load())
-
-
-def _walk_own(s, stop_at_loops=False):
-    """``s`` and its nodes in the same scope; with ``stop_at_loops``, not inside nested loops."""
-    yield s
-    todo = list(ast.iter_child_nodes(s))
-    while todo:
-        n = todo.pop()
-        yield n
-        if isinstance(n, _SCOPES) or (stop_at_loops and isinstance(n, (ast.For, ast.While))):
-            continue
-        todo.extend(ast.iter_child_nodes(n))
-
-
 # ---------------------------------------------------------------------------------------------
 # if / while / conditional expressions / and, or, not / item assignment / np.array
 # ---------------------------------------------------------------------------------------------
 
 
 class _ControlFlow(ast.NodeTransformer):
-    def __init__(self, filename: str):
-        self.filename = filename
+    def __init__(self, filename: str, modules):
+        self.filename, self.modules = filename, modules
         self.count = 0
         self.depth = 0
 
@@ -523,12 +371,18 @@ class _ControlFlow(ast.NodeTransformer):
             return _at(_call("not_", node.operand), node)
         return node
 
+    def visit_Subscript(self, node):
+        self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load) and _concatenator_name(node.value):
+            node.value = _at(_call("concatenator", node.value), node.value)
+        return node
+
     def visit_Call(self, node):
         self.generic_visit(node)
         if _assembler_name(node.func) and node.args and not any(isinstance(a, ast.Starred) for a in node.args):
             node.args = [node.func, *node.args]
             node.func = _call_attr("array")
-        elif _helper_call(node):
+        elif _helper_call(node, self.modules):
             node.func = _at(_call("convert", node.func), node.func)  # the user's helpers are rewritten too
         return node
 

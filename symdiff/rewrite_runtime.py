@@ -15,6 +15,7 @@ import types
 
 import numpy as np
 
+from .concatenators import concatenator  # noqa: F401  np.r_[...] / np.c_[...] of the rewritten code
 from .errors import ShapeError, TraceError, user_location
 
 
@@ -326,7 +327,10 @@ _INSTALLED = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "
 
 
 def convert(f):
-    """``f`` rewritten like the traced function when it is the user's own Python function."""
+    """``f`` rewritten like the traced function when it is the user's own Python function or method."""
+    if isinstance(f, types.MethodType):
+        inner = convert(f.__func__)
+        return f if inner is f.__func__ else types.MethodType(inner, f.__self__)
     if not isinstance(f, types.FunctionType) or (f.__module__ or "").split(".")[0] in _LIBRARIES:
         return f
     if os.path.abspath(f.__code__.co_filename).startswith(_INSTALLED):

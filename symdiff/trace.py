@@ -12,6 +12,7 @@ nodes). Anything the tracer cannot record raises ``TraceError`` naming the user'
 from __future__ import annotations
 
 import numbers
+import sys
 import threading
 
 import numpy as np
@@ -62,6 +63,11 @@ class Tracer:
         )
 
     def __array__(self, dtype=None, copy=None):
+        if "index_tricks" in sys._getframe(1).f_code.co_filename:  # numpy's r_/c_ where no rewrite reached
+            raise _fail(
+                "np.r_[...]/np.c_[...] of a traced value in a function whose source symdiff cannot read",
+                "write np.concatenate([...], axis=...) (np.column_stack for np.c_), or define the function in a file",
+            )
         raise _fail(
             "conversion of a traced value to a concrete numpy array (np.asarray, float, item)",
             "keep the computation in numpy operations on the argument",

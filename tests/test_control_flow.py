@@ -357,6 +357,81 @@ def test_helpers_the_function_calls_are_rewritten():
     assert symdiff.grad(f)(-2.0) == pytest.approx(0.5 - 4.0)
 
 
+class Piecewise:
+    """Helpers reached as methods: bound, static, class and inherited, each with a traced `if`."""
+
+    scale = 3.0
+
+    def helper(self, x):
+        if x > 0:
+            return x
+        return -x
+
+    def f(self, x):
+        return self.helper(x) ** 2 + self.kinked(x)
+
+    @staticmethod
+    def kinked(x):
+        if x > 1:
+            return 2 * x
+        return x
+
+    @classmethod
+    def scaled(cls, x):
+        return cls.kinked(x) * cls.scale
+
+    def nested(self, x):
+        return self.outer(x) * 2
+
+    def outer(self, x):
+        y = self.helper(x) + self.scaled(x)
+        if y > 4:
+            y = y - x**2
+        return y
+
+    def ambiguous(self, v):
+        if v > 0:
+            return v.sum()
+        return -v.sum()
+
+    def loops(self, x):
+        while x > 1:
+            x = x / 2
+        return x
+
+
+@pytest.mark.parametrize("x", [2.0, -2.0, 0.5])
+def test_methods_called_during_tracing_are_rewritten(x):
+    m = Piecewise()
+    helper = lambda v: v if v > 0 else -v
+    kinked = lambda v: 2 * v if v > 1 else v
+    f = lambda v: helper(v) ** 2 + kinked(v)
+
+    def nested(v):
+        y = helper(v) + 3.0 * kinked(v)
+        return 2 * (y - v**2 if y > 4 else y)
+
+    for fun, plain in ((m.f, f), (lambda v: m.f(v), f), (Piecewise.scaled, lambda v: 3.0 * kinked(v))):
+        value, g = symdiff.value_and_grad(fun)(x)
+        assert value == pytest.approx(plain(x))
+        assert g == pytest.approx(central(plain, np.array(x)), rel=1e-6)
+    assert symdiff.grad(m.nested)(x) == pytest.approx(central(nested, np.array(x)), rel=1e-6)
+    assert symdiff.grad(lambda v: Piecewise().nested(v))(x) == pytest.approx(central(nested, np.array(x)), rel=1e-6)
+    assert symdiff.hessian(m.f)(x) == pytest.approx(2.0)  # helper(x)**2 is x**2 on both sides
+    y = abs(x) + 3.0 * kinked(x)
+    assert symdiff.hessian(m.nested)(x) == pytest.approx(-4.0 if y > 4 else 0.0)
+
+
+def test_errors_inside_methods_name_the_methods_lines():
+    m = Piecewise()
+    line = Piecewise.ambiguous.__code__.co_firstlineno + 1
+    with pytest.raises(TraceError, match=rf"ambiguous.*test_control_flow\.py:{line}\b"):
+        symdiff.grad(lambda v: m.ambiguous(v))(np.ones(3))
+    line = Piecewise.loops.__code__.co_firstlineno + 1
+    with pytest.raises(TraceError, match=rf"`while` loop at .*test_control_flow\.py:{line}\b"):
+        symdiff.grad(m.loops)(3.0)
+
+
 def test_chained_comparison_on_a_traced_value():
     def f(x):
         if 0 < x < 1:

@@ -335,7 +335,7 @@ THIS_FILE = os.path.basename(__file__)
 @pytest.mark.parametrize(
     "fun, error, words",
     [
-        (lambda x: x if x[0] > 0 else -x, symdiff.TraceError, "np.where"),
+        (lambda x: x if x > 0 else -x, symdiff.TraceError, "np.where"),  # a 3-element condition
         (lambda x: float(x[0]) * x, symdiff.TraceError, "conversion"),
         (lambda x: np.unique(x), symdiff.TraceError, "np.unique is not supported"),
         (lambda x: np.add.reduce(x), symdiff.TraceError, "add.reduce"),
