@@ -296,3 +296,14 @@ def test_mask_of_the_wrong_length_and_boolean_scalars_are_errors():
         symdiff.grad(lambda v: np.sum(v[np.array([True, False])]))(V0)
     with pytest.raises(TraceError, match="boolean scalar"):
         symdiff.grad(lambda v: np.sum(v[True]))(V0)
+
+
+def test_integer_index_argument_with_batch_axes_is_refused_and_without_them_works():
+    def f(x, i):
+        return np.sum(np.sin(x[i]) ** 2)
+
+    points, positions = RNG.normal(size=(3, 4)), np.array([0, 2, 2])
+    batched = symdiff.grad(f, signature="(n),(k)->()")
+    np.testing.assert_allclose(batched(points, positions), [symdiff.grad(f)(p, positions) for p in points])
+    with pytest.raises(ShapeError, match="batch axes"):
+        batched(points, np.stack([positions] * 3))
