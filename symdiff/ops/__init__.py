@@ -1,6 +1,7 @@
 """The op registry: every IR operation defined once, by family, with all its rules (see ``base``)."""
 
 from . import (  # noqa: F401  (each registers its ops)
+    advanced,
     assembly,
     custom,
     elementwise,

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import DtypeError, ShapeError
 from ..graph import Node, const_node
 from . import elementwise as ew
+from .advanced import runtime_positions
 from .indexing import gather, getitem, index, np_diag, np_split
 from .products import einsum
 from .shape import broadcast, concat, reshape, transpose
@@ -40,8 +41,13 @@ def _slice(x: Node, axis: int, start=None, stop=None, step=None) -> Node:
 
 def _positions(x: Node, axis: int, positions) -> Node:
     """``x`` indexed along ``axis`` by the constant integer array ``positions`` (np.take)."""
+    return take_at(x, axis, const_node(np.asarray(positions, dtype=np.intp), keep_dtype=True))
+
+
+def take_at(x: Node, axis: int, positions: Node) -> Node:
+    """``x`` indexed along ``axis`` by the integer node ``positions`` (np.take)."""
     layout = tuple(("a", 0) if k == axis else ("s", (0, d, 1)) for k, d in enumerate(x.shape))
-    return gather(x, layout, x.shape, [const_node(np.asarray(positions, dtype=np.intp), keep_dtype=True)])
+    return gather(x, layout, x.shape, [positions])
 
 
 def _along(x: Node, axis: int, positions: Node) -> Node:
@@ -438,6 +444,8 @@ def np_take(a, indices, axis=None, out=None, mode="raise"):
     if axis is None:
         x, axis = reshape(x, x.ndim, (x.size,)), 0
     axis = _axis(axis, x.ndim)
+    if is_traced(indices) and mode == "raise":  # known when the generated code runs
+        return take_at(x, axis, runtime_positions(indices))
     positions = np.take(np.arange(x.shape[axis]), _ints(indices, "np.take indices"), mode=mode)
     return _positions(x, axis, positions)
 
@@ -451,9 +459,7 @@ def np_take_along_axis(arr, indices, axis=-1):
     if is_traced(indices):
         order = as_node(indices)
         reordered = reorder(x, order, axis - x.ndim) if order.ndim == x.ndim else None
-        if reordered is None:
-            raise refuse("np.take_along_axis with traced indices", "only a permutation of np.argsort along the same axis")
-        return reordered
+        return _along(x, axis, runtime_positions(indices)) if reordered is None else reordered
     positions = np.asarray(indices)
     if positions.dtype.kind not in "iu":
         raise refuse(f"np.take_along_axis with indices of dtype {positions.dtype}", "use integer indices")

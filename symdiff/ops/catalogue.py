@@ -38,6 +38,8 @@ CONVENTIONS = {
     "np.triu": "0 outside the triangle (a select: inf/NaN there do not leak)",
     "np.sinc": "derivatives at 0 from the Taylor series (no 0/0)",
     "np.einsum": "numpy's whole grammar: implicit output, '...', sublists; optimize= is accepted and ignored",
+    "np.take": "indices may be an integer argument (data, no derivative; out of range: IndexError when run)",
+    "np.take_along_axis": "indices may be an integer argument (data, no derivative; out of range: IndexError when run)",
 }
 
 
@@ -93,7 +95,9 @@ def render() -> str:
     lines += ["", "## Array methods and attributes", "",
               ", ".join(f"`x.{m}()`" for m in methods) + ", `x.T`, `x.mT`, `x.shape`, `x.ndim`, `x.size`,",
               "`x.dtype`, operators (`+ - * / // ** @`, comparisons, unary `-`, `abs()`) and indexing (integers, slices,",
-              "`...`, `None`, integer arrays).", "",
+              "`...`, `None`, integer arrays, boolean masks built from constants). Integer-array arguments index as data",
+              "(no derivative; out of range: IndexError when the generated code runs); index arrays separated by a slice",
+              "put their axes first, as in numpy.", "",
               "## IR operations (the op registry, `symdiff/ops/`)", "",
               "What traced programs are made of; each op holds its own derivative, evaluation and folding rules.", ""]
     rows = []

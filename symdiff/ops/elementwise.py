@@ -44,8 +44,20 @@ def elementwise(body, inputs, shape=None, dtype: str | None = None) -> Node:
                 + " ".join(str(n.shape) for n in inputs)
             ) from None
     if dtype is None:
-        dtype = result_dtype(*(n.dtype for n in inputs))
+        dtype = _integer_dtype(body, inputs) or result_dtype(*(n.dtype for n in inputs))
     return Node("elementwise", inputs, shape, dtype, (body,))
+
+
+def _integer_dtype(body, inputs) -> str | None:
+    """numpy's integer dtype for sums, products and powers of integer arrays (index arithmetic such
+    as ``labels - 1``, which must stay an index), else None."""
+    if not inputs or any(np.dtype(n.dtype).kind not in "iu" for n in inputs):
+        return None
+    for e in sympy.preorder_traversal(body):
+        if not (isinstance(e, (sympy.Symbol, sympy.Integer, sympy.Add, sympy.Mul))
+                or isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp >= 0):
+            return None
+    return str(np.result_type(*(n.dtype for n in inputs)))
 
 
 def fill(value, shape, dtype: str = "float64") -> Node:

@@ -44,17 +44,25 @@ def scatter(g: Node, idx: tuple, core) -> Node:
 
 def gather(x: Node, layout: tuple, core, index_nodes) -> Node:
     """Integer-array indexing of the trailing axes. ``layout`` has one entry per key item:
-    ("s", (start, stop, step)), ("a", k) for index array k, or None for a new axis."""
+    ("s", (start, stop, step)), ("a", k) for index array k, or None for a new axis. Index arrays
+    known only when the generated code runs (an argument) make it a ``dynamic_gather``."""
     key = gather_key(layout, [np.zeros(n.shape, dtype=np.intp) for n in index_nodes])
     out_core = np.empty(core, dtype=np.int8)[key].shape
-    return Node("gather", (x, *index_nodes), lead_shape(x.shape, len(core)) + out_core, x.dtype, (layout, tuple(core)))
+    name = "gather" if _constant(index_nodes) else "dynamic_gather"
+    return Node(name, (x, *index_nodes), lead_shape(x.shape, len(core)) + out_core, x.dtype, (layout, tuple(core)))
 
 
 def scatter_add(g: Node, layout: tuple, core, index_nodes) -> Node:
     """The adjoint of ``gather``: zeros of trailing shape ``core`` with ``g`` added at the key."""
     key = gather_key(layout, [np.zeros(n.shape, dtype=np.intp) for n in index_nodes])
     r_out = np.empty(core, dtype=np.int8)[key].ndim
-    return Node("scatter_add", (g, *index_nodes), lead_shape(g.shape, r_out) + tuple(core), g.dtype, (layout, tuple(core)))
+    name = "scatter_add" if _constant(index_nodes) else "dynamic_scatter_add"
+    return Node(name, (g, *index_nodes), lead_shape(g.shape, r_out) + tuple(core), g.dtype, (layout, tuple(core)))
+
+
+def _constant(index_nodes) -> bool:
+    """Whether every index array is known at trace time (a constant of the generated code)."""
+    return all(n.op == "const" for n in index_nodes)
 
 
 def gather_key(layout, arrays) -> tuple:
@@ -228,7 +236,7 @@ class Scatter(Op):
 
 @register
 class Gather(Op):
-    """Integer-array indexing; the index arrays are constant inputs after the array."""
+    """Integer-array indexing; the index arrays (known at trace time) are constant inputs after the array."""
 
     name = "gather"
     linear = True
@@ -343,10 +351,12 @@ def getitem(a, key):
         reordered = reorder(x, as_node(key[0]), -1)  # x[np.argsort(y)]: a run-time permutation
         if reordered is not None:
             return reordered
-    if any(is_traced(k) for k in key):
-        raise refuse("indexing with a traced array", "index with constant integer arrays, or use np.where")
-    if any(isinstance(k, (list, np.ndarray)) for k in key):
-        return _gather_by_arrays(x, key)
+    if any(isinstance(k, (bool, np.bool_)) for k in key):  # numpy: a new axis of length 1 or 0, not x[1]
+        raise refuse("indexing with a boolean scalar", "use x[None] or np.where")
+    if any(is_traced(k) or isinstance(k, (list, np.ndarray)) for k in key):
+        from .advanced import advanced_index
+
+        return advanced_index(x, key)
     key = _without_ellipsis(key, x.ndim)
     idx, dim = [], 0
     for k in key:
@@ -380,34 +390,6 @@ def _without_ellipsis(key: tuple, ndim: int) -> tuple:
         i = dots[0]
         return key[:i] + (slice(None),) * (ndim - n_real) + key[i + 1 :]
     return key + (slice(None),) * (ndim - n_real)
-
-
-def _gather_by_arrays(x: Node, key: tuple) -> Node:
-    """Integer-array indexing: index arrays become integer constants passed to the generated code."""
-    key = _without_ellipsis(key, x.ndim)
-    positions = [i for i, k in enumerate(key) if isinstance(k, (list, np.ndarray, numbers.Integral))]
-    if positions != list(range(positions[0], positions[-1] + 1)):
-        raise refuse("integer-array indices separated by slices", "index one axis at a time")
-    layout, arrays, dim = [], [], 0
-    for k in key:
-        if k is None:
-            layout.append(None)
-            continue
-        size = x.shape[dim]
-        if isinstance(k, slice):
-            layout.append(("s", k.indices(size)))
-        else:
-            arr = np.asarray(k)
-            if arr.dtype.kind == "b":
-                raise refuse("boolean-mask indexing (its result shape depends on the data)", "use np.where")
-            if arr.dtype.kind not in "iu":
-                raise refuse(f"indexing with an array of dtype {arr.dtype}", "use integer arrays")
-            if arr.size and (arr.max() >= size or arr.min() < -size):
-                raise ShapeError(f"index out of bounds for axis {dim} with size {size}")
-            layout.append(("a", len(arrays)))
-            arrays.append(const_node(np.asarray(arr % size, dtype=np.intp), keep_dtype=True))
-        dim += 1
-    return gather(x, tuple(layout), x.shape, arrays)
 
 
 def take_diagonal(x: Node, i: int, j: int, offset: int = 0) -> Node:

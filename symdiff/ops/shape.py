@@ -72,7 +72,9 @@ def concat(nodes, axis: int) -> Node:
             )
     shape = list(ref)
     shape[axis] = sum(n.shape[axis] for n in nodes)
-    return Node("concat", nodes, shape, result_dtype(*(n.dtype for n in nodes)), (axis,))
+    dtypes = [n.dtype for n in nodes]
+    exact = all(np.dtype(d).kind in "iu" for d in dtypes)  # integers (index arrays) stay integers, as in numpy
+    return Node("concat", nodes, shape, str(np.result_type(*dtypes)) if exact else result_dtype(*dtypes), (axis,))
 
 
 @register
