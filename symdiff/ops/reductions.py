@@ -50,6 +50,15 @@ def _back(g: Node, node: Node) -> Node:
     return shape.broadcast(shape.reshape(g, node.ndim, with_ones(x, node.params[0])), x.ndim, x.shape)
 
 
+def _reduction_sparsity(self, node, patterns):
+    """Each entry of a reduction depends on the entries it reduces (sum, prod, max, min alike)."""
+    from . import patterns as pat
+
+    x = node.inputs[0]
+    targets = np.broadcast_to(np.arange(node.size).reshape(with_ones(x, node.params[0])), x.shape)
+    return pat.grouped(patterns[0], targets, node.size)
+
+
 def _reduction_statement(op: str, node, emit) -> dict:
     (axes,) = node.params
     return {"op": op, "target": emit.name(node), "x": emit.name(node.inputs[0]), "axes": list(axes),
@@ -59,6 +68,8 @@ def _reduction_statement(op: str, node, emit) -> dict:
 @register
 class Sum(Op):
     """Sum over trailing axes."""
+
+    sparsity = _reduction_sparsity
 
     name = "sum"
     linear = True
@@ -86,6 +97,8 @@ class Sum(Op):
 @register
 class Prod(Op):
     """Product over trailing axes."""
+
+    sparsity = _reduction_sparsity
 
     name = "prod"
 
@@ -125,6 +138,7 @@ def extreme_mask(node: Node):
 
 
 class _Extreme(Op):
+    sparsity = _reduction_sparsity
     linear = True
     numpy_function = staticmethod(np.max)
     sympy_function = sympy.Max

@@ -1,0 +1,200 @@
+"""Sparse Jacobians and Hessians by graph colouring and compressed products.
+
+The pattern comes from the IR (``symdiff.sparsity``). Columns that share no row get one colour
+(Curtis-Powell-Reid), so one forward-mode product per colour gives every nonzero; rows coloured
+the same way give reverse-mode products, and the mode with fewer colours is used. A Hessian uses the
+distance-2 column colouring of its pattern with one Hessian-vector product per colour, and takes
+each off-diagonal pair from one product, so the result is exactly symmetric. The products are one
+generated function (the Jacobian, by the existing transforms, of the function with its argument
+moved along the colour classes); the CSR data is gathered from them in an order fixed when compiled.
+Nothing of size n x n, and never n passes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SymdiffError
+from .ops import patterns as pat
+
+RANDOM_ORDERS = 20  # extra greedy orders tried on small patterns
+GREEDY_UP_TO = 300_000  # columns: beyond, the greedy sweep (a Python loop) runs only if no cyclic colouring fits
+
+
+def _valid(pattern, colours, k) -> bool:
+    """Whether no row of ``pattern`` has two columns of one colour."""
+    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
+    keys = np.sort(rows * k + colours[pattern.indices])
+    return not (keys[1:] == keys[:-1]).any()
+
+
+def _greedy(pattern, tries: int = 0) -> np.ndarray:
+    """Greedy colouring of the column intersection graph ``P^T P``, in column order and in
+    ``tries`` seeded random orders (small problems: a periodic stencil's wrap-around defeats the
+    natural order); the colouring with fewest colours."""
+    graph = (pattern.T.astype(np.int32) @ pattern.astype(np.int32)).tocsr()
+    indptr, indices = graph.indptr.tolist(), graph.indices.tolist()
+    n = pattern.shape[1]
+    rng = np.random.default_rng(0)
+    best = None
+    for order in [range(n)] + [rng.permutation(n).tolist() for _ in range(tries)]:
+        colour = [-1] * n
+        for v in order:
+            used = {colour[u] for u in indices[indptr[v] : indptr[v + 1]]}
+            c = 0
+            while c in used:
+                c += 1
+            colour[v] = c
+        if best is None or max(colour) < max(best):
+            best = colour
+    return np.asarray(best, dtype=np.int64)
+
+
+def column_colouring(pattern) -> np.ndarray:
+    """Colours of the columns such that no row has two nonzero columns of one colour (CPR). The
+    cyclic colourings ``j mod k`` (banded patterns: optimal) are tried first, checked in O(nnz)
+    each; the greedy colouring when it does better or nothing cyclic fits."""
+    sp = pat.scipy_sparse()
+    pattern = sp.csr_array(pattern)
+    m, n = pattern.shape
+    if pattern.nnz == 0:
+        return np.zeros(n, dtype=np.int64)
+    widest = int(np.diff(pattern.indptr).max())
+    best = None
+    for k in range(widest, min(2 * widest, n) + 1):
+        colours = np.arange(n, dtype=np.int64) % k
+        if _valid(pattern, colours, k):
+            best = colours
+            break
+    if best is None or (n <= GREEDY_UP_TO and best.max() + 1 > widest):
+        greedy = _greedy(pattern, tries=RANDOM_ORDERS if pattern.nnz <= 50_000 else 0)
+        if best is None or greedy.max() < best.max():
+            best = greedy
+    return best
+
+
+def colour_count(colours) -> int:
+    return int(colours.max()) + 1 if len(colours) else 0
+
+
+class Compressed:
+    """One compiled sparse derivative for one argument layout: the pattern, the colouring, the
+    transform computing the compressed products, and where each nonzero is read from them."""
+
+    def __init__(self, pattern, colours, mode, products, take, symmetric):
+        self.pattern, self.colours, self.mode, self.products, self.take = pattern, colours, mode, products, take
+        self.symmetric = symmetric
+
+    @property
+    def summary(self) -> str:
+        kind = "Hessian" if self.symmetric else "Jacobian"
+        how = {"forward": "Jacobian-vector products", "reverse": "vector-Jacobian products",
+               "hvp": "Hessian-vector products"}[self.mode]
+        return (f"Sparse {kind} of shape {self.pattern.shape}: {self.pattern.nnz} structural nonzeros, "
+                f"{colour_count(self.colours)} colours ({colour_count(self.colours)} {how}).")
+
+    def _seed(self) -> tuple:
+        """The extra argument of the forward products: the point ``t = 0`` along the colour classes."""
+        return () if self.mode == "reverse" else (np.zeros(colour_count(self.colours)),)
+
+    def __call__(self, args, kwargs):
+        sp = pat.scipy_sparse()
+        values = np.asarray(self.products(*args, *self._seed(), **kwargs))
+        data = values.reshape(-1)[self.take]
+        return sp.csr_array((data, self.pattern.indices.copy(), self.pattern.indptr.copy()), shape=self.pattern.shape)
+
+
+def _rows_of(pattern):
+    return np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
+
+
+def _moved(fun, position, colours, shape):
+    """``fun`` with its argument at ``position`` moved by ``t[colour]``: its Jacobian with respect to
+    ``t`` (the last argument) at ``t = 0`` is the Jacobian times the seed matrix of the colouring."""
+    classes = colours.reshape(shape)
+
+    def seeded(*args):
+        *args, t = args
+        args[position] = args[position] + t[classes]
+        return fun(*args)
+
+    return seeded
+
+
+def _summed(fun, colours, m):
+    """``fun``'s output entries summed per row colour: its Jacobian is the seed matrix's transpose
+    times the Jacobian (the rows of one colour never share a column)."""
+    seed = np.zeros((colour_count(colours), m))
+    seed[colours, np.arange(m)] = 1.0
+
+    def grouped(*args):
+        return seed @ np.reshape(fun(*args), (m,))
+
+    return grouped
+
+
+def compile_jacobian(fun, position, args, kwargs, kw):
+    from . import sparsity, transforms
+
+    pattern = sparsity.jacobian_pattern(fun, position, kw, args, kwargs)
+    m, n = pattern.shape
+    rows = _rows_of(pattern)
+    columns = column_colouring(pattern)
+    row_colours = column_colouring(pattern.T.tocsr())
+    x = np.asarray(args[position])
+    if colour_count(columns) <= colour_count(row_colours):
+        c = colour_count(columns)
+        products = transforms.jacobian(_moved(fun, position, columns, x.shape), argnums=len(args), **kw)
+        take = rows * c + columns[pattern.indices]  # entry (i, j) is product colour(j) at row i
+        return Compressed(pattern, columns, "forward", products, take, False)
+    c = colour_count(row_colours)
+    products = transforms.jacobian(_summed(fun, row_colours, m), argnums=position, **kw)
+    take = row_colours[rows] * n + pattern.indices  # entry (i, j) is product colour(i) at column j
+    return Compressed(pattern, row_colours, "reverse", products, take, False)
+
+
+def compile_hessian(fun, position, args, kwargs, kw):
+    from . import sparsity, transforms
+
+    pattern = sparsity.hessian_pattern(fun, position, kw, args, kwargs)
+    pattern = pat.binary(pattern + pattern.T)  # symmetric by construction already; made sure
+    colours = column_colouring(pattern)
+    c = colour_count(colours)
+    x = np.asarray(args[position])
+    gradient = transforms.grad(fun, argnums=position, **kw)
+    products = transforms.jacobian(_moved(gradient, position, colours, x.shape), argnums=len(args), **kw)
+    rows, cols = _rows_of(pattern), pattern.indices.astype(np.int64)
+    upper = rows <= cols  # each pair from one product: H[i, j] = H[j, i] = (H S)[min, colour(max)]
+    lo, hi = np.where(upper, rows, cols), np.where(upper, cols, rows)
+    take = lo * c + colours[hi]
+    return Compressed(pattern, colours, "hvp", products, take, True)
+
+
+class Sparse:
+    """``jacobian(fun, sparse=True)`` or ``hessian(fun, sparse=True)``: called like ``fun``, returns a
+    ``scipy.sparse.csr_array``; compiles once per argument layout (shapes, dtypes, static values)."""
+
+    def __init__(self, fun, kind, argnums, kw):
+        pat.scipy_sparse()
+        if not isinstance(argnums, (int, np.integer)) or kw.get("wrt") is not None:
+            raise SymdiffError(f"{kind}(sparse=True) differentiates one argument: pass one int as argnums")
+        self.fun, self.kind, self.argnums, self.kw = fun, kind, int(argnums), kw
+        self.__name__ = getattr(fun, "__name__", kind)
+        self._compiled: dict = {}
+
+    def compiled(self, *args, **kwargs) -> Compressed:
+        key = tuple((np.shape(a), np.asarray(a).dtype.str) if not isinstance(a, (str, type(None))) else repr(a)
+                    for a in args) + tuple(sorted((k, np.shape(v)) for k, v in kwargs.items()))
+        if key not in self._compiled:
+            position = self.argnums % len(args)
+            build = compile_hessian if self.kind == "hessian" else compile_jacobian
+            self._compiled[key] = build(self.fun, position, args, kwargs, self.kw)
+        return self._compiled[key]
+
+    def __call__(self, *args, **kwargs):
+        return self.compiled(*args, **kwargs)(args, kwargs)
+
+    def source(self, *args, **kwargs) -> str:
+        """The summary (nnz, colours) and the generated module computing the compressed products."""
+        c = self.compiled(*args, **kwargs)
+        return f"# {c.summary}\n" + c.products.source(*args, *c._seed(), **kwargs)
