@@ -84,6 +84,9 @@ class Compressed:
     def __init__(self, pattern, colours, mode, products, take, symmetric):
         self.pattern, self.colours, self.mode, self.products, self.take = pattern, colours, mode, products, take
         self.symmetric = symmetric
+        self._take_transposed = None
+        products.note = (f"{self.summary} The products are the columns of this result; the CSR data "
+                         "array is gathered from them in an order fixed when compiled.")
 
     @property
     def summary(self) -> str:
@@ -100,7 +103,15 @@ class Compressed:
     def __call__(self, args, kwargs):
         sp = pat.scipy_sparse()
         values = np.asarray(self.products(*args, *self._seed(), **kwargs))
-        data = values.reshape(-1)[self.take]
+        front = np.moveaxis(values, -1, 0) if self.mode != "reverse" else values
+        if front is not values and front.flags.c_contiguous:
+            # forward products are computed colour-first and returned as a transposed view: no copy
+            if self._take_transposed is None:
+                rows, k = np.divmod(self.take, values.shape[-1])
+                self._take_transposed = k * (values.size // values.shape[-1]) + rows
+            data = front.reshape(-1)[self._take_transposed]
+        else:
+            data = values.reshape(-1)[self.take]
         return sp.csr_array((data, self.pattern.indices.copy(), self.pattern.indptr.copy()), shape=self.pattern.shape)
 
 

@@ -10,6 +10,8 @@ import pytest
 import symdiff
 
 sp = pytest.importorskip("scipy.sparse")
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "examples"))
+from sparse_solvers import brusselator  # noqa: E402
 
 rng = np.random.default_rng(7)
 A = np.zeros((6, 6))
@@ -178,28 +180,10 @@ def test_least_squares_with_pattern_and_sparse_jacobian():
     np.testing.assert_allclose(exact.x, fd.x, atol=1e-6)
 
 
-def brusselator(n, a=1.0, b=3.0, d=(0.02, 0.01)):
-    h2 = (1.0 / n) ** 2
-
-    def lap(w):
-        return (np.roll(w, 1, 0) + np.roll(w, -1, 0) + np.roll(w, 1, 1) + np.roll(w, -1, 1) - 4 * w) / h2
-
-    def rhs(y):
-        u, v = y[: n * n].reshape(n, n), y[n * n :].reshape(n, n)
-        du = a + u * u * v - (b + 1) * u + d[0] * lap(u)
-        dv = b * u - u * u * v + d[1] * lap(v)
-        return np.concatenate([du.reshape(-1), dv.reshape(-1)])
-
-    return rhs
-
-
 def test_solve_ivp_bdf_brusselator_with_sparse_jacobian():
     integrate = pytest.importorskip("scipy.integrate")
     n = 16
-    rhs = brusselator(n)
-    grid = np.linspace(0, 1, n, endpoint=False)
-    y0 = np.concatenate([(1 + 0.5 * np.sin(2 * np.pi * grid)[:, None] * np.ones(n)).reshape(-1),
-                         np.full(n * n, 3.0) + 0.1 * np.cos(2 * np.pi * grid)[None, :].repeat(n, 0).reshape(-1)])
+    rhs, y0 = brusselator(n)
     jac = symdiff.jacobian(rhs, sparse=True)
     pattern = symdiff.jacobian_sparsity(rhs)(y0)
     assert pattern.nnz == 2 * n * n * 5 + 2 * n * n  # each field's stencil, and the other field at the point
@@ -209,6 +193,16 @@ def test_solve_ivp_bdf_brusselator_with_sparse_jacobian():
                              rtol=1e-8, atol=1e-10)
     assert ours.success and fd.success
     np.testing.assert_allclose(ours.y[:, -1], fd.y[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def test_minimize_trust_constr_and_newton_cg_with_sparse_hessian():
+    optimize = pytest.importorskip("scipy.optimize")
+    x0 = np.full(40, -0.5)
+    hess = symdiff.hessian(rosen, sparse=True)
+    for method in ("trust-constr", "Newton-CG"):
+        result = optimize.minimize(rosen, x0, method=method, jac=symdiff.grad(rosen), hess=hess,
+                                   options={"gtol": 1e-10} if method == "trust-constr" else {"xtol": 1e-12})
+        np.testing.assert_allclose(result.x, np.ones(40), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -51,15 +51,20 @@ def union(patterns, rows: int, n: int):
 
 def take_rows(pattern, rows):
     """Rows ``rows`` of ``pattern`` (-1: an empty row): the pattern of entries that each come from
-    one entry of the input, or from none (a zero written around them)."""
-    rows = np.asarray(rows, dtype=np.int64).ravel()
-    if pattern.nnz == 0:
-        return empty(len(rows), pattern.shape[1])
+    one entry of the input, or from none (a zero written around them). Built with numpy directly
+    (scipy's fancy row indexing costs several times more at a million rows)."""
     sp = scipy_sparse()
-    if (rows < 0).any():
-        pattern = sp.vstack([pattern, empty(1, pattern.shape[1])], format="csr")
-        rows = np.where(rows < 0, pattern.shape[0] - 1, rows)
-    return sp.csr_array(pattern[rows])
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    if len(rows) == pattern.shape[0] and (rows == np.arange(len(rows))).all():
+        return pattern
+    valid = rows >= 0
+    safe = np.where(valid, rows, 0)
+    counts = np.where(valid, np.diff(pattern.indptr)[safe], 0)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    positions = np.arange(indptr[-1], dtype=np.int64) - np.repeat(indptr[:-1] - pattern.indptr[safe], counts)
+    return sp.csr_array((np.ones(len(positions), dtype=bool), pattern.indices[positions], indptr),
+                        shape=(len(rows), pattern.shape[1]))
 
 
 def grouped(pattern, targets, rows: int):
