@@ -73,6 +73,30 @@ def column_colouring(pattern) -> np.ndarray:
     return best
 
 
+def symmetric_colouring(pattern, candidates: int = 8):
+    """(colours, heavy) for a symmetric pattern with direct symmetric recovery: the ``heavy``
+    columns (dense rows of an arrowhead) get one colour each, the rest the distance-2 colouring of
+    the pattern without them. An entry touching a heavy column is read from that column's product
+    (its colour is unique), any other from the CPR colouring; the split with fewest colours wins
+    (no heavy column: plain CPR)."""
+    n = pattern.shape[0]
+    colours = column_colouring(pattern)
+    best = (colours, np.zeros(n, dtype=bool))
+    degree = np.diff(pattern.indptr)
+    for threshold in np.unique(degree)[::-1][1 : candidates + 1]:
+        heavy = degree > threshold
+        if heavy.sum() >= colour_count(best[0]):
+            break
+        keep = np.flatnonzero(~heavy)
+        reduced = column_colouring(pattern[keep][:, keep])
+        colours = np.empty(n, dtype=np.int64)
+        colours[keep] = reduced
+        colours[heavy] = colour_count(reduced) + np.arange(heavy.sum())
+        if colour_count(colours) < colour_count(best[0]):
+            best = (colours, heavy)
+    return best
+
+
 def colour_count(colours) -> int:
     return int(colours.max()) + 1 if len(colours) else 0
 
@@ -169,13 +193,15 @@ def compile_hessian(fun, position, args, kwargs, kw):
 
     pattern = sparsity.hessian_pattern(fun, position, kw, args, kwargs)
     pattern = pat.binary(pattern + pattern.T)  # symmetric by construction already; made sure
-    colours = column_colouring(pattern)
+    colours, heavy = symmetric_colouring(pattern)
     c = colour_count(colours)
     x = np.asarray(args[position])
     gradient = transforms.grad(fun, argnums=position, **kw)
     products = transforms.jacobian(_moved(gradient, position, colours, x.shape), argnums=len(args), **kw)
     rows, cols = _rows_of(pattern), pattern.indices.astype(np.int64)
-    upper = rows <= cols  # each pair from one product: H[i, j] = H[j, i] = (H S)[min, colour(max)]
+    # each pair from one product: H[i, j] = H[j, i] = (H S)[min, colour(max)], or, when exactly one
+    # of i, j is heavy, from the heavy one's product at the other's row
+    upper = np.where(heavy[rows] != heavy[cols], heavy[cols], rows <= cols)
     lo, hi = np.where(upper, rows, cols), np.where(upper, cols, rows)
     take = lo * c + colours[hi]
     return Compressed(pattern, colours, "hvp", products, take, True)

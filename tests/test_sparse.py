@@ -66,6 +66,54 @@ def test_jacobian_pattern_is_the_nonzeros(name):
     np.testing.assert_array_equal(pattern.toarray(), nonzero)
 
 
+def _random_program(seed):
+    """A composition of 4 steps drawn from elementwise, shifts, slices, sums, a sparse constant matmul,
+    concatenation and broadcasting, on a vector whose length changes along the way."""
+    r = np.random.default_rng(seed)
+    steps = []
+    for _ in range(4):
+        kind = int(r.integers(7))
+        k = int(r.integers(1, 3))
+        if kind == 0:
+            steps.append(lambda v: np.sin(v) * v + np.exp(v) ** 2)
+        elif kind == 1:
+            steps.append(lambda v, k=k: np.roll(v, k) * v)
+        elif kind == 2:
+            steps.append(lambda v, k=k: v[k:] - v[:-k] ** 2)
+        elif kind == 3:
+            steps.append(lambda v: v * np.sum(v[:3] ** 2))
+        elif kind == 4:
+            mask = r.random((40, 40)) < 0.1
+            steps.append(lambda v, m=mask: (m[: v.size, : v.size] * np.arange(1.0, v.size + 1)) @ np.tanh(v) + v)
+        elif kind == 5:
+            steps.append(lambda v: np.concatenate([v, v[::2] ** 3]))
+        else:
+            steps.append(lambda v: (v[:, None] * v[None, :3]).reshape(-1)[: 2 * v.size])
+
+    def program(x):
+        v = x
+        for step in steps:
+            v = step(v)
+        return v
+
+    return program
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_program_patterns(seed):
+    f = _random_program(seed)
+    points = [np.random.default_rng(100 + s).normal(size=9) * 0.5 for s in range(5)]
+    x = points[0]
+    pattern = symdiff.jacobian_sparsity(f)(x).toarray()
+    nonzero = np.zeros_like(pattern)
+    for point in points:
+        here = dense_jacobian(f, point) != 0
+        assert not (here & ~pattern).any()
+        nonzero |= here  # over a few points: tanh of exp(v)**2 can saturate to an exact 0 at one
+    np.testing.assert_array_equal(pattern, nonzero)
+    np.testing.assert_allclose(symdiff.jacobian(f, sparse=True)(x).toarray(), dense_jacobian(f, x), rtol=1e-12, atol=1e-12)
+
+
 def test_max_and_min_depend_on_every_entry_they_reduce():
     x = rng.normal(size=(3, 4))
     pattern = symdiff.jacobian_sparsity(lambda x: np.concatenate([np.max(x, axis=1), np.min(x[:, :2], axis=1)]))(x)
@@ -132,6 +180,18 @@ def test_rosenbrock_hessian_is_tridiagonal_with_three_colours():
     assert symdiff.hessian(rosen, sparse=True).compiled(x).colours.max() + 1 == 3
     local = symdiff.hessian(local3, sparse=True).compiled(rng.normal(size=40))
     assert local.pattern.nnz == 5 * 40 - 6 and local.colours.max() + 1 == 5  # pentadiagonal
+
+
+def test_arrowhead_hessian_needs_two_colours_not_n():
+    def arrow(x):  # x[0] couples with everything: a dense row and column, diagonal elsewhere
+        return x[0] * np.sum(x**2) + np.sum(np.sin(x))
+
+    x = rng.normal(size=30)
+    s = symdiff.hessian(arrow, sparse=True)
+    h = s(x)
+    assert s.compiled(x).colours.max() + 1 == 2  # plain CPR colouring would need 30
+    assert (h != h.T).nnz == 0
+    np.testing.assert_allclose(h.toarray(), symdiff.hessian(arrow)(x), rtol=1e-12, atol=1e-12)
 
 
 def test_five_point_stencil_colours():
