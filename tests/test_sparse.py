@@ -45,6 +45,7 @@ PROGRAMS = {  # name: (function, argument); no cancellation at a random point
     "reductions": (lambda x: np.concatenate([np.sum(x**2, axis=1), np.prod(x, axis=0), np.mean(x[:, :2], axis=1)]),
                    rng.normal(size=(3, 4))),
     "broadcasting": (lambda x: x[:, None] * x[None, 1:3] + x[:, None], rng.normal(size=4)),
+    "cumsum": (lambda x: np.cumsum(x**2, axis=0)[::-1] + np.cumsum(np.sin(x), axis=1), rng.normal(size=(3, 4))),
     "stack transpose": (lambda x: np.stack([x.T[1], np.log1p(x[0, ::2] ** 2)]).reshape(-1), rng.normal(size=(2, 3))),
 }
 
@@ -214,6 +215,16 @@ def test_without_scipy_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy.sparse", None)
     with pytest.raises(symdiff.SymdiffError, match=r"symdiff\[sparse\]"):
         symdiff.jacobian(stencil, sparse=True)
+
+
+def test_an_op_without_a_pattern_rule_refuses_a_dense_pattern_at_scale(monkeypatch):
+    from symdiff.ops import patterns
+
+    monkeypatch.setattr(patterns, "DENSE_LIMIT", 100)
+    with pytest.raises(symdiff.SymdiffError, match="would be dense"):
+        symdiff.jacobian_sparsity(lambda x: np.linalg.inv(x.reshape(4, 4)).reshape(-1) * x)(rng.normal(size=16) + 4 * np.eye(4).ravel())
+    pattern = symdiff.jacobian_sparsity(lambda x: np.linalg.inv(x.reshape(2, 2)).reshape(-1))(np.array([2.0, 1, 1, 3]))
+    assert pattern.nnz == 16  # the conservative rule: every entry on every entry
 
 
 def test_dense_default_unchanged():

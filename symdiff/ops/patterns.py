@@ -67,16 +67,19 @@ def take_rows(pattern, rows):
                         shape=(len(rows), pattern.shape[1]))
 
 
-def grouped(pattern, targets, rows: int):
-    """The pattern of entries that each sum (or reduce) the input entries sent to them:
-    input entry ``j`` goes to output row ``targets[j]``."""
+def grouped(pattern, targets, rows: int, sources=None):
+    """The pattern of entries that each sum (or reduce) the input entries sent to them: input
+    entry ``sources[k]`` (default: entry ``k``) goes to output row ``targets[k]``."""
     sp = scipy_sparse()
     targets = np.asarray(targets, dtype=np.int64).ravel()
+    sources = np.arange(len(targets)) if sources is None else np.asarray(sources, dtype=np.int64).ravel()
     if pattern.nnz == 0:
         return empty(rows, pattern.shape[1])
-    gather = sp.csr_array((np.ones(len(targets), dtype=np.int32), (targets, np.arange(len(targets)))),
-                          shape=(rows, len(targets)))
+    gather = sp.csr_array((np.ones(len(targets), dtype=np.int32), (targets, sources)), shape=(rows, pattern.shape[0]))
     return binary(gather @ pattern.astype(np.int32))
+
+
+DENSE_LIMIT = 50_000_000  # entries of a conservative pattern: beyond, an error rather than a dense matrix
 
 
 def everything(node, patterns):
@@ -86,6 +89,12 @@ def everything(node, patterns):
     cols = np.unique(np.concatenate([p.indices for p in patterns] + [np.zeros(0, np.int32)]))
     if not len(cols):
         return empty(node.size, n)
+    if node.size * len(cols) > DENSE_LIMIT:
+        raise SymdiffError(
+            f"the sparsity pattern through the op {node.op!r} (shape {node.shape}) would be dense: "
+            f"{node.size} x {len(cols)} entries, as it has no exact pattern rule; use the dense jacobian/hessian, "
+            "or write this step with operations whose structure symdiff knows (slices, np.roll, sums, products)"
+        )
     indices = np.tile(cols, node.size)
     indptr = np.arange(node.size + 1, dtype=np.int64) * len(cols)
     return sp.csr_array((np.ones(len(indices), dtype=bool), indices, indptr), shape=(node.size, n))

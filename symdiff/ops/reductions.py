@@ -210,6 +210,17 @@ class CumSum(Op):
             return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
         return np.cumsum(x, axis=axis)
 
+    def sparsity(self, node, patterns):
+        """Entry p along the axis depends on entries q <= p (q >= p reversed) of its line."""
+        from . import patterns as pat
+
+        axis, reverse = node.params
+        lines = np.moveaxis(np.arange(node.size).reshape(node.shape), axis, -1).reshape(-1, node.shape[axis])
+        later, earlier = np.tril_indices(node.shape[axis])
+        if reverse:
+            later, earlier = earlier, later
+        return pat.grouped(patterns[0], lines[:, later], node.size, sources=lines[:, earlier])
+
     def statement(self, node, emit):
         axis, reverse = node.params
         return {"op": "cumsum", "target": emit.name(node), "x": emit.name(node.inputs[0]), "axis": axis,
