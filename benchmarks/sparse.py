@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 
-import common  # noqa: E402
+import common
 
 sys.path.insert(0, os.path.join(common.REPO, "examples"))
-from sparse_solvers import brusselator, rosen  # noqa: E402
+from sparse_solvers import brusselator, rosen
 
-import symdiff  # noqa: E402
+import symdiff
 
 
 def rosenbrock_rows(sizes):

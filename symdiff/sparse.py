@@ -85,7 +85,7 @@ def column_colouring(pattern) -> np.ndarray:
     each; greedy and DSATUR colourings when they do better or nothing cyclic fits."""
     sp = pat.scipy_sparse()
     pattern = sp.csr_array(pattern)
-    m, n = pattern.shape
+    n = pattern.shape[1]
     if pattern.nnz == 0:
         return np.zeros(n, dtype=np.int64)
     widest = int(np.diff(pattern.indptr).max())

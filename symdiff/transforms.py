@@ -266,9 +266,13 @@ def _decorator(kind, fun, **kw):
     return Transform(fun, kind, **kw)
 
 
-def _sparse(kind, fun, argnums, **kw):
+def _sparse(kind, fun, argnums, signature=None, **kw):
     """The sparse form of a ``jacobian`` or ``hessian`` transform (``symdiff.sparse``, loaded only here)."""
     from .sparse import Sparse
+
+    if signature is not None:
+        raise SymdiffError(f"{kind}(sparse=True) takes one point, not signature=: a batch of points has one "
+                           "small dense derivative per point (drop sparse=True)")
 
     if fun is None:
         return lambda f: Sparse(f, kind, argnums, kw)
@@ -301,8 +305,8 @@ def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", 
     ``sparse=True``: a ``scipy.sparse.csr_array`` of shape ``(out.size, in.size)`` from one
     forward- or reverse-mode product per colour of the pattern (``symdiff[sparse]``)."""
     if sparse:
-        return _sparse("jacobian", fun, argnums, wrt=wrt, backend=backend, static_argnums=static_argnums,
-                       static_argnames=static_argnames)
+        return _sparse("jacobian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
     return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames)
 
@@ -314,8 +318,8 @@ def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", s
     ``sparse=True``: a symmetric ``scipy.sparse.csr_array`` of shape ``(n, n)`` from one
     Hessian-vector product per colour of the pattern (``symdiff[sparse]``)."""
     if sparse:
-        return _sparse("hessian", fun, argnums, wrt=wrt, backend=backend, static_argnums=static_argnums,
-                       static_argnames=static_argnames)
+        return _sparse("hessian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
     return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames)
 

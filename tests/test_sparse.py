@@ -11,7 +11,7 @@ import symdiff
 
 sp = pytest.importorskip("scipy.sparse")
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "examples"))
-from sparse_solvers import brusselator  # noqa: E402
+from sparse_solvers import brusselator
 
 rng = np.random.default_rng(7)
 A = np.zeros((6, 6))
@@ -225,6 +225,13 @@ def test_an_op_without_a_pattern_rule_refuses_a_dense_pattern_at_scale(monkeypat
         symdiff.jacobian_sparsity(lambda x: np.linalg.inv(x.reshape(4, 4)).reshape(-1) * x)(rng.normal(size=16) + 4 * np.eye(4).ravel())
     pattern = symdiff.jacobian_sparsity(lambda x: np.linalg.inv(x.reshape(2, 2)).reshape(-1))(np.array([2.0, 1, 1, 3]))
     assert pattern.nnz == 16  # the conservative rule: every entry on every entry
+
+
+def test_sparse_refuses_what_it_does_not_do():
+    with pytest.raises(symdiff.SymdiffError, match="one int as argnums"):
+        symdiff.hessian(rosen, argnums=(0,), sparse=True)
+    with pytest.raises(symdiff.SymdiffError, match="signature"):
+        symdiff.hessian(rosen, signature="(n)->()", sparse=True)
 
 
 def test_dense_default_unchanged():
