@@ -253,8 +253,10 @@ class Sparse:
         self._compiled: dict = {}
 
     def compiled(self, *args, **kwargs) -> Compressed:
-        key = tuple((np.shape(a), np.asarray(a).dtype.str) if not isinstance(a, (str, type(None))) else repr(a)
-                    for a in args) + tuple(sorted((k, np.shape(v)) for k, v in kwargs.items()))
+        # Python ints, bools, strings, None and tuples are static values: each may change the structure
+        key = tuple(repr(a) if isinstance(a, (bool, int, str, tuple, type(None))) else (np.shape(a), np.asarray(a).dtype.str)
+                    for a in args) + tuple(sorted((k, repr(v) if isinstance(v, (bool, int, str, tuple, type(None)))
+                                                   else np.shape(v)) for k, v in kwargs.items()))
         if key not in self._compiled:
             position = self.argnums % len(args)
             build = compile_hessian if self.kind == "hessian" else compile_jacobian

@@ -227,6 +227,16 @@ def test_an_op_without_a_pattern_rule_refuses_a_dense_pattern_at_scale(monkeypat
     assert pattern.nnz == 16  # the conservative rule: every entry on every entry
 
 
+def test_static_arguments_key_the_pattern():
+    def band(x, k):  # k is static: the coupling distance
+        return x[k:] * x[:-k]
+
+    jac = symdiff.jacobian(band, sparse=True)
+    x = rng.normal(size=8)
+    for k in (1, 3):
+        np.testing.assert_allclose(jac(x, k).toarray(), symdiff.jacobian(band)(x, k), rtol=1e-12)
+
+
 def test_sparse_refuses_what_it_does_not_do():
     with pytest.raises(symdiff.SymdiffError, match="one int as argnums"):
         symdiff.hessian(rosen, argnums=(0,), sparse=True)
