@@ -8,7 +8,16 @@ __version__ = "0.1.0"
 
 from .custom import custom_jvp, custom_vjp
 from .errors import CompileError, DtypeError, NotScalarError, ShapeError, SymdiffError, TraceError
-from .transforms import Transform, derivative, grad, hessian, jacobian, value_and_grad
+from .transforms import (
+    Transform,
+    derivative,
+    grad,
+    hessian,
+    hessian_sparsity,
+    jacobian,
+    jacobian_sparsity,
+    value_and_grad,
+)
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -31,7 +40,9 @@ __all__ = [
     "derivative",
     "grad",
     "hessian",
+    "hessian_sparsity",
     "jacobian",
+    "jacobian_sparsity",
     "logsumexp",
     "value_and_grad",
 ]

@@ -266,6 +266,19 @@ def _decorator(kind, fun, **kw):
     return Transform(fun, kind, **kw)
 
 
+def _sparse(kind, fun, argnums, signature=None, **kw):
+    """The sparse form of a ``jacobian`` or ``hessian`` transform (``symdiff.sparse``, loaded only here)."""
+    from .sparse import Sparse
+
+    if signature is not None:
+        raise SymdiffError(f"{kind}(sparse=True) takes one point, not signature=: a batch of points has one "
+                           "small dense derivative per point (drop sparse=True)")
+
+    if fun is None:
+        return lambda f: Sparse(f, kind, argnums, kw)
+    return Sparse(fun, kind, argnums, kw)
+
+
 def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
          static_argnums=(), static_argnames=()):
     """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype.
@@ -285,14 +298,28 @@ def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=No
     )
 
 
-def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=()):
-    """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``)."""
+def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=(),
+             sparse=False):
+    """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``).
+
+    ``sparse=True``: a ``scipy.sparse.csr_array`` of shape ``(out.size, in.size)`` from one
+    forward- or reverse-mode product per colour of the pattern (``symdiff[sparse]``)."""
+    if sparse:
+        return _sparse("jacobian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
     return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames)
 
 
-def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=()):
-    """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``."""
+def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=(),
+            sparse=False):
+    """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``.
+
+    ``sparse=True``: a symmetric ``scipy.sparse.csr_array`` of shape ``(n, n)`` from one
+    Hessian-vector product per colour of the pattern (``symdiff[sparse]``)."""
+    if sparse:
+        return _sparse("hessian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
+                       static_argnums=static_argnums, static_argnames=static_argnames)
     return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames)
 
@@ -305,3 +332,20 @@ def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy", stati
         fun, order = None, fun
     return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames)
+
+
+def jacobian_sparsity(fun, argnums=0, *, wrt=None, static_argnums=(), static_argnames=()):
+    """The structural nonzero pattern of ``jacobian(fun)``: called like ``fun``, it returns a boolean
+    ``scipy.sparse.csr_array`` of shape ``(out.size, in.size)``, read from the traced program (needs
+    ``symdiff[sparse]``). Usable as ``jac_sparsity=`` of scipy's least_squares and solve_ivp."""
+    from .sparsity import jacobian_sparsity as impl
+
+    return impl(fun, argnums, wrt=wrt, static_argnums=static_argnums, static_argnames=static_argnames)
+
+
+def hessian_sparsity(fun, argnums=0, *, wrt=None, static_argnums=(), static_argnames=()):
+    """The structural nonzero pattern of ``hessian(fun)``, shape ``(n, n)``, boolean and symmetric:
+    the Jacobian pattern of the gradient graph (needs ``symdiff[sparse]``)."""
+    from .sparsity import hessian_sparsity as impl
+
+    return impl(fun, argnums, wrt=wrt, static_argnums=static_argnums, static_argnames=static_argnames)

@@ -55,6 +55,8 @@ def _summary(t, base_name, wrt_names) -> str:
     summary = _SUMMARY[t.kind].format(f=emit.sanitize(base_name, set()), wrt=", ".join(wrt_names), order=t.order)
     if _base(t) is not t.fun:
         summary += f" (composed: {' of '.join(_chain_kinds(t))})"
+    if getattr(t, "note", None):  # what the result is part of (sparse derivatives: nnz and colours)
+        summary += f"\n\n{t.note}"
     return summary
 
 

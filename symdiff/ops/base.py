@@ -37,6 +37,9 @@ class Op:
     template = None
     # The statement's result may share memory with its input ``s.x`` (a view): never written in place.
     returns_view = False
+    # Every entry of the result is one entry of a (floating) input or a zero: its sparsity pattern
+    # is the op evaluated on entry numbers (``ops.patterns.moved``).
+    moves_entries = False
 
     def lower(self, node: Node):
         """What ``node`` is computed as in generated code, if not itself (after differentiation)."""
@@ -53,6 +56,14 @@ class Op:
     def evaluate(self, node: Node, xs: list, symbolic: bool):
         """The value of ``node`` from its inputs' values (object arrays of SymPy expressions if ``symbolic``)."""
         raise NotImplementedError(f"no evaluation rule for {self.name}")
+
+    def sparsity(self, node: Node, patterns: list):
+        """The structural nonzero pattern of ``node``'s derivative (boolean csr, one row per entry in C
+        order) from its inputs' (``ops.patterns``). By default every entry depends on everything any
+        input depends on: a correct superset, exact rules where an op can say better."""
+        from . import patterns as pat
+
+        return pat.moved(self, node, patterns) if self.moves_entries else pat.everything(node, patterns)
 
     def fold(self, node: Node, values: list):
         """A smaller equivalent of ``node`` (a one-number array, an identity removed) given which

@@ -125,6 +125,15 @@ class Elementwise(Op):
             return None
         return elementwise(lift_selects(sympy.Add(*terms)), args)
 
+    def sparsity(self, node, patterns):
+        """The union of the broadcast patterns of the inputs the body's derivative involves (a
+        select's condition does not count: its derivative is zero)."""
+        from . import patterns as pat
+
+        parts = [pat.take_rows(p, pat.broadcast_rows(x, node.shape)) for i, (x, p) in enumerate(zip(node.inputs, patterns))
+                 if p.nnz and local_derivative(node.body, placeholder(i)) != 0]
+        return pat.union(parts, node.size, patterns[0].shape[1])
+
     def evaluate(self, node, xs, symbolic):
         body = node.body
         if not xs:

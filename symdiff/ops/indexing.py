@@ -169,6 +169,7 @@ class Index(Op):
 
     name = "index"
     linear = True
+    moves_entries = True
 
     def per_point(self, node, arguments, outputs):
         return id(node.inputs[0]) in arguments and all(isinstance(e, int) for e in node.params[0])
@@ -207,6 +208,7 @@ class Scatter(Op):
 
     name = "scatter"
     linear = True
+    moves_entries = True
 
     def vjp(self, node, g, wanted, n_lead):
         yield 0, index(g, node.params[0])
@@ -240,6 +242,7 @@ class Gather(Op):
 
     name = "gather"
     linear = True
+    moves_entries = True
 
     def vjp(self, node, g, wanted, n_lead):
         layout, core = node.params
@@ -289,6 +292,18 @@ class ScatterAdd(Op):
         return {"op": "scatter_add", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text,
                 "core": core, "shape": node.shape, "batched": emit.batched(node), "r_in": r_in}
 
+    def sparsity(self, node, patterns):
+        """Each entry sums the entries of ``g`` added at it (the adjoint of gather's pattern)."""
+        from . import patterns as pat
+
+        if any(n.op != "const" for n in node.inputs[1:]):
+            return pat.everything(node, patterns)
+        key = (Ellipsis,) + gather_key(node.params[0], [n.params[0].value.astype(np.intp) for n in node.inputs[1:]])
+        targets = np.arange(node.size).reshape(node.shape)[key]
+        if targets.shape != node.inputs[0].shape:
+            return pat.everything(node, patterns)
+        return pat.grouped(patterns[0], targets, node.size)
+
     def fold(self, node, values):
         return ew.fill(0, node.shape, node.dtype) if values[0] == 0 else None
 
@@ -299,6 +314,7 @@ class Pack(Op):
 
     name = "pack"
     linear = True
+    moves_entries = True
 
     def per_point(self, node, arguments, outputs):  # an output, its entries written per point
         return any(node is o for o in outputs) and node.ndim == len(node.params[1])

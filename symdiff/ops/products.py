@@ -103,6 +103,11 @@ class Einsum(Op):
     def fold(self, node, values):
         return ew.fill(0, node.shape, node.dtype) if any(v == 0 for v in values) else None
 
+    def sparsity(self, node, patterns):
+        from . import patterns as pat
+
+        return pat.einsum_pattern(node.params[0], node, patterns)
+
     def statement(self, node, emit):
         return _einsum(emit.name(node), node, [emit.name(i) for i in node.inputs], [emit.batched(i) for i in node.inputs])
 

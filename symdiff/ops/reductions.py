@@ -50,6 +50,15 @@ def _back(g: Node, node: Node) -> Node:
     return shape.broadcast(shape.reshape(g, node.ndim, with_ones(x, node.params[0])), x.ndim, x.shape)
 
 
+def _reduction_sparsity(self, node, patterns):
+    """Each entry of a reduction depends on the entries it reduces (sum, prod, max, min alike)."""
+    from . import patterns as pat
+
+    x = node.inputs[0]
+    targets = np.broadcast_to(np.arange(node.size).reshape(with_ones(x, node.params[0])), x.shape)
+    return pat.grouped(patterns[0], targets, node.size)
+
+
 def _reduction_statement(op: str, node, emit) -> dict:
     (axes,) = node.params
     return {"op": op, "target": emit.name(node), "x": emit.name(node.inputs[0]), "axes": list(axes),
@@ -59,6 +68,8 @@ def _reduction_statement(op: str, node, emit) -> dict:
 @register
 class Sum(Op):
     """Sum over trailing axes."""
+
+    sparsity = _reduction_sparsity
 
     name = "sum"
     linear = True
@@ -86,6 +97,8 @@ class Sum(Op):
 @register
 class Prod(Op):
     """Product over trailing axes."""
+
+    sparsity = _reduction_sparsity
 
     name = "prod"
 
@@ -125,6 +138,7 @@ def extreme_mask(node: Node):
 
 
 class _Extreme(Op):
+    sparsity = _reduction_sparsity
     linear = True
     numpy_function = staticmethod(np.max)
     sympy_function = sympy.Max
@@ -195,6 +209,17 @@ class CumSum(Op):
         if reverse:
             return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
         return np.cumsum(x, axis=axis)
+
+    def sparsity(self, node, patterns):
+        """Entry p along the axis depends on entries q <= p (q >= p reversed) of its line."""
+        from . import patterns as pat
+
+        axis, reverse = node.params
+        lines = np.moveaxis(np.arange(node.size).reshape(node.shape), axis, -1).reshape(-1, node.shape[axis])
+        later, earlier = np.tril_indices(node.shape[axis])
+        if reverse:
+            later, earlier = earlier, later
+        return pat.grouped(patterns[0], lines[:, later], node.size, sources=lines[:, earlier])
 
     def statement(self, node, emit):
         axis, reverse = node.params

@@ -99,6 +99,7 @@ class Reshape(Op):
 
     name = "reshape"
     linear = True
+    moves_entries = True
 
     def vjp(self, node, g, wanted, n_lead):
         r_in, new_core = node.params
@@ -128,6 +129,7 @@ class Broadcast(Op):
 
     name = "broadcast"
     linear = True
+    moves_entries = True
 
     def vjp(self, node, g, wanted, n_lead):
         r_in, target = node.params
@@ -157,6 +159,7 @@ class Transpose(Op):
 
     name = "transpose"
     linear = True
+    moves_entries = True
 
     def vjp(self, node, g, wanted, n_lead):
         yield 0, transpose(g, tuple(np.argsort(node.params[0])))
@@ -192,6 +195,7 @@ class Concat(Op):
 
     name = "concat"
     linear = True
+    moves_entries = True
 
     def vjp(self, node, g, wanted, n_lead):
         from .indexing import index

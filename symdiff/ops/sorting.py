@@ -51,6 +51,7 @@ class Permute(Op):
 
     name = "permute"
     linear = True
+    moves_entries = True
     template = "{{ s.target }} = np.take_along_axis({{ s.x }}, {{ s.order }}, axis={{ s.params[0] }})"
 
     def batched_operand_ranks(self, node):
