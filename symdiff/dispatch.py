@@ -388,7 +388,7 @@ _ONE_FLOAT = (float,)
 
 def _guarded(runner, reads):
     """``runner`` that first checks that everything the function reads is unchanged (else _STALE)."""
-    if not reads.checks:
+    if not reads.checks and not any(isinstance(v, np.ndarray) for _, v in reads.values):
         return runner
     unchanged = reads.guard()
 

@@ -78,7 +78,11 @@ class Reads:
     def guard(self):
         """``unchanged`` as one compiled expression of identity tests: it runs on every call of a
         compiled transform, so it costs what a handful of attribute loads cost, not a loop."""
-        tests, scope = [], {"_MISSING": _MISSING, "_items_unchanged": _items_unchanged}
+        tests, scope = [], {"_MISSING": _MISSING, "_items_unchanged": _items_unchanged, "_same_content": _same_content}
+        arrays = [v for _, v in self.values if isinstance(v, np.ndarray)]
+        for k, array in enumerate(arrays):  # the trace copied them: an array changed in place is a new value
+            scope[f"a{k}"], scope[f"s{k}"] = array, array.copy()
+            tests.append(f"_same_content(a{k}, s{k})")
         for k, (kind, place, key, expected) in enumerate(self.checks):
             scope[f"p{k}"], scope[f"e{k}"] = place, expected
             if kind == "attr":  # key: one of a few dunder/attribute names written by the walk
@@ -131,6 +135,12 @@ def _read_extensions(reads: Reads) -> None:
 
 class _Unprovable(Exception):
     pass
+
+
+def _same_content(array: np.ndarray, snapshot: np.ndarray) -> bool:
+    """``array`` still holds what it held when compiled (shape, dtype, every entry; NaN equals NaN)."""
+    return (array.shape == snapshot.shape and array.dtype == snapshot.dtype
+            and np.array_equal(array, snapshot, equal_nan=array.dtype.kind == "f"))
 
 
 def _items_unchanged(kind: str, place, expected) -> bool:

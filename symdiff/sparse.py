@@ -16,6 +16,7 @@ import heapq
 
 import numpy as np
 
+from . import environment
 from .errors import SymdiffError
 from .ops import patterns as pat
 
@@ -240,6 +241,13 @@ def compile_hessian(fun, position, args, kwargs, kw):
     return Compressed(pattern, colours, "hvp", products, take, True)
 
 
+def _layout(value):
+    """What of an argument fixes the structure: a static value itself, an array's shape and dtype."""
+    if isinstance(value, (bool, int, str, tuple, type(None))):
+        return repr(value)
+    return np.shape(value), np.asarray(value).dtype.str
+
+
 class Sparse:
     """``jacobian(fun, sparse=True)`` or ``hessian(fun, sparse=True)``: called like ``fun``, returns a
     ``scipy.sparse.csr_array``; compiles once per argument layout (shapes, dtypes, static values)."""
@@ -253,15 +261,19 @@ class Sparse:
         self._compiled: dict = {}
 
     def compiled(self, *args, **kwargs) -> Compressed:
-        # Python ints, bools, strings, None and tuples are static values: each may change the structure
-        key = tuple(repr(a) if isinstance(a, (bool, int, str, tuple, type(None))) else (np.shape(a), np.asarray(a).dtype.str)
-                    for a in args) + tuple(sorted((k, repr(v) if isinstance(v, (bool, int, str, tuple, type(None)))
-                                                   else np.shape(v)) for k, v in kwargs.items()))
-        if key not in self._compiled:
+        # Python ints, bools, strings, None and tuples are static values: each may change the structure;
+        # so may anything the function reads (a closed-over matrix's nonzeros, a constant mask): a
+        # pattern is reused only while its guard says all of that is unchanged, and a function whose
+        # reads cannot be watched gets its pattern built anew on every call
+        layout = tuple(_layout(a) for a in args) + tuple(sorted((k, _layout(v)) for k, v in kwargs.items()))
+        unchanged, found = self._compiled.get(layout, (None, None))
+        if found is None or unchanged is None or not unchanged():
+            reads = environment.read_set(self.fun)
             position = self.argnums % len(args)
             build = compile_hessian if self.kind == "hessian" else compile_jacobian
-            self._compiled[key] = build(self.fun, position, args, kwargs, self.kw)
-        return self._compiled[key]
+            found = build(self.fun, position, args, kwargs, self.kw)
+            self._compiled[layout] = (None if reads is None else reads.guard(), found)
+        return found
 
     def __call__(self, *args, **kwargs):
         return self.compiled(*args, **kwargs)(args, kwargs)

@@ -308,3 +308,21 @@ def test_rosenbrock_million_sparse_hessian():
     assert h.nnz == 3 * 10**6 - 2
     head = symdiff.hessian(rosen)(x[:6])  # the leading block does not see the rest of x
     np.testing.assert_allclose(h[:5, :5].toarray(), head[:5, :5], rtol=1e-12)
+
+
+def test_the_pattern_follows_a_closed_over_matrix_rebound_or_changed_in_place():
+    """Reproducer: the pattern was cached by argument shapes only, so rebinding the matrix the
+    function reads gave a CSR result missing the new nonzeros (max error 2.9)."""
+    A = np.eye(4)
+
+    def f(x):
+        return A @ np.sin(x)
+
+    jac = symdiff.jacobian(f, sparse=True)
+    x = np.linspace(0.1, 0.4, 4)
+    np.testing.assert_allclose(jac(x).toarray(), A * np.cos(x), rtol=1e-14)
+    A[0, 3] = 2.0
+    np.testing.assert_allclose(jac(x).toarray(), A * np.cos(x), rtol=1e-14)
+    A = np.ones((4, 4))
+    np.testing.assert_allclose(jac(x).toarray(), A * np.cos(x), rtol=1e-14)
+    assert jac(x).nnz == 16

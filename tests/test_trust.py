@@ -539,3 +539,27 @@ def test_warnings_are_cache_warnings_only():
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
         symdiff.grad(lambda a: np.sum(a**3))(ONES)
+
+
+def test_a_closed_over_array_changed_in_place_is_a_new_value():
+    """Reproducer: the trace copies the arrays a function reads; the per-call guard compared only
+    identities, so after ``A[0, 3] = 2.0`` a compiled transform (in a fresh cache) kept the old A."""
+    A = np.eye(4)
+
+    def f(x):
+        return A @ np.sin(x)
+
+    x = np.linspace(0.1, 0.4, 4)
+    t = symdiff.jacobian(f)
+    np.testing.assert_allclose(t(x), A * np.cos(x), rtol=1e-14)
+    A[0, 3] = 2.0
+    np.testing.assert_allclose(t(x), A * np.cos(x), rtol=1e-14)
+    np.testing.assert_allclose(symdiff.jacobian(f)(x), A * np.cos(x), rtol=1e-14)  # a new transform object
+    A[:] = np.nan
+    assert np.isnan(t(x)).all()
+    g = symdiff.grad(lambda v: np.sum(A[0] * v**2))
+    A[:] = 1.0
+    np.testing.assert_allclose(g(x), 2 * x, rtol=1e-14)
+    np.testing.assert_allclose(g(x), 2 * x, rtol=1e-14)  # unchanged: the compiled code is reused
+    A[0, 1] = 5.0
+    np.testing.assert_allclose(g(x), 2 * x * A[0], rtol=1e-14)
