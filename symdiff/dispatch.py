@@ -83,6 +83,7 @@ class Dispatch:
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
                          _call_leaves(len(args), call))
+        self._last_call = ([_stand_in(a) for a in args], {k: _stand_in(v) for k, v in kwargs.items()})
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -278,6 +279,12 @@ class Dispatch:
     def source(self, *args, **kwargs) -> str:
         """The generated module that runs for arguments like ``args``: exactly the code that executes."""
         return self._compile(args, kwargs)[0].source
+
+
+def _stand_in(a):
+    """``a``, or for an array a zero-memory one of its shape and dtype: what the rich display
+    (``symdiff.display``) needs of the last compiled call, without keeping the user's data alive."""
+    return np.broadcast_to(np.zeros((), a.dtype), a.shape) if isinstance(a, np.ndarray) else a
 
 
 def _base(t):
