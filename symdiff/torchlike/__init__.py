@@ -33,7 +33,6 @@ from .creation import (
 from .dtypes import Size, double, dtype, float, float32, float64, int, int32, int64, long
 from .dtypes import bool_ as bool
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .pictures import make_dot
 from .ops import (
     abs,
     add,
@@ -71,6 +70,7 @@ from .ops import (
     transpose,
     unsqueeze,
 )
+from .pictures import make_dot as make_dot  # also gives Tensor its Jupyter display
 from .printing import set_printoptions
 from .tensor import Tensor
 
