@@ -59,6 +59,7 @@ class Dispatch:
 
     def _call_compiled(self, key, args, kwargs):
         """Run the compiled entry for these arguments, finding it without a trace where that is sound."""
+        self._last_call = ([_stand_in(a) for a in args], {k: _stand_in(v) for k, v in kwargs.items()})
         base = _base(self)
         reads = environment.read_set(base) if key is not None else None  # None: only a trace can tell
         shared = _shared_runners(base) if reads is not None else None
@@ -83,7 +84,6 @@ class Dispatch:
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
                          _call_leaves(len(args), call))
-        self._last_call = ([_stand_in(a) for a in args], {k: _stand_in(v) for k, v in kwargs.items()})
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded

@@ -74,15 +74,19 @@ def transform_markdown(t) -> str:
     try:
         result = t.formula(*args, **kwargs)
         lines.append(latex_block(_labelled(t, base_name, names, n_positional, call, result)))
-    except SymdiffError as e:
-        lines.append(f"Formula not shown ({e}); read the generated code with `.source(...)`.")
+    except Exception as e:  # noqa: BLE001 - a display must never break the notebook; say why instead
+        reason = str(e) if isinstance(e, SymdiffError) else f"{type(e).__name__}: {e}"
+        lines.append(f"Formula not shown ({reason}); read the generated code with `.source(...)`.")
     return "\n".join(lines)
 
 
 def _labelled(t, base_name, names, n_positional, call, result) -> list:
     """``[(LaTeX label, expr)]`` of a transform's formula, labelled like ``symdiff show --latex``."""
     from .cli import show
+    from .dispatch import _base
 
+    if _base(t) is not t.fun:  # a chain (grad of grad): the summary says what; no one-level label fits
+        return [(r"\mathrm{result}", result)]
     wrt = [names[p] for p in t._wrt_list(n_positional, call)]
     target = types.SimpleNamespace(positions=t.positions, wrt_names=lambda: wrt)
     try:

@@ -215,6 +215,20 @@ def test_transform_markdown_before_and_after_compiling():
     assert r"y_{0} \cos{\left(x_{0} \right)}" in md
 
 
+def test_transform_markdown_of_a_chain_and_of_a_second_transform_object():
+    def f(x):
+        return np.sum(np.sin(x))
+
+    symdiff.grad(f)(np.ones(3))
+    second = symdiff.grad(f)
+    second(np.ones(3))  # runs the first object's compiled code: still counts as compiled
+    assert r"\cos{\left(x_{0} \right)}" in second._repr_markdown_()
+    gg = symdiff.grad(symdiff.grad(lambda x: x**3))
+    gg(2.0)
+    md = gg._repr_markdown_()
+    assert "composed: grad of grad" in md and r"\mathrm{result} &= 6 x" in md
+
+
 def test_long_formulas_are_named_and_cut():
     h = symdiff.hessian(lambda a: np.sum(np.tanh(np.outer(a, a)) ** 3))
     h(np.ones(5))

@@ -110,7 +110,10 @@ def tensor_markdown(t):
     from .. import display
 
     lines = ["```", repr(t), "```", "", f"Shape {tuple(t.shape)}, {t.dtype}, made by `{t.grad_fn.name()}`."]
-    written = _written_out(t)
+    try:
+        written = _written_out(t)
+    except Exception:  # noqa: BLE001 - an op without a symbolic evaluation: the display goes without it
+        written = None
     if written is not None:
         legend, expr = written
         lines += ["", "Where " + "; ".join(legend) + ":", "", display.latex_block([("y", expr)])]
