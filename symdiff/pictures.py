@@ -162,7 +162,7 @@ def to_dot(picture: Picture) -> str:
     return "\n".join(lines) + "\n"
 
 
-_MERMAID_ESCAPES = {'"': "#quot;", "<": "#lt;", ">": "#gt;", "#": "#35;", "`": "#96;"}
+_MERMAID_ESCAPES = {'"': "#quot;", "<": "#lt;", ">": "#gt;", "#": "#35;", "`": "#96;", "&": "#amp;"}
 
 
 def _mermaid_text(text: str) -> str:

@@ -176,6 +176,18 @@ def test_make_dot_of_the_seed_example():
     assert len(nodes) == 3 and not any("=" in v[0] for v in nodes.values())
 
 
+def test_make_dot_formats_and_render(tmp_path):
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    dot = torch.make_dot(torch.sum(torch.exp(x)))
+    path = dot.render(str(tmp_path / "chain"), format="mermaid")
+    assert parse_mermaid(Path(path).read_text())[0]
+    assert dot._repr_markdown_().startswith("```mermaid\nflowchart TD")
+    with pytest.raises(SymdiffError, match="unknown graph format"):
+        torch.make_dot(x * 2, format="png")
+    with pytest.raises(TypeError, match="expects a Tensor"):
+        torch.make_dot(np.ones(2))
+
+
 def test_make_dot_of_a_second_order_graph():
     x = torch.tensor(1.0, requires_grad=True)
     y = 2 * x**3 + 5 * x**2 + 8

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy
 
 from .. import pictures
+from ..errors import SymdiffError
 from . import engine
 from .tensor import Tensor
 
@@ -24,7 +25,7 @@ class Digraph:
 
     def __init__(self, picture, format="dot"):
         if format not in ("dot", "mermaid", "svg"):
-            raise pictures.SymdiffError(f"unknown graph format {format!r}; choose one of dot, mermaid, svg")
+            raise SymdiffError(f"unknown graph format {format!r}; choose one of dot, mermaid, svg")
         self.picture, self.format = picture, format
         self.source = pictures.to_dot(picture)
         self.mermaid = pictures.to_mermaid(picture)
