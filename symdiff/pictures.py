@@ -223,6 +223,15 @@ def to_svg(dot_text: str) -> str:
         ) from None
 
 
+def program(fun, *args, format="dot", **kwargs) -> str:
+    """The picture of ``fun``'s own traced program for arguments like ``args`` (a transform's
+    ``.graph`` draws its derivative): ``format`` 'text', 'dot', 'mermaid' or 'svg'."""
+    from .transforms import Transform
+    from .views import graph
+
+    return graph(Transform(fun, "jacobian"), args, kwargs, format, program=True)
+
+
 def render(picture: Picture, format: str) -> str:
     """``picture`` as ``format`` ('dot', 'mermaid' or 'svg')."""
     if format == "dot":

@@ -22,7 +22,8 @@ EXPECTED = {
         "decorator-gradients": ["True True"],
         "decorator-accumulate": ["[[4. 2. 2. 2. 2.]\n [2. 4. 2. 2. 2.]"],
         "decorator-formula": [r"\frac{\partial \mathrm{bce\_loss}}{\partial w}"],
-        "decorator-graph": ["```mermaid\nflowchart TD", "einsum"],
+        "decorator-program": ["```mermaid\nflowchart TD", "LogAddExp(0, n4)"],
+        "decorator-graph": ["```mermaid\nflowchart TD", "einsum", "d/d(w, b) rule"],
         "make-dot": ["```mermaid\nflowchart TD", "BinaryCrossEntropyWithLogitsBackward0"],
     },
     "autograd_001.ipynb": {

@@ -269,6 +269,19 @@ def test_cli_show_graph(fmt, parse, capsys, tmp_path):
     assert parse(out.read_text())[0]
 
 
+def test_program_picture(capsys):
+    def f(x, y):
+        return np.sum(np.sin(x) * y)
+
+    rows = parse_listing(pictures.program(f, np.ones(3), np.ones(3), format="text"))
+    assert [op for op, _, _ in rows] == ["input", "input", "elementwise", "sum"]
+    nodes, edges = parse_dot(pictures.program(f, np.ones(3), np.ones(3)))
+    assert len(nodes) == 4 and len(edges) == 3 and not any("rule" in " ".join(v) for v in nodes.values())
+    assert cli.main(["show", f"{FUNCS}:rosenbrock", "--graph", "--program", "--format", "mermaid"]) == 0
+    m_nodes, _ = parse_mermaid(capsys.readouterr().out)
+    assert not any("rule" in " ".join(v) for v in m_nodes.values())
+
+
 def test_cli_format_needs_graph(capsys):
     assert cli.main(["show", f"{FUNCS}:rosenbrock", "--format", "mermaid"]) == 2
     assert "--graph" in capsys.readouterr().err

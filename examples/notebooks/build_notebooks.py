@@ -130,7 +130,15 @@ print(gb)
 print(np.allclose(gw, w.grad.numpy(), atol=1e-6), np.allclose(gb, b.grad.numpy(), atol=1e-6))
 """, "decorator-gradients"),
     code("grad_loss", "decorator-formula"),
-    md("The derivative's graph (Mermaid: it renders in Jupyter and on GitHub; `format='dot'` or `'svg'` too):"),
+    md("The function's own traced program, as symdiff sees it (elementwise steps fused into one formula):"),
+    code("""
+from symdiff import pictures
+pictures.program(bce_loss, W, B, X, Y, format="mermaid")
+""", "decorator-program"),
+    md("""
+The derivative's graph (Mermaid renders in Jupyter and on GitHub; `format='dot'` or `'svg'` too).
+Filled boxes came from a derivative rule, and say which:
+"""),
     code('grad_loss.graph(W, B, X, Y, format="mermaid")', "decorator-graph"),
     md("And the generated code that runs — plain numpy:"),
     code("print(grad_loss.source(W, B, X, Y))", "decorator-source"),
