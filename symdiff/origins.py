@@ -23,12 +23,14 @@ MAX_COMMENT = 100  # characters of one generated comment
 class Origin:
     """Lines of the file ``path`` (``lines``: sorted (number, stripped text) pairs), and for a
     derivative its order and the positions of the arguments it is taken with respect to (None: not
-    known by position)."""
+    known by position). ``rules``: for a derivative, the (op, elementwise body or None) of the nodes
+    whose rules made it, for graph pictures only (not part of equality: comments ignore it)."""
 
-    __slots__ = ("lines", "order", "path", "wrt")
+    __slots__ = ("lines", "order", "path", "rules", "wrt")
 
-    def __init__(self, path: str, lines: tuple, order: int = 0, wrt=None):
+    def __init__(self, path: str, lines: tuple, order: int = 0, wrt=None, rules=()):
         self.path, self.lines, self.order, self.wrt = path, tuple(lines), order, wrt
+        self.rules = tuple(rules)
 
     def _fields(self):
         return (self.path, self.lines, self.order, self.wrt)
@@ -134,9 +136,10 @@ def user_line():
 # ---------------------------------------------------------------------------------------------
 
 
-def derived(origin, wrt_nodes=None, positions=None):
+def derived(origin, wrt_nodes=None, positions=None, rule=None):
     """The origin of a derivative of a node from ``origin``: one order higher, with respect to the
-    arguments at ``positions`` (or those of the plain input nodes ``wrt_nodes``)."""
+    arguments at ``positions`` (or those of the plain input nodes ``wrt_nodes``), made by the rule
+    of ``rule`` (the node differentiated) when given."""
     if origin is None:
         return None
     if positions is None and wrt_nodes is not None:
@@ -145,7 +148,8 @@ def derived(origin, wrt_nodes=None, positions=None):
     wrt = tuple(positions) if positions is not None else None
     if origin.order and origin.wrt != wrt:
         wrt = None  # a mixed derivative: say only its order
-    return Origin(origin.path, origin.lines, origin.order + 1, wrt)
+    rules = ((rule.op, rule.body if rule.op == "elementwise" else None),) if rule is not None else ()
+    return Origin(origin.path, origin.lines, origin.order + 1, wrt, rules)
 
 
 def merge(origins):
@@ -155,9 +159,10 @@ def merge(origins):
     if not known:
         return None
     first = known[0]
+    rules = tuple(dict.fromkeys(r for o in known for r in o.rules))
     if all(o == first for o in known[1:]):
-        return first
+        return first if rules == first.rules else Origin(first.path, first.lines, first.order, first.wrt, rules)
     if any(o.path != first.path or o.order != first.order or o.wrt != first.wrt for o in known):
         return None
     lines = sorted({pair for o in known for pair in o.lines})
-    return Origin(first.path, lines, first.order, first.wrt)
+    return Origin(first.path, lines, first.order, first.wrt, rules)

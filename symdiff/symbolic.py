@@ -196,7 +196,7 @@ def _derivative(t, in_nodes, wrt_pos, base_out, call):
     sequence = [(p,) for p in wrt_pos] if isinstance(t.positions, tuple) else [wrt_pos] * t.order
     out.origin = fused.origin
     for positions in sequence:  # the derivative of the function's lines, for the generated comment
-        out.origin = origins.derived(out.origin, positions=positions)
+        out.origin = origins.derived(out.origin, positions=positions, rule=fused)
     return out
 
 

@@ -156,11 +156,18 @@ class Transform(Dispatch):
 
         return plan(self, in_nodes, base_out, core_ranks, call)
 
-    def graph(self, *args, **kwargs) -> str:
-        """The optimized IR of this transform for arguments like ``args``, as text."""
+    def graph(self, *args, format="text", **kwargs) -> str:
+        """The optimized IR of this transform for arguments like ``args``: ``format`` 'text' (a
+        listing), 'dot' or 'mermaid' (picture text, no dependency) or 'svg' (needs Graphviz)."""
         from .views import graph
 
-        return graph(self, args, kwargs)
+        return graph(self, args, kwargs, format)
+
+    def _repr_markdown_(self):
+        """Jupyter's view: what is computed and, once compiled, the formula and shapes."""
+        from .display import transform_markdown
+
+        return transform_markdown(self)
 
     def formula(self, *args, **kwargs):
         """The result as SymPy: an expression for scalars, a Matrix or Array for arrays."""

@@ -90,12 +90,25 @@ def _static_text(value) -> str:
     return text
 
 
-def graph(t, args, kwargs) -> str:
-    """The optimized IR of transform ``t`` for arguments like ``args``, as text."""
+def graph(t, args, kwargs, format="text", program=False) -> str:
+    """The optimized IR of transform ``t`` (or with ``program``, of the function it differentiates)
+    for arguments like ``args``, as text, or as a picture (``symdiff.pictures``: 'dot', 'mermaid' or 'svg')."""
+    from . import pictures
+
+    if format not in pictures.FORMATS:
+        raise SymdiffError(f"unknown graph format {format!r}; choose one of {', '.join(pictures.FORMATS)}")
     _, specs, _, call = t._specs(args, kwargs)
     in_nodes = [ir.input_node(i, s, d) for i, (s, d) in enumerate(specs)]
-    flat, _ = _flatten(t.symbolic(in_nodes, call=call))
-    return ir.format_graph(optimize.optimize(flat))
+    out = _primal(t.fun, in_nodes, None, call) if program else t.symbolic(in_nodes, call=call)
+    flat = optimize.optimize(_flatten(out)[0])
+    if format == "text":
+        return ir.format_graph(flat)
+    n_positional = len(specs) - len(call.keywords)
+    names = sanitized_params(t._traced_names(n_positional, call) + list(call.keywords))
+    base_name = getattr(_base(t), "__name__", "f")
+    title = _summary(t, base_name, [names[p] for p in t._wrt_list(n_positional, call)]).split("\n")[0]
+    title = f"The program of {emit.sanitize(base_name, set())}" if program else title
+    return pictures.render(pictures.from_ir(flat, names, title), format)
 
 
 def formula(t, args, kwargs):

@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         "show", "print the derivative formulas and their operation counts before and after CSE", [selection, common]
     )
     show.add_argument("--latex", action="store_true", help="print LaTeX instead of SymPy's pretty printing")
+    show.add_argument("--graph", action="store_true", help="draw the derivative's graph instead of its formulas")
+    show.add_argument("--format", default="dot", choices=("text", "dot", "mermaid", "svg"),
+                      help="with --graph: dot (default), mermaid (renders in GitHub markdown), svg (needs Graphviz)")
+    show.add_argument("-o", "--output", metavar="OUT", help="with --graph: write the picture here instead of stdout")
+    show.add_argument("--program", action="store_true", help="with --graph: draw the function itself, not its derivative")
     show.set_defaults(run=cmd_show)
     check = command("check", "compare the generated derivatives with central finite differences", [selection, common])
     check.add_argument(
@@ -302,6 +307,10 @@ def cmd_show(opts, progress) -> int:
     from . import show as cli_show  # SymPy's printers: imported only for this command
 
     target = build_target(opts, opts.kinds)
+    if opts.graph:
+        return _show_graph(target, opts, progress)
+    if opts.output or opts.format != "dot" or opts.program:
+        raise UsageError("-o, --format and --program go with --graph")
     unicode = (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") in ("utf8", "utf16")
     width = shutil.get_terminal_size((100, 24)).columns
     args = target.example_args()
@@ -318,6 +327,25 @@ def cmd_show(opts, progress) -> int:
         progress.say("common-subexpression elimination")
         before, after = cli_show.operation_counts(exprs)
         print(f"\noperations: {before} as written, {after} after common-subexpression elimination\n", file=opts.out)
+    return 0
+
+
+def _show_graph(target, opts, progress) -> int:
+    from ..views import graph
+
+    transforms = target.transforms()[:1] if opts.program else target.transforms()
+    if opts.format == "svg" and len(transforms) > 1:
+        raise UsageError("--format svg draws one derivative: give one of --grad, --jacobian, --hessian, --order")
+    pictures = []
+    for t in transforms:
+        progress.say(f"graph of {target.name if opts.program else f'{t.kind} of {target.name}'}")
+        with progress.core_stages():
+            pictures.append(graph(t, target.example_args(), {}, opts.format, program=opts.program))
+    text = "\n".join(pictures)
+    if opts.output:
+        write_atomic(opts.output, text)
+    else:
+        opts.out.write(text)
     return 0
 
 

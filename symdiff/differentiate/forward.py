@@ -23,7 +23,7 @@ def jvp(outputs, wrt, tangents, lead=()):
         ts = [tan.get(id(x)) if id(x) in active else None for x in node.inputs]
         if all(t is None for t in ts):
             continue
-        scope = origins.enter(origins.derived(node.origin, wrt))  # the rule's nodes derive from node's line
+        scope = origins.enter(origins.derived(node.origin, wrt, rule=node))  # the rule's nodes derive from node's line
         try:
             t = ops.of(node).jvp(node, ts, lead)
             if t is not None and t.shape != lead + node.shape:

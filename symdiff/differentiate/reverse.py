@@ -47,7 +47,7 @@ def vjp(outputs, cotangents, wrt, lead=()):
         if g is None or ops.of(node).leaf:
             continue
         wanted = [i for i, x in enumerate(node.inputs) if id(x) in active]
-        scope = origins.enter(origins.derived(node.origin, wrt))  # the rule's nodes derive from node's line
+        scope = origins.enter(origins.derived(node.origin, wrt, rule=node))  # the rule's nodes derive from node's line
         try:
             for i, contribution in _masked_rule(node, g, wanted, n_lead):
                 x = node.inputs[i]

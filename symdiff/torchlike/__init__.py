@@ -70,6 +70,7 @@ from .ops import (
     transpose,
     unsqueeze,
 )
+from .pictures import make_dot as make_dot  # also gives Tensor its Jupyter display
 from .printing import set_printoptions
 from .tensor import Tensor
 
