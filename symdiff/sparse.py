@@ -2,9 +2,10 @@
 
 The pattern comes from the IR (``symdiff.sparsity``). Columns that share no row get one colour
 (Curtis-Powell-Reid), so one forward-mode product per colour gives every nonzero; rows coloured
-the same way give reverse-mode products, and the mode with fewer colours is used. A Hessian uses the
-distance-2 column colouring of its pattern with one Hessian-vector product per colour, and takes
-each off-diagonal pair from one product, so the result is exactly symmetric. The products are one
+the same way give reverse-mode products, and the mode with fewer colours is used. A Hessian uses a
+symmetric colouring (``symdiff.colouring``: star or distance-2, the fewer colours) with one
+Hessian-vector product per colour, and takes each off-diagonal pair from one product, so the
+result is exactly symmetric. The products are one
 generated function (the Jacobian, by the existing transforms, of the function with its argument
 moved along the colour classes); the CSR data is gathered from them in an order fixed when compiled.
 Nothing of size n x n, and never n passes.
@@ -12,127 +13,12 @@ Nothing of size n x n, and never n passes.
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 
 from . import environment
+from .colouring import colour_count, column_colouring, symmetric_colouring, symmetric_take
 from .errors import SymdiffError
 from .ops import patterns as pat
-
-RANDOM_ORDERS = 20  # extra greedy orders tried on small patterns
-GREEDY_UP_TO = 300_000  # columns: beyond, the greedy sweep (a Python loop) runs only if no cyclic colouring fits
-DSATUR_UP_TO = 20_000  # columns: DSATUR too (a Python heap: 1.2 s at 65,536; Brusselator 128x128: 11 colours, not 12)
-
-
-def _valid(pattern, colours, k) -> bool:
-    """Whether no row of ``pattern`` has two columns of one colour."""
-    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
-    keys = np.sort(rows * k + colours[pattern.indices])
-    return not (keys[1:] == keys[:-1]).any()
-
-
-def _adjacency(pattern):
-    """The column intersection graph ``P^T P`` as (indptr, indices) lists."""
-    graph = (pattern.T.astype(np.int32) @ pattern.astype(np.int32)).tocsr()
-    return graph.indptr.tolist(), graph.indices.tolist()
-
-
-def _greedy(adjacency, n, tries: int = 0) -> np.ndarray:
-    """Greedy colouring in column order and in ``tries`` seeded random orders; the fewest colours."""
-    indptr, indices = adjacency
-    rng = np.random.default_rng(0)
-    best = None
-    for order in [range(n)] + [rng.permutation(n).tolist() for _ in range(tries)]:
-        colour = [-1] * n
-        for v in order:
-            used = {colour[u] for u in indices[indptr[v] : indptr[v + 1]]}
-            c = 0
-            while c in used:
-                c += 1
-            colour[v] = c
-        if best is None or max(colour) < max(best):
-            best = colour
-    return np.asarray(best, dtype=np.int64)
-
-
-def _dsatur(adjacency, n) -> np.ndarray:
-    """DSATUR (Brelaz): next the column whose neighbours already use the most colours (a periodic
-    stencil on a 10x10 grid: 5 colours where the column-order greedy finds 10)."""
-    indptr, indices = adjacency
-    colour = [-1] * n
-    seen: list = [set() for _ in range(n)]
-    degree = [indptr[v + 1] - indptr[v] for v in range(n)]
-    heap = [(0, -degree[v], v) for v in range(n)]
-    heapq.heapify(heap)
-    while heap:
-        saturation, _, v = heapq.heappop(heap)
-        if colour[v] >= 0 or -saturation != len(seen[v]):
-            continue  # coloured already, or a stale entry
-        c = 0
-        while c in seen[v]:
-            c += 1
-        colour[v] = c
-        for u in indices[indptr[v] : indptr[v + 1]]:
-            if colour[u] < 0 and c not in seen[u]:
-                seen[u].add(c)
-                heapq.heappush(heap, (-len(seen[u]), -degree[u], u))
-    return np.asarray(colour, dtype=np.int64)
-
-
-def column_colouring(pattern) -> np.ndarray:
-    """Colours of the columns such that no row has two nonzero columns of one colour (CPR). The
-    cyclic colourings ``j mod k`` (banded patterns: optimal) are tried first, checked in O(nnz)
-    each; greedy and DSATUR colourings when they do better or nothing cyclic fits."""
-    sp = pat.scipy_sparse()
-    pattern = sp.csr_array(pattern)
-    n = pattern.shape[1]
-    if pattern.nnz == 0:
-        return np.zeros(n, dtype=np.int64)
-    widest = int(np.diff(pattern.indptr).max())
-    best = None
-    for k in range(widest, min(2 * widest, n) + 1):
-        colours = np.arange(n, dtype=np.int64) % k
-        if _valid(pattern, colours, k):
-            best = colours
-            break
-    if best is None or (n <= GREEDY_UP_TO and best.max() + 1 > widest):
-        adjacency = _adjacency(pattern)
-        found = [_greedy(adjacency, n, tries=RANDOM_ORDERS if pattern.nnz <= 50_000 else 0)]
-        if n <= DSATUR_UP_TO:
-            found.append(_dsatur(adjacency, n))
-        for colours in found:
-            if best is None or colours.max() < best.max():
-                best = colours
-    return best
-
-
-def symmetric_colouring(pattern, candidates: int = 8):
-    """(colours, heavy) for a symmetric pattern with direct symmetric recovery: the ``heavy``
-    columns (dense rows of an arrowhead) get one colour each, the rest the distance-2 colouring of
-    the pattern without them. An entry touching a heavy column is read from that column's product
-    (its colour is unique), any other from the CPR colouring; the split with fewest colours wins
-    (no heavy column: plain CPR)."""
-    n = pattern.shape[0]
-    colours = column_colouring(pattern)
-    best = (colours, np.zeros(n, dtype=bool))
-    degree = np.diff(pattern.indptr)
-    for threshold in np.unique(degree)[::-1][1 : candidates + 1]:
-        heavy = degree > threshold
-        if heavy.sum() >= colour_count(best[0]):
-            break
-        keep = np.flatnonzero(~heavy)
-        reduced = column_colouring(pattern[keep][:, keep])
-        colours = np.empty(n, dtype=np.int64)
-        colours[keep] = reduced
-        colours[heavy] = colour_count(reduced) + np.arange(heavy.sum())
-        if colour_count(colours) < colour_count(best[0]):
-            best = (colours, heavy)
-    return best
-
-
-def colour_count(colours) -> int:
-    return int(colours.max()) + 1 if len(colours) else 0
 
 
 class Compressed:
@@ -227,17 +113,10 @@ def compile_hessian(fun, position, args, kwargs, kw):
 
     pattern = sparsity.hessian_pattern(fun, position, kw, args, kwargs)
     pattern = pat.binary(pattern + pattern.T)  # symmetric by construction already; made sure
-    colours, heavy = symmetric_colouring(pattern)
-    c = colour_count(colours)
+    colours, take = symmetric_colouring(pattern)
     x = np.asarray(args[position])
     gradient = transforms.grad(fun, argnums=position, **kw)
     products = transforms.jacobian(_moved(gradient, position, colours, x.shape), argnums=len(args), **kw)
-    rows, cols = _rows_of(pattern), pattern.indices.astype(np.int64)
-    # each pair from one product: H[i, j] = H[j, i] = (H S)[min, colour(max)], or, when exactly one
-    # of i, j is heavy, from the heavy one's product at the other's row
-    upper = np.where(heavy[rows] != heavy[cols], heavy[cols], rows <= cols)
-    lo, hi = np.where(upper, rows, cols), np.where(upper, cols, rows)
-    take = lo * c + colours[hi]
     return Compressed(pattern, colours, "hvp", products, take, True)
 
 

@@ -326,3 +326,63 @@ def test_the_pattern_follows_a_closed_over_matrix_rebound_or_changed_in_place():
     A = np.ones((4, 4))
     np.testing.assert_allclose(jac(x).toarray(), A * np.cos(x), rtol=1e-14)
     assert jac(x).nnz == 16
+
+
+# -- star colouring of Hessians -------------------------------------------------------------------
+
+
+def _random_couplings(seed, n=24):
+    """A scalar function of n entries coupling random pairs (a few hubs among them: star colouring's
+    case) through constant index arrays; its Hessian pattern is those pairs and the diagonal."""
+    r = np.random.default_rng(seed)
+    hubs = r.choice(n, size=int(r.integers(1, 4)), replace=False)
+    i = np.concatenate([r.integers(0, n, size=int(r.integers(n // 2, 2 * n))), np.repeat(hubs, n // 3)])
+    j = np.concatenate([r.integers(0, n, size=len(i) - len(hubs) * (n // 3)), r.integers(0, n, size=len(hubs) * (n // 3))])
+    keep = i != j
+    i, j = i[keep], j[keep]
+
+    def f(x):
+        return np.sum(np.sin(x[i] * x[j])) + np.sum(x**4)
+
+    return f, r.normal(size=n), i, j
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_star_colouring_recovers_random_symmetric_patterns_exactly(seed):
+    from symdiff import colouring
+
+    f, x, i, j = _random_couplings(seed)
+    pattern = symdiff.hessian_sparsity(f)(x)
+    expected = np.eye(len(x), dtype=bool)
+    expected[i, j] = expected[j, i] = True
+    np.testing.assert_array_equal(pattern.toarray(), expected)
+    for order in (None, np.random.default_rng(seed).permutation(len(x)).tolist()):  # a star colouring in any order
+        assert colouring.symmetric_take(pattern, colouring.star_colouring(pattern, order)) is not None
+    s = symdiff.hessian(f, sparse=True)
+    h = s(x)
+    assert (h != h.T).nnz == 0
+    np.testing.assert_allclose(h.toarray(), symdiff.hessian(f)(x), rtol=1e-12, atol=1e-12)
+    assert colouring.colour_count(s.compiled(x).colours) <= colouring.colour_count(colouring.column_colouring(pattern))
+
+
+def test_star_colouring_beats_distance_two_where_it_should():
+    from symdiff import colouring
+
+    wins = 0
+    for seed in range(12):
+        f, x, _, _ = _random_couplings(seed)
+        pattern = symdiff.hessian_sparsity(f)(x)
+        used = colouring.colour_count(symdiff.hessian(f, sparse=True).compiled(x).colours)
+        wins += used < colouring.colour_count(colouring.column_colouring(pattern))
+    assert wins >= 3
+
+    def energy(u):  # 5-point Laplacian energy on a periodic grid: a 13-point Hessian stencil
+        lap = np.roll(u, 1, 0) + np.roll(u, -1, 0) + np.roll(u, 1, 1) + np.roll(u, -1, 1) - 4 * u
+        return np.sum(lap**2) + np.sum(u**4)
+
+    u = rng.normal(size=(16, 16))
+    s = symdiff.hessian(energy, sparse=True)
+    np.testing.assert_allclose(s(u).toarray(), symdiff.hessian(energy)(u).reshape(256, 256), rtol=1e-12, atol=1e-10)
+    pattern = s.compiled(u).pattern
+    assert pattern.nnz == 13 * 256
+    assert colouring.colour_count(s.compiled(u).colours) < colouring.colour_count(colouring.column_colouring(pattern))
