@@ -238,8 +238,11 @@ def test_static_arguments_key_the_pattern():
 
 
 def test_sparse_refuses_what_it_does_not_do():
-    with pytest.raises(symdiff.SymdiffError, match="one int as argnums"):
-        symdiff.hessian(rosen, argnums=(0,), sparse=True)
+    x = rng.normal(size=5)
+    (h,) = symdiff.hessian(rosen, argnums=(0,), sparse=True)(x)  # a tuple of argnums: nested tuples, as dense
+    assert isinstance(h[0], sp.csr_array)
+    with pytest.raises(symdiff.SymdiffError, match="return one array, got a tuple"):
+        symdiff.jacobian(lambda x: (x**2, np.sin(x)), sparse=True)(x)
     with pytest.raises(symdiff.SymdiffError, match="signature"):
         symdiff.hessian(rosen, signature="(n)->()", sparse=True)
 
@@ -386,3 +389,90 @@ def test_star_colouring_beats_distance_two_where_it_should():
     pattern = s.compiled(u).pattern
     assert pattern.nnz == 13 * 256
     assert colouring.colour_count(s.compiled(u).colours) < colouring.colour_count(colouring.column_colouring(pattern))
+
+
+# -- several arguments, wrt= and pytrees: blocks in the dense transform's structure ---------------
+
+
+def _as_2d(block, rows):
+    return np.asarray(block).reshape(rows, -1)
+
+
+def _same_blocks(sparse, dense, rows):
+    """Walk two results of the same structure: each sparse block equals the dense one made 2-D."""
+    if isinstance(dense, dict):
+        assert isinstance(sparse, dict) and sparse.keys() == dense.keys()
+        for k in dense:
+            _same_blocks(sparse[k], dense[k], rows)
+    elif isinstance(dense, (tuple, list)):
+        assert type(sparse) is type(dense) and len(sparse) == len(dense)
+        for a, b in zip(sparse, dense):
+            _same_blocks(a, b, rows)
+    else:
+        assert isinstance(sparse, sp.csr_array)
+        np.testing.assert_allclose(sparse.toarray(), _as_2d(dense, rows), rtol=1e-12, atol=1e-12)
+
+
+def two(x, y):
+    return np.sin(x[1:] * y[:-1]) + x[:-1] ** 2 * np.cos(y[1:])
+
+
+def scalar_two(x, y):
+    return np.sum(np.sin(x[1:] * y[:-1]) + x[:-1] ** 2 * np.cos(y[1:])) + x[0] * np.sum(y**2)
+
+
+def params_loss(p, scale):
+    return scale * np.sum((p["w"][1:] - p["w"][:-1] ** 2) ** 2) + np.sum(p["b"] ** 2 * p["w"][:3])
+
+
+def few_outputs(x, y):  # two outputs of many inputs: reverse mode, rows coloured
+    return np.stack([np.sum(x**2 * y), np.sum(np.sin(x) + y**3)])
+
+
+@pytest.mark.parametrize("case", ["jacobian argnums", "jacobian wrt", "jacobian reverse", "jacobian pytree",
+                                  "hessian argnums", "hessian wrt", "hessian pytree"])
+def test_several_arguments_give_blocks_like_the_dense_transform(case):
+    x, y = rng.normal(size=7), rng.normal(size=7)
+    params = {"w": rng.normal(size=6), "b": rng.normal(size=3)}
+    kind, f, args, kw = {
+        "jacobian argnums": (symdiff.jacobian, two, (x, y), {"argnums": (0, 1)}),
+        "jacobian wrt": (symdiff.jacobian, two, (x, y), {"wrt": ("y", "x")}),
+        "jacobian reverse": (symdiff.jacobian, few_outputs, (x, y), {"argnums": (1, 0)}),
+        "jacobian pytree": (symdiff.jacobian, lambda p, s: s * p["w"][1:4] * p["b"], (params, 2.0), {}),
+        "hessian argnums": (symdiff.hessian, scalar_two, (x, y), {"argnums": (0, 1)}),
+        "hessian wrt": (symdiff.hessian, scalar_two, (x, y), {"wrt": "y"}),
+        "hessian pytree": (symdiff.hessian, params_loss, (params, 3.0), {}),
+    }[case]
+    dense = kind(f, **kw)(*args)
+    sparse = kind(f, sparse=True, **kw)(*args)
+    rows = 1 if kind is symdiff.hessian else np.size(f(*args))
+    if kind is symdiff.hessian:  # each row block has the rows of its argument
+        def check(s, d):
+            if isinstance(d, dict):
+                assert isinstance(s, dict) and s.keys() == d.keys()
+                for k in d:
+                    check(s[k], d[k])
+            elif isinstance(d, tuple):
+                assert isinstance(s, tuple) and len(s) == len(d)
+                for a, b in zip(s, d):
+                    check(a, b)
+            else:
+                np.testing.assert_allclose(s.toarray(), np.asarray(d).reshape(s.shape), rtol=1e-12, atol=1e-12)
+        assert type(sparse) is type(dense) or isinstance(sparse, sp.csr_array)
+        check(sparse, dense)
+    else:
+        _same_blocks(sparse, dense, rows)
+    if case == "jacobian reverse":
+        assert symdiff.jacobian(f, sparse=True, **kw).compiled(*args).mode == "reverse"
+
+
+def test_pytree_argument_layout_keys_the_pattern():
+    def f(p):
+        return np.sum(p["a"] ** 2) * np.sum(p["b"] ** 3)
+
+    h = symdiff.hessian(f, sparse=True)
+    for n in (2, 4):
+        p = {"a": rng.normal(size=n), "b": rng.normal(size=3)}
+        out = h(p)
+        assert out["a"]["a"].shape == (n, n) and out["a"]["b"].shape == (n, 3)
+        np.testing.assert_allclose(out["b"]["a"].toarray(), symdiff.hessian(f)(p)["b"]["a"], rtol=1e-12)
