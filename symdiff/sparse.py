@@ -32,7 +32,7 @@ class Compressed:
     def __init__(self, pattern, colours, mode, products, take, symmetric, blocks=None):
         self.pattern, self.colours, self.mode, self.products, self.take = pattern, colours, mode, products, take
         self.symmetric, self.blocks = symmetric, blocks
-        self._take_transposed = None
+        self._take_transposed = self._seed_args = None
         # the index arrays of the result, made once: each call only gathers its data array
         self._indices, self._indptr = pattern.indices.astype(np.int32), pattern.indptr.astype(np.int32)
         products.note = (f"{self.summary} The products are the columns of this result; the CSR data "
@@ -47,8 +47,13 @@ class Compressed:
                 f"{colour_count(self.colours)} colours ({colour_count(self.colours)} {how}).")
 
     def _seed(self) -> tuple:
-        """The extra argument of the forward products: the point ``t = 0`` along the colour classes."""
-        return () if self.mode == "reverse" else (np.zeros(colour_count(self.colours)),)
+        """The extra arguments of the forward products: the point ``t = 0`` along the colour classes,
+        and the colour of each column (an argument, not a closed-over array the guard would compare)."""
+        if self.mode == "reverse":
+            return ()
+        if self._seed_args is None:
+            self._seed_args = (np.zeros(colour_count(self.colours)), self.colours)
+        return self._seed_args
 
     def data(self, args, kwargs) -> np.ndarray:
         """The CSR data array of the derivative at ``args``."""
@@ -128,19 +133,24 @@ class Layout:
                               block.indptr.astype(np.int32), block.shape))
         return self.transform, self.groups, self.single, parts
 
-    def moved(self, fun, colours):
+    def moved(self, fun):
         """``fun`` with each differentiated leaf moved by ``t[colour]``: its Jacobian with respect to
-        ``t`` (the last argument) at ``t = 0`` is the Jacobian times the seed matrix of the colouring."""
-        cut = self.offsets()
-        classes = [colours[cut[k] : cut[k + 1]].reshape(s) for k, s in enumerate(self.shapes)]
-        positions, trees = self.positions, self.trees
+        ``t`` at ``t = 0`` is the Jacobian times the seed matrix of the colouring. ``t`` and the
+        colours of the columns are its last two arguments."""
+        cut = tuple(int(c) for c in self.offsets())
+        positions, trees = tuple(self.positions), frozenset(self.trees)  # watchable reads: compiled once
+        shapes = tuple(self.shapes)
 
         def seeded(*args, **kwargs):
-            *args, t = args
+            *args, t, colours = args
             k = 0
             for p in positions:
                 leaves, structure, _ = pytrees.flatten(args[p]) if p in trees else ([args[p]], None, None)
-                leaves = [leaf + t[classes[k + i]] for i, leaf in enumerate(leaves)]
+                if len(shapes) == 1:
+                    leaves = [leaves[0] + t[np.reshape(colours, shapes[0])]]
+                else:
+                    leaves = [leaf + t[np.reshape(colours[cut[k + i] : cut[k + i + 1]], shapes[k + i])]
+                              for i, leaf in enumerate(leaves)]
                 k += len(leaves)
                 args[p] = pytrees.unflatten(structure, leaves) if p in trees else leaves[0]
             return fun(*args, **kwargs)
@@ -189,7 +199,7 @@ def compile_jacobian(fun, argnums, args, kwargs, kw):
     blocks = layout.blocks(pattern, False)
     if colour_count(columns) <= colour_count(row_colours):
         c = colour_count(columns)
-        products = transforms.jacobian(layout.moved(fun, columns), argnums=len(args), **_no_wrt(kw))
+        products = transforms.jacobian(layout.moved(fun), argnums=len(args), **_no_wrt(kw))
         take = rows * c + columns[pattern.indices]  # entry (i, j) is product colour(j) at row i
         return Compressed(pattern, columns, "forward", products, take, False, blocks)
     c = colour_count(row_colours)
@@ -208,7 +218,7 @@ def compile_hessian(fun, argnums, args, kwargs, kw):
     gradient = transforms.grad(fun, argnums=argnums, **kw)
     if layout.several:
         gradient = _flat(gradient)
-    products = transforms.jacobian(layout.moved(gradient, colours), argnums=len(args), **_no_wrt(kw))
+    products = transforms.jacobian(layout.moved(gradient), argnums=len(args), **_no_wrt(kw))
     return Compressed(pattern, colours, "hvp", products, take, True, layout.blocks(pattern, True))
 
 
