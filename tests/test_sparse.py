@@ -476,3 +476,37 @@ def test_pytree_argument_layout_keys_the_pattern():
         out = h(p)
         assert out["a"]["a"].shape == (n, n) and out["a"]["b"].shape == (n, 3)
         np.testing.assert_allclose(out["b"]["a"].toarray(), symdiff.hessian(f)(p)["b"]["a"], rtol=1e-12)
+
+
+# -- np.linalg on stacks of matrices: dense within a matrix, nothing across the stack --------------
+
+SPD = np.eye(3) * 4
+
+
+def _stack(x):
+    return x.reshape(4, 3, 3) + SPD
+
+
+LINALG = {
+    "inv": lambda x: np.linalg.inv(_stack(x)).reshape(-1),
+    "det": lambda x: np.linalg.det(_stack(x)),
+    "slogdet": lambda x: np.linalg.slogdet(_stack(x))[1] * x[::9],
+    "solve matrix": lambda x: np.linalg.solve(_stack(x), np.ones((4, 3, 2)) + x[:24].reshape(4, 3, 2)).reshape(-1),
+    "solve shared rhs": lambda x: np.linalg.solve(_stack(x), np.arange(6.0).reshape(3, 2) + x[:6].reshape(3, 2)).reshape(-1),
+    "eigvalsh": lambda x: np.linalg.eigh(_stack(x) + np.swapaxes(_stack(x), -1, -2))[0].reshape(-1),
+    "cholesky": lambda x: np.linalg.cholesky(_stack(x) + np.swapaxes(_stack(x), -1, -2)).reshape(-1),
+    "broadcast batch": lambda x: np.linalg.inv(x[:9].reshape(1, 3, 3) + np.zeros((4, 1, 1)) + SPD + x[9:13, None, None]).reshape(-1),
+}
+
+
+@pytest.mark.parametrize("name", list(LINALG))
+def test_linalg_on_stacks_is_block_structured(name):
+    f = LINALG[name]
+    x = rng.normal(size=36) * 0.3
+    pattern = symdiff.jacobian_sparsity(f)(x).toarray()
+    nonzero = dense_jacobian(f, x) != 0
+    assert not (nonzero & ~pattern).any()  # every nonzero is in the pattern
+    if name in ("inv", "det"):  # dense within a matrix: the pattern is exactly the nonzeros (solve: a superset)
+        np.testing.assert_array_equal(pattern, nonzero)
+    assert pattern.sum() < pattern.size / 2  # not dense across the stack
+    np.testing.assert_allclose(symdiff.jacobian(f, sparse=True)(x).toarray(), dense_jacobian(f, x), rtol=1e-10, atol=1e-12)
