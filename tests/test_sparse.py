@@ -201,8 +201,10 @@ def test_five_point_stencil_colours():
         assert compiled.colours.max() + 1 <= 5
     periodic = symdiff.jacobian(stencil, sparse=True).compiled(np.ones((10, 10)))
     assert periodic.pattern.nnz == 5 * 100 and periodic.colours.max() + 1 == 5
-    # a torus whose sides are not multiples of 5 has no 5-colouring of this kind; found: 9 (not optimal)
-    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((16, 16))).colours.max() + 1 <= 9
+    # a torus whose sides are not multiples of 5 has no 5-colouring of this kind; found 7 at 12x12 and 8 at
+    # 16x16 (not optimal: colour (i + 2j) mod 6 is a valid 6-colouring of 12x12)
+    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((12, 12))).colours.max() + 1 <= 7
+    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((16, 16))).colours.max() + 1 <= 8
 
 
 def test_summary_and_source_state_nnz_and_colours():
