@@ -2,6 +2,7 @@
 
     python benchmarks/sparse.py                    # Rosenbrock n = 1e4, 1e5, 1e6; dense at 3,000; 2-D Brusselator 128x128
     python benchmarks/sparse.py --sizes 1e4 1e5 --grid 32     # quicker
+    python benchmarks/sparse.py --only rosenbrock             # or --only brusselator
 
 Rosenbrock: ``hessian(f, sparse=True)`` evaluation time against ``grad(f)`` at the same point (target
 <= 10x), the compile time with an empty cache (pattern + colouring + code generation + the first call;

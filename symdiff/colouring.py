@@ -21,7 +21,7 @@ from .ops import patterns as pat
 
 RANDOM_ORDERS = 20  # extra greedy orders tried on small patterns
 GREEDY_UP_TO = 300_000  # columns: beyond, the greedy sweep (a Python loop) runs only if no cyclic colouring fits
-DSATUR_UP_TO = 20_000  # columns: DSATUR too (a Python heap: 1.2 s at 65,536)
+DSATUR_UP_TO = 20_000  # columns: DSATUR and incidence-degree too (Python heaps)
 ORDERS_UP_TO = 100_000  # columns: the ordering heuristics and iterated greedy (Python loops, ~1 s per 1e5)
 ITERATED = 12  # iterated-greedy passes over the best colouring found
 STAR_BUDGET = 4_000_000  # sum of squared degrees: beyond, no star colouring (a Python loop, O(sum deg^2))
@@ -149,8 +149,8 @@ def _greedy_colourings(pattern):
         degree = np.diff(np.asarray(indptr))
         found.append(_greedy_in(adjacency, np.argsort(-degree, kind="stable").tolist(), n))
         found.append(_greedy_in(adjacency, _smallest_last(adjacency, n), n))
+    if n <= DSATUR_UP_TO:  # heap-based orders: ~2 s each at 32,768 columns
         found.append(_greedy_in(adjacency, _incidence_degree(adjacency, n), n))
-    if n <= DSATUR_UP_TO:
         found.append(_dsatur(adjacency, n))
     if pattern.nnz <= 50_000:
         rng = np.random.default_rng(0)
