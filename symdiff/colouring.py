@@ -3,7 +3,8 @@
 Jacobians: columns sharing no row get one colour (Curtis-Powell-Reid, a distance-2 colouring of the
 bipartite graph). Cyclic colourings ``j mod k`` are tried first (banded patterns: optimal, O(nnz));
 then greedy sweeps in several orders (natural, largest-first, smallest-last, incidence-degree,
-DSATUR, seeded random) and iterated-greedy passes that recolour class by class (never worse).
+DSATUR, seeded random), iterated-greedy passes that recolour class by class (never worse), and on
+small patterns a tabu search for one colour fewer at a time.
 Hessians: the better of that distance-2 colouring (with dense rows split off) and a star colouring
 (Gebremedhin-Manne-Pothen: a proper colouring in which every path on four vertices uses three
 colours), read with direct recovery: ``H[i, j]`` is product ``colour(j)`` at row ``i`` when no other
@@ -24,6 +25,8 @@ GREEDY_UP_TO = 300_000  # columns: beyond, the greedy sweep (a Python loop) runs
 DSATUR_UP_TO = 20_000  # columns: DSATUR and incidence-degree too (Python heaps)
 ORDERS_UP_TO = 100_000  # columns: the ordering heuristics and iterated greedy (Python loops, ~1 s per 1e5)
 ITERATED = 12  # iterated-greedy passes over the best colouring found
+TABU_UP_TO = 2_000  # columns: a tabu search then tries one colour fewer at a time (12x12 periodic stencil: 6, not 7)
+TABU_MOVES = 2_000  # per attempt, fewer beyond 200 columns (the work is moves x conflicting columns)
 STAR_BUDGET = 4_000_000  # sum of squared degrees: beyond, no star colouring (a Python loop, O(sum deg^2))
 
 
@@ -139,6 +142,53 @@ def _iterated(adjacency, colour, n, passes) -> list:
     return best
 
 
+def _tabu(adjacency, colour, n, k, iterations, seed=0):
+    """TabuCol (Hertz and de Werra): look for a proper colouring with ``k`` colours from ``colour``
+    (its colours >= k moved to the least conflicting ones) by moving conflicting vertices, recent
+    moves forbidden for a while; the colouring, or None when ``iterations`` moves did not reach it."""
+    indptr, indices = adjacency
+    rng = np.random.default_rng(seed)
+    neighbours = [[u for u in indices[indptr[v] : indptr[v + 1]] if u != v] for v in range(n)]
+    colour = [c if c < k else int(rng.integers(k)) for c in colour]
+    gamma = [[0] * k for _ in range(n)]  # gamma[v][c]: neighbours of v coloured c
+    for v in range(n):
+        for u in neighbours[v]:
+            gamma[v][colour[u]] += 1
+    conflicts = sum(gamma[v][colour[v]] for v in range(n)) // 2
+    clashing = {v for v in range(n) if gamma[v][colour[v]]}
+    tabu: dict = {}
+    for step in range(iterations):
+        if conflicts == 0:
+            return colour
+        best, move = None, None
+        for v in sorted(clashing):
+            own = gamma[v][colour[v]]
+            for c in range(k):
+                if c == colour[v]:
+                    continue
+                delta = gamma[v][c] - own
+                if tabu.get((v, c), -1) >= step and conflicts + delta > 0:
+                    continue  # tabu, unless it solves everything
+                if best is None or delta < best:
+                    best, move = delta, (v, c)
+        if move is None:
+            return None
+        v, c = move
+        old = colour[v]
+        tabu[(v, old)] = step + int(0.6 * conflicts) + int(rng.integers(10))
+        colour[v] = c
+        conflicts += best
+        for u in neighbours[v]:
+            gamma[u][old] -= 1
+            gamma[u][c] += 1
+        for u in neighbours[v] + [v]:
+            if gamma[u][colour[u]]:
+                clashing.add(u)
+            else:
+                clashing.discard(u)
+    return colour if conflicts == 0 else None
+
+
 def _greedy_colourings(pattern):
     """Distance-2 colourings of the columns from the greedy heuristics this size affords."""
     n = pattern.shape[1]
@@ -158,6 +208,12 @@ def _greedy_colourings(pattern):
     best = min(found, key=max)
     if n <= ORDERS_UP_TO:
         best = _iterated(adjacency, best, n, ITERATED)
+    widest = int(np.diff(pattern.indptr).max())
+    while n <= TABU_UP_TO and max(best) + 1 > widest:  # fewer colours than the greedy heuristics found
+        fewer = _tabu(adjacency, best, n, max(best), min(TABU_MOVES, 400_000 // n))
+        if fewer is None:
+            break
+        best = fewer
     return np.asarray(best, dtype=np.int64)
 
 

@@ -201,10 +201,10 @@ def test_five_point_stencil_colours():
         assert compiled.colours.max() + 1 <= 5
     periodic = symdiff.jacobian(stencil, sparse=True).compiled(np.ones((10, 10)))
     assert periodic.pattern.nnz == 5 * 100 and periodic.colours.max() + 1 == 5
-    # a torus whose sides are not multiples of 5 has no 5-colouring of this kind; found 7 at 12x12 and 8 at
-    # 16x16 (not optimal: colour (i + 2j) mod 6 is a valid 6-colouring of 12x12)
-    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((12, 12))).colours.max() + 1 <= 7
-    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((16, 16))).colours.max() + 1 <= 8
+    # a torus whose sides are not multiples of 5 has no 5-colouring of this kind: 6 is optimal at 12x12
+    # (the greedy orders alone find 7); 16x16: 7
+    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((12, 12))).colours.max() + 1 == 6
+    assert symdiff.jacobian(stencil, sparse=True).compiled(np.ones((16, 16))).colours.max() + 1 <= 7
 
 
 def test_summary_and_source_state_nnz_and_colours():
@@ -390,7 +390,8 @@ def test_star_colouring_beats_distance_two_where_it_should():
     np.testing.assert_allclose(s(u).toarray(), symdiff.hessian(energy)(u).reshape(256, 256), rtol=1e-12, atol=1e-10)
     pattern = s.compiled(u).pattern
     assert pattern.nnz == 13 * 256
-    assert colouring.colour_count(s.compiled(u).colours) < colouring.colour_count(colouring.column_colouring(pattern))
+    # here the tabu-improved distance-2 colouring (18) ties with star: whichever is fewer is used
+    assert colouring.colour_count(s.compiled(u).colours) <= colouring.colour_count(colouring.column_colouring(pattern))
 
 
 # -- several arguments, wrt= and pytrees: blocks in the dense transform's structure ---------------
