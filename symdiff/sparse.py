@@ -2,9 +2,10 @@
 
 The pattern comes from the IR (``symdiff.sparsity``). Columns that share no row get one colour
 (Curtis-Powell-Reid), so one forward-mode product per colour gives every nonzero; rows coloured
-the same way give reverse-mode products, and the mode with fewer colours is used. A Hessian uses the
-distance-2 column colouring of its pattern with one Hessian-vector product per colour, and takes
-each off-diagonal pair from one product, so the result is exactly symmetric. The products are one
+the same way give reverse-mode products, and the mode with fewer colours is used. A Hessian uses a
+symmetric colouring (``symdiff.colouring``: star or distance-2, the fewer colours) with one
+Hessian-vector product per colour, and takes each off-diagonal pair from one product, so the
+result is exactly symmetric. The products are one
 generated function (the Jacobian, by the existing transforms, of the function with its argument
 moved along the colour classes); the CSR data is gathered from them in an order fixed when compiled.
 Nothing of size n x n, and never n passes.
@@ -12,137 +13,28 @@ Nothing of size n x n, and never n passes.
 
 from __future__ import annotations
 
-import heapq
+import functools
 
 import numpy as np
 
-from . import environment
-from .errors import SymdiffError
+from . import environment, pytrees
+from .colouring import colour_count, column_colouring, symmetric_colouring, symmetric_take
 from .ops import patterns as pat
-
-RANDOM_ORDERS = 20  # extra greedy orders tried on small patterns
-GREEDY_UP_TO = 300_000  # columns: beyond, the greedy sweep (a Python loop) runs only if no cyclic colouring fits
-DSATUR_UP_TO = 20_000  # columns: DSATUR too (a Python heap: 1.2 s at 65,536; Brusselator 128x128: 11 colours, not 12)
-
-
-def _valid(pattern, colours, k) -> bool:
-    """Whether no row of ``pattern`` has two columns of one colour."""
-    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
-    keys = np.sort(rows * k + colours[pattern.indices])
-    return not (keys[1:] == keys[:-1]).any()
-
-
-def _adjacency(pattern):
-    """The column intersection graph ``P^T P`` as (indptr, indices) lists."""
-    graph = (pattern.T.astype(np.int32) @ pattern.astype(np.int32)).tocsr()
-    return graph.indptr.tolist(), graph.indices.tolist()
-
-
-def _greedy(adjacency, n, tries: int = 0) -> np.ndarray:
-    """Greedy colouring in column order and in ``tries`` seeded random orders; the fewest colours."""
-    indptr, indices = adjacency
-    rng = np.random.default_rng(0)
-    best = None
-    for order in [range(n)] + [rng.permutation(n).tolist() for _ in range(tries)]:
-        colour = [-1] * n
-        for v in order:
-            used = {colour[u] for u in indices[indptr[v] : indptr[v + 1]]}
-            c = 0
-            while c in used:
-                c += 1
-            colour[v] = c
-        if best is None or max(colour) < max(best):
-            best = colour
-    return np.asarray(best, dtype=np.int64)
-
-
-def _dsatur(adjacency, n) -> np.ndarray:
-    """DSATUR (Brelaz): next the column whose neighbours already use the most colours (a periodic
-    stencil on a 10x10 grid: 5 colours where the column-order greedy finds 10)."""
-    indptr, indices = adjacency
-    colour = [-1] * n
-    seen: list = [set() for _ in range(n)]
-    degree = [indptr[v + 1] - indptr[v] for v in range(n)]
-    heap = [(0, -degree[v], v) for v in range(n)]
-    heapq.heapify(heap)
-    while heap:
-        saturation, _, v = heapq.heappop(heap)
-        if colour[v] >= 0 or -saturation != len(seen[v]):
-            continue  # coloured already, or a stale entry
-        c = 0
-        while c in seen[v]:
-            c += 1
-        colour[v] = c
-        for u in indices[indptr[v] : indptr[v + 1]]:
-            if colour[u] < 0 and c not in seen[u]:
-                seen[u].add(c)
-                heapq.heappush(heap, (-len(seen[u]), -degree[u], u))
-    return np.asarray(colour, dtype=np.int64)
-
-
-def column_colouring(pattern) -> np.ndarray:
-    """Colours of the columns such that no row has two nonzero columns of one colour (CPR). The
-    cyclic colourings ``j mod k`` (banded patterns: optimal) are tried first, checked in O(nnz)
-    each; greedy and DSATUR colourings when they do better or nothing cyclic fits."""
-    sp = pat.scipy_sparse()
-    pattern = sp.csr_array(pattern)
-    n = pattern.shape[1]
-    if pattern.nnz == 0:
-        return np.zeros(n, dtype=np.int64)
-    widest = int(np.diff(pattern.indptr).max())
-    best = None
-    for k in range(widest, min(2 * widest, n) + 1):
-        colours = np.arange(n, dtype=np.int64) % k
-        if _valid(pattern, colours, k):
-            best = colours
-            break
-    if best is None or (n <= GREEDY_UP_TO and best.max() + 1 > widest):
-        adjacency = _adjacency(pattern)
-        found = [_greedy(adjacency, n, tries=RANDOM_ORDERS if pattern.nnz <= 50_000 else 0)]
-        if n <= DSATUR_UP_TO:
-            found.append(_dsatur(adjacency, n))
-        for colours in found:
-            if best is None or colours.max() < best.max():
-                best = colours
-    return best
-
-
-def symmetric_colouring(pattern, candidates: int = 8):
-    """(colours, heavy) for a symmetric pattern with direct symmetric recovery: the ``heavy``
-    columns (dense rows of an arrowhead) get one colour each, the rest the distance-2 colouring of
-    the pattern without them. An entry touching a heavy column is read from that column's product
-    (its colour is unique), any other from the CPR colouring; the split with fewest colours wins
-    (no heavy column: plain CPR)."""
-    n = pattern.shape[0]
-    colours = column_colouring(pattern)
-    best = (colours, np.zeros(n, dtype=bool))
-    degree = np.diff(pattern.indptr)
-    for threshold in np.unique(degree)[::-1][1 : candidates + 1]:
-        heavy = degree > threshold
-        if heavy.sum() >= colour_count(best[0]):
-            break
-        keep = np.flatnonzero(~heavy)
-        reduced = column_colouring(pattern[keep][:, keep])
-        colours = np.empty(n, dtype=np.int64)
-        colours[keep] = reduced
-        colours[heavy] = colour_count(reduced) + np.arange(heavy.sum())
-        if colour_count(colours) < colour_count(best[0]):
-            best = (colours, heavy)
-    return best
-
-
-def colour_count(colours) -> int:
-    return int(colours.max()) + 1 if len(colours) else 0
+from .symbolic import _regrouped
 
 
 class Compressed:
     """One compiled sparse derivative for one argument layout: the pattern, the colouring, the
-    transform computing the compressed products, and where each nonzero is read from them."""
+    transform computing the compressed products, and where each nonzero is read from them.
+    ``blocks`` (several arguments or pytree leaves): how the result is cut and put in the structure
+    the dense transform returns."""
 
-    def __init__(self, pattern, colours, mode, products, take, symmetric):
+    def __init__(self, pattern, colours, mode, products, take, symmetric, blocks=None):
         self.pattern, self.colours, self.mode, self.products, self.take = pattern, colours, mode, products, take
-        self.symmetric = symmetric
-        self._take_transposed = None
+        self.symmetric, self.blocks = symmetric, blocks
+        self._take_transposed = self._seed_args = None
+        # the index arrays of the result, made once: each call only gathers its data array
+        self._indices, self._indptr = pattern.indices.astype(np.int32), pattern.indptr.astype(np.int32)
         products.note = (f"{self.summary} The products are the columns of this result; the CSR data "
                          "array is gathered from them in an order fixed when compiled.")
 
@@ -155,39 +47,126 @@ class Compressed:
                 f"{colour_count(self.colours)} colours ({colour_count(self.colours)} {how}).")
 
     def _seed(self) -> tuple:
-        """The extra argument of the forward products: the point ``t = 0`` along the colour classes."""
-        return () if self.mode == "reverse" else (np.zeros(colour_count(self.colours)),)
+        """The extra arguments of the forward products: the point ``t = 0`` along the colour classes,
+        and the colour of each column (an argument, not a closed-over array the guard would compare)."""
+        if self.mode == "reverse":
+            return ()
+        if self._seed_args is None:
+            self._seed_args = (np.zeros(colour_count(self.colours)), self.colours)
+        return self._seed_args
 
-    def __call__(self, args, kwargs):
-        sp = pat.scipy_sparse()
-        values = np.asarray(self.products(*args, *self._seed(), **kwargs))
+    def data(self, args, kwargs) -> np.ndarray:
+        """The CSR data array of the derivative at ``args``."""
+        values = self.products(*args, *self._seed(), **kwargs)
+        if self.mode == "reverse" and not isinstance(values, np.ndarray):  # one block per argument leaf
+            leaves = pytrees.flatten(values)[0]
+            values = np.concatenate([np.reshape(v, (colour_count(self.colours), -1)) for v in leaves], axis=1)
+        values = np.asarray(values)
         front = np.moveaxis(values, -1, 0) if self.mode != "reverse" else values
         if front is not values and front.flags.c_contiguous:
             # forward products are computed colour-first and returned as a transposed view: no copy
             if self._take_transposed is None:
                 rows, k = np.divmod(self.take, values.shape[-1])
                 self._take_transposed = k * (values.size // values.shape[-1]) + rows
-            data = front.reshape(-1)[self._take_transposed]
-        else:
-            data = values.reshape(-1)[self.take]
-        return sp.csr_array((data, self.pattern.indices.copy(), self.pattern.indptr.copy()), shape=self.pattern.shape)
+            return front.reshape(-1)[self._take_transposed]
+        return values.reshape(-1)[self.take]
+
+    def __call__(self, args, kwargs):
+        data = self.data(args, kwargs)
+        if self.blocks is None:
+            return _csr(data, self._indices, self._indptr, self.pattern.shape)
+        transform, groups, single, parts = self.blocks
+        made = [_csr(data[take], indices, indptr, shape) for take, indices, indptr, shape in parts]
+        if self.symmetric:
+            k = int(round(len(made) ** 0.5))
+            made = [made[r * k : (r + 1) * k] for r in range(k)]
+        return _regrouped(transform, made, groups, single)
+
+
+def _csr(data, indices, indptr, shape):
+    """A ``csr_array`` from arrays known to be canonical (sorted int32 indices, no duplicates):
+    scipy's constructor would check and copy them on every call."""
+    sp = pat.scipy_sparse()
+    return sp.csr_array((data, indices, indptr), shape=shape, copy=False)
 
 
 def _rows_of(pattern):
     return np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
 
 
-def _moved(fun, position, colours, shape):
-    """``fun`` with its argument at ``position`` moved by ``t[colour]``: its Jacobian with respect to
-    ``t`` (the last argument) at ``t = 0`` is the Jacobian times the seed matrix of the colouring."""
-    classes = colours.reshape(shape)
+class Layout:
+    """The differentiated arguments of one call: their positions, which are pytrees, each leaf's
+    shape (the columns of the pattern, leaf after leaf), and the dense transform's grouping."""
 
-    def seeded(*args):
-        *args, t = args
-        args[position] = args[position] + t[classes]
-        return fun(*args)
+    def __init__(self, fun, kind, argnums, kw, args, kwargs):
+        from .transforms import Transform
 
-    return seeded
+        self.transform = Transform(fun, kind, argnums=argnums, **kw)
+        _, specs, _, call = self.transform._specs(args, kwargs)
+        n_positional = len(specs) - len(call.keywords)
+        self.groups = self.transform._wrt_groups(n_positional, call)
+        self.single = not isinstance(self.transform.positions, tuple)
+        positions = self.transform.positions if not self.single else (self.transform.positions,)
+        self.positions = [p % len(args) for p in positions]
+        self.trees = {q for q, _, _ in call.trees}
+        self.shapes = [tuple(specs[i][0]) for _, nodes in self.groups for i in nodes]
+        self.several = not self.single or bool(self.trees & set(self.positions))
+
+    def offsets(self):
+        return np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in self.shapes])
+
+    def blocks(self, pattern, symmetric):
+        """(transform, groups, single, [(data positions, indices, indptr, shape) per block]), or None
+        for one plain argument. Blocks: column ranges of a Jacobian; row x column ranges of a Hessian."""
+        if not self.several:
+            return None
+        sp = pat.scipy_sparse()
+        cut = self.offsets()
+        numbered = sp.csr_array((np.arange(1, pattern.nnz + 1), pattern.indices, pattern.indptr), shape=pattern.shape)
+        rows = [(cut[r], cut[r + 1]) for r in range(len(self.shapes))] if symmetric else [(0, pattern.shape[0])]
+        parts = []
+        for r0, r1 in rows:
+            for c in range(len(self.shapes)):
+                block = numbered[r0:r1][:, cut[c] : cut[c + 1]]
+                block.sort_indices()
+                parts.append((block.data.astype(np.int64) - 1, block.indices.astype(np.int32),
+                              block.indptr.astype(np.int32), block.shape))
+        return self.transform, self.groups, self.single, parts
+
+    def moved(self, fun):
+        """``fun`` with each differentiated leaf moved by ``t[colour]``: its Jacobian with respect to
+        ``t`` at ``t = 0`` is the Jacobian times the seed matrix of the colouring. ``t`` and the
+        colours of the columns are its last two arguments."""
+        cut = tuple(int(c) for c in self.offsets())
+        positions, trees = tuple(self.positions), frozenset(self.trees)  # watchable reads: compiled once
+        shapes = tuple(self.shapes)
+
+        def seeded(*args, **kwargs):
+            *args, t, colours = args
+            k = 0
+            for p in positions:
+                leaves, structure, _ = pytrees.flatten(args[p]) if p in trees else ([args[p]], None, None)
+                if len(shapes) == 1:
+                    leaves = [leaves[0] + t[np.reshape(colours, shapes[0])]]
+                else:
+                    leaves = [leaf + t[np.reshape(colours[cut[k + i] : cut[k + i + 1]], shapes[k + i])]
+                              for i, leaf in enumerate(leaves)]
+                k += len(leaves)
+                args[p] = pytrees.unflatten(structure, leaves) if p in trees else leaves[0]
+            return fun(*args, **kwargs)
+
+        return seeded
+
+
+def _flat(fun):
+    """``fun`` with its pytree result (the gradient of several arguments) as one flat vector."""
+
+    @functools.wraps(fun)
+    def flat(*args, **kwargs):
+        leaves = pytrees.flatten(fun(*args, **kwargs))[0]
+        return np.concatenate([np.reshape(v, (-1,)) for v in leaves])
+
+    return flat
 
 
 def _summed(fun, colours, m):
@@ -196,53 +175,59 @@ def _summed(fun, colours, m):
     seed = np.zeros((colour_count(colours), m))
     seed[colours, np.arange(m)] = 1.0
 
-    def grouped(*args):
-        return seed @ np.reshape(fun(*args), (m,))
+    @functools.wraps(fun)
+    def grouped(*args, **kwargs):
+        return seed @ np.reshape(fun(*args, **kwargs), (m,))
 
     return grouped
 
 
-def compile_jacobian(fun, position, args, kwargs, kw):
+def _no_wrt(kw):
+    """The options for the products transform, whose extra argument ``t`` is picked by position."""
+    return {k: v for k, v in kw.items() if k != "wrt"}
+
+
+def compile_jacobian(fun, argnums, args, kwargs, kw):
     from . import sparsity, transforms
 
-    pattern = sparsity.jacobian_pattern(fun, position, kw, args, kwargs)
+    layout = Layout(fun, "jacobian", argnums, kw, args, kwargs)
+    pattern = sparsity.jacobian_pattern(fun, argnums, kw, args, kwargs)
     m, n = pattern.shape
     rows = _rows_of(pattern)
     columns = column_colouring(pattern)
     row_colours = column_colouring(pattern.T.tocsr())
-    x = np.asarray(args[position])
+    blocks = layout.blocks(pattern, False)
     if colour_count(columns) <= colour_count(row_colours):
         c = colour_count(columns)
-        products = transforms.jacobian(_moved(fun, position, columns, x.shape), argnums=len(args), **kw)
+        products = transforms.jacobian(layout.moved(fun), argnums=len(args), **_no_wrt(kw))
         take = rows * c + columns[pattern.indices]  # entry (i, j) is product colour(j) at row i
-        return Compressed(pattern, columns, "forward", products, take, False)
+        return Compressed(pattern, columns, "forward", products, take, False, blocks)
     c = colour_count(row_colours)
-    products = transforms.jacobian(_summed(fun, row_colours, m), argnums=position, **kw)
+    products = transforms.jacobian(_summed(fun, row_colours, m), argnums=argnums, **kw)
     take = row_colours[rows] * n + pattern.indices  # entry (i, j) is product colour(i) at column j
-    return Compressed(pattern, row_colours, "reverse", products, take, False)
+    return Compressed(pattern, row_colours, "reverse", products, take, False, blocks)
 
 
-def compile_hessian(fun, position, args, kwargs, kw):
+def compile_hessian(fun, argnums, args, kwargs, kw):
     from . import sparsity, transforms
 
-    pattern = sparsity.hessian_pattern(fun, position, kw, args, kwargs)
+    layout = Layout(fun, "hessian", argnums, kw, args, kwargs)
+    pattern = sparsity.hessian_pattern(fun, argnums, kw, args, kwargs)
     pattern = pat.binary(pattern + pattern.T)  # symmetric by construction already; made sure
-    colours, heavy = symmetric_colouring(pattern)
-    c = colour_count(colours)
-    x = np.asarray(args[position])
-    gradient = transforms.grad(fun, argnums=position, **kw)
-    products = transforms.jacobian(_moved(gradient, position, colours, x.shape), argnums=len(args), **kw)
-    rows, cols = _rows_of(pattern), pattern.indices.astype(np.int64)
-    # each pair from one product: H[i, j] = H[j, i] = (H S)[min, colour(max)], or, when exactly one
-    # of i, j is heavy, from the heavy one's product at the other's row
-    upper = np.where(heavy[rows] != heavy[cols], heavy[cols], rows <= cols)
-    lo, hi = np.where(upper, rows, cols), np.where(upper, cols, rows)
-    take = lo * c + colours[hi]
-    return Compressed(pattern, colours, "hvp", products, take, True)
+    colours, take = symmetric_colouring(pattern)
+    gradient = transforms.grad(fun, argnums=argnums, **kw)
+    if layout.several:
+        gradient = _flat(gradient)
+    products = transforms.jacobian(layout.moved(gradient), argnums=len(args), **_no_wrt(kw))
+    return Compressed(pattern, colours, "hvp", products, take, True, layout.blocks(pattern, True))
 
 
 def _layout(value):
-    """What of an argument fixes the structure: a static value itself, an array's shape and dtype."""
+    """What of an argument fixes the structure: a static value itself, an array's shape and dtype,
+    a pytree's structure and its leaves' shapes and dtypes."""
+    if pytrees.is_tree_argument(value):
+        leaves, structure, _ = pytrees.flatten(value)
+        return repr(structure), tuple(_layout(v) for v in leaves)
     if isinstance(value, (bool, int, str, tuple, type(None))):
         return repr(value)
     return np.shape(value), np.asarray(value).dtype.str
@@ -250,13 +235,12 @@ def _layout(value):
 
 class Sparse:
     """``jacobian(fun, sparse=True)`` or ``hessian(fun, sparse=True)``: called like ``fun``, returns a
-    ``scipy.sparse.csr_array``; compiles once per argument layout (shapes, dtypes, static values)."""
+    ``scipy.sparse.csr_array`` (several arguments or a pytree: one per block, in the structure the
+    dense transform returns); compiles once per argument layout (shapes, dtypes, static values)."""
 
     def __init__(self, fun, kind, argnums, kw):
         pat.scipy_sparse()
-        if not isinstance(argnums, (int, np.integer)) or kw.get("wrt") is not None:
-            raise SymdiffError(f"{kind}(sparse=True) differentiates one argument: pass one int as argnums")
-        self.fun, self.kind, self.argnums, self.kw = fun, kind, int(argnums), kw
+        self.fun, self.kind, self.argnums, self.kw = fun, kind, argnums, kw
         self.__name__ = getattr(fun, "__name__", kind)
         self._compiled: dict = {}
 
@@ -269,9 +253,8 @@ class Sparse:
         unchanged, found = self._compiled.get(layout, (None, None))
         if found is None or unchanged is None or not unchanged():
             reads = environment.read_set(self.fun)
-            position = self.argnums % len(args)
             build = compile_hessian if self.kind == "hessian" else compile_jacobian
-            found = build(self.fun, position, args, kwargs, self.kw)
+            found = build(self.fun, self.argnums, args, kwargs, self.kw)
             self._compiled[layout] = (None if reads is None else reads.guard(), found)
         return found
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ir, ops, optimize
+from . import ir, ops, optimize, pytrees
+from .errors import SymdiffError
 from .ops import patterns as pat
 
 
@@ -58,6 +59,10 @@ def jacobian_pattern(fun, argnums, kw, args, kwargs):
     t = Transform(fun, "jacobian", argnums=argnums, **kw)
     in_nodes, wrt, call = _traced(t, args, kwargs)
     primal, _ = _primal_output(t, in_nodes, None, call)
+    if not isinstance(primal, ir.Node):
+        raise SymdiffError(f"a sparse Jacobian needs {getattr(fun, '__name__', 'the function')} to return one "
+                           f"array, got a {type(primal).__name__}: concatenate the outputs (np.concatenate of "
+                           "their ravels), or use the dense jacobian")
     return _stacked([primal], wrt)
 
 
@@ -68,7 +73,7 @@ def gradient_graph(fun, argnums, kw, args, kwargs):
     g = Transform(fun, "grad", argnums=argnums, **kw)
     in_nodes, wrt, call = _traced(g, args, kwargs)
     grads = g.symbolic(in_nodes, call=call)
-    grads = list(grads) if isinstance(grads, tuple) else [grads]
+    grads = pytrees.flatten(grads, is_leaf=lambda n: isinstance(n, ir.Node))[0]  # several arguments, pytrees
     return optimize.optimize(grads, keep=in_nodes, lower=False), in_nodes, wrt, call
 
 

@@ -106,6 +106,12 @@ class _LinalgOp(Op):
     def per_point(self, node, arguments, outputs):
         return False
 
+    def sparsity(self, node, patterns):
+        """Dense within each matrix of a stack, nothing across the stack's entries."""
+        from . import patterns as pat
+
+        return pat.per_matrix(node, patterns)
+
     def evaluate(self, node, xs, symbolic):
         if symbolic:
             raise NotImplementedError(

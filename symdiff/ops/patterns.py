@@ -182,3 +182,29 @@ def einsum_pattern(spec: str, node, patterns, limit: int = 50_000_000):
 def _at(combo, term, shape, total):
     """The index of each enumerated term along each axis of an operand (size-1 axes broadcast)."""
     return [combo[c] if d != 1 else np.zeros(total, np.int64) for c, d in zip(term, shape)]
+
+
+def per_matrix(node, patterns):
+    """The pattern of an op on stacks of matrices (the trailing two axes of every input): each output
+    entry depends on everything its own matrices depend on, and on nothing of the other stack entries
+    (batch axes broadcast as numpy does). Without batch axes, the conservative pattern."""
+    batch_rank = max(x.ndim - 2 for x in node.inputs)
+    batch = node.shape[:batch_rank]
+    count = int(np.prod(batch, dtype=np.int64))
+    if batch_rank <= 0 or count == 1 or node.ndim < batch_rank:
+        return everything(node, patterns)
+    n = patterns[0].shape[1]
+    per_batch = []
+    for x, p in zip(node.inputs, patterns):
+        if p is None or p.nnz == 0:
+            continue
+        core = x.shape[x.ndim - 2 :]
+        entries = np.arange(x.size, dtype=np.int64).reshape(x.shape[: x.ndim - 2] + (core[0] * core[1],))
+        entries = np.broadcast_to(entries, batch + entries.shape[-1:]).reshape(count, -1)
+        targets = np.repeat(np.arange(count, dtype=np.int64), entries.shape[1])
+        per_batch.append(grouped(p, targets, count, sources=entries.ravel()))
+    merged = union(per_batch, count, n)
+    per_entry = node.size // count
+    if int(np.diff(merged.indptr).sum()) * per_entry > DENSE_LIMIT:
+        return everything(node, patterns)  # refuses with the message that says what to do
+    return take_rows(merged, np.repeat(np.arange(count, dtype=np.int64), per_entry))
