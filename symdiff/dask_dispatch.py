@@ -19,10 +19,11 @@ Dask is imported only when a call passes a Dask array (``is_dask_call`` checks t
 from __future__ import annotations
 
 import traceback
+import weakref
 
 import numpy as np
 
-from . import pytrees
+from . import environment, pytrees
 from .errors import ShapeError, SymdiffError
 
 BACKENDS = ("numpy", "numba", "array_api")  # backends whose generated code these paths can run
@@ -50,6 +51,32 @@ def call(transform, args, kwargs):
     if transform.kind == "derivative" or transform.signature is not None:
         return _per_point(transform, args, kwargs)
     return whole_array(transform, args, kwargs)
+
+
+_entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # transform -> {key: (unchanged, entry)}
+
+
+def _compiled(transform, args, kwargs):
+    """``transform._compile`` for numpy stand-ins of a Dask call, remembered per transform and argument
+    key while what the function reads is unchanged (as the numpy path's guarded runners are): a
+    Dask call does not trace again to build its next graph."""
+    from .arguments import _dispatch_key
+    from .dispatch import _base
+
+    key = _dispatch_key(args, transform.kind == "derivative", kwargs, transform._static_at(len(args)),
+                        transform._static_names)
+    try:
+        table = _entries.setdefault(transform, {})
+    except TypeError:
+        table = None
+    hit = table.get(key) if table is not None and key is not None else None
+    if hit is not None and hit[0]():
+        return hit[1]
+    entry = transform._compile(args, kwargs)
+    reads = environment.read_set(_base(transform)) if table is not None and key is not None else None
+    if reads is not None:
+        table[key] = (reads.guard(), entry)
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +113,7 @@ def _per_point(transform, args, kwargs):
             raise ShapeError(f"argument {transform._arg_name(i)!r} has shape {shape}, fewer axes than its core "
                              f"dimensions {cores[traced_at.index(i)]} in the signature")
         sample[i] = np.ones((1,) * (len(shape) - core) + tuple(shape[len(shape) - core :]), dtype)
-    compiled, consts, meta, _, call = transform._compile(sample, kwargs)
+    compiled, consts, meta, _, call = _compiled(transform, sample, kwargs)
     leaves = _call_leaves(n, call)
     samples, keywords = leaves(sample, kwargs) if leaves else (sample, kwargs)
     keywords = {k: keywords[k] for k in meta.get("keywords", ())}
@@ -160,8 +187,8 @@ def whole_array(transform, args, kwargs):
 
     from .dispatch import _call_leaves
 
-    compiled, consts, meta, _, call = transform._compile([_stand_in(a) for a in args],
-                                                         {k: _stand_in(v) for k, v in kwargs.items()})
+    compiled, consts, meta, _, call = _compiled(transform, [_stand_in(a) for a in args],
+                                                {k: _stand_in(v) for k, v in kwargs.items()})
     fn = compiled.function(meta["name"])
     leaves = _call_leaves(len(args), call)
     a, k = leaves(list(args), kwargs) if leaves else (args, kwargs)

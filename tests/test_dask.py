@@ -130,6 +130,32 @@ def test_generated_line_that_would_compute_is_reported():
     assert watch.computes == 0
 
 
+def test_closed_over_array_changed_in_place_is_read_again():
+    A = np.array([1.0, 2.0, 3.0])
+
+    def f(x):
+        return np.sum(A * x**2)
+
+    g = symdiff.grad(f)
+    x = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(g(da.from_array(x, chunks=2)).compute(scheduler="sync"), 2 * A * x)
+    A[1] = -7.0  # the compiled entry remembered for Dask calls must not keep the old A
+    np.testing.assert_allclose(g(da.from_array(x, chunks=2)).compute(scheduler="sync"), 2 * A * x)
+
+
+def test_kernel_pickles_to_a_process_that_never_compiled_it(monkeypatch):
+    import pickle
+
+    from symdiff import dask_kernel, load
+
+    H = symdiff.hessian(rosen, signature="(n)->(n,n)")(da.from_array(np.ones((4, 5)), chunks=(2, 5)))
+    restored = pickle.loads(pickle.dumps(H))
+    monkeypatch.setattr(dask_kernel, "_loaded", {})
+    monkeypatch.setattr(load, "_memory", {})  # as in a worker: only the shipped source can be run
+    np.testing.assert_allclose(restored.compute(scheduler="sync"), rosen_hessian(np.ones((4, 5))), atol=1e-12)
+    assert list(dask_kernel._loaded) and not load._memory
+
+
 def test_numpy_calls_do_not_import_dask():
     code = ("import sys, numpy as np, symdiff; symdiff.grad(lambda x: np.sum(x ** 2))(np.ones(3)); "
             "symdiff.derivative(np.sin)(0.5); assert 'dask' not in sys.modules, 'dask imported'")
