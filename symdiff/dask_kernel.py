@@ -51,7 +51,9 @@ class Kernel:
         out = self.function()(*chunks, **self.keywords, **self.constants)
         if not isinstance(out, tuple):
             out = (out,)
-        out = tuple(np.asarray(o) for o in out)
+        # numpy scalars (a 0-d result) become arrays; chunks of other libraries (CuPy with
+        # backend="array_api") stay where they are
+        out = tuple(np.asarray(o) if isinstance(o, (np.generic, float, int)) else o for o in out)
         return out[0] if self.n_out == 1 else out
 
     def __repr__(self):
