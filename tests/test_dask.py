@@ -99,6 +99,18 @@ def test_value_and_grad_over_batch_keeps_its_structure():
     np.testing.assert_allclose(g.compute(scheduler="threads"), g0, rtol=1e-12)
 
 
+def test_keyword_arrays_reach_every_chunk_whole():
+    def weighted(x, *, w):
+        return np.sum(w * x**2)
+
+    g = symdiff.grad(weighted, signature="(n)->()")
+    pts, w = np.random.default_rng(2).normal(size=(50, 3)), np.array([1.0, 2.0, 3.0])
+    out = g(da.from_array(pts, chunks=(10, 3)), w=w).compute(scheduler="sync")
+    np.testing.assert_allclose(out, 2 * w * pts, rtol=1e-12)
+    with pytest.raises(SymdiffError, match="pass keyword arrays as numpy arrays"):
+        g(da.from_array(pts, chunks=(10, 3)), w=da.from_array(w))
+
+
 def test_derivative_of_scalar_function_over_chunked_vector():
     x = np.linspace(-2, 2, 2001)
     d3 = symdiff.derivative(lambda t: np.sin(t) * np.exp(t), order=3)
