@@ -150,7 +150,8 @@ def _per_point(transform, args, kwargs):
 def _dtype(a):
     if isinstance(a, float):
         return np.float64
-    return getattr(a, "dtype", None) or np.asarray(a).dtype
+    dtype = getattr(a, "dtype", None)  # a Dask array's, without computing it
+    return np.asarray(a).dtype if dtype is None else dtype
 
 
 # ---------------------------------------------------------------------------------------------
