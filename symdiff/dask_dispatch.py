@@ -194,6 +194,9 @@ def whole_array(transform, args, kwargs):
     leaves = _call_leaves(len(args), call)
     a, k = leaves(list(args), kwargs) if leaves else (args, kwargs)
     keywords = {name: k[name] for name in meta.get("keywords", ())}
+    if transform.backend == "array_api":  # one namespace for all inputs: numpy arrays become one-chunk Dask arrays
+        a, keywords, consts = ([_as_dask(v) for v in a], {n: _as_dask(v) for n, v in keywords.items()},
+                               {n: _as_dask(v) for n, v in consts.items()})
     what = f"{transform.kind} of {transform.__name__}"
     try:
         with dask.config.set(scheduler=_forbidden):
@@ -212,6 +215,12 @@ def whole_array(transform, args, kwargs):
     flat = list(out) if isinstance(out, tuple) else [out]
     tree = meta["tree"]
     return flat[tree] if isinstance(tree, int) else pytrees.unflatten(tree, flat)
+
+
+def _as_dask(v):
+    import dask.array as da
+
+    return da.from_array(v, chunks=-1) if isinstance(v, np.ndarray) else v
 
 
 def _generated_line(error, compiled) -> str:

@@ -59,7 +59,7 @@ class Dispatch:
 
     def _call_compiled(self, key, args, kwargs):
         """Run the compiled entry for these arguments, finding it without a trace where that is sound."""
-        if key is None and dask_dispatch.is_dask_call(args, kwargs):  # lazy Dask results, never a compute
+        if dask_dispatch.is_dask_call(args, kwargs):  # lazy Dask results, never a compute
             return dask_dispatch.call(self, args, kwargs)
         base = _base(self)
         reads = environment.read_set(base) if key is not None else None  # None: only a trace can tell
