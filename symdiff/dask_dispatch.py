@@ -112,6 +112,7 @@ def _per_point(transform, args, kwargs):
         if len(shape) < core:
             raise ShapeError(f"argument {transform._arg_name(i)!r} has shape {shape}, fewer axes than its core "
                              f"dimensions {cores[traced_at.index(i)]} in the signature")
+        _known(transform, i, shape[len(shape) - core :], "its core axes")
         sample[i] = np.ones((1,) * (len(shape) - core) + tuple(shape[len(shape) - core :]), dtype)
     compiled, consts, meta, _, call = _compiled(transform, sample, kwargs)
     leaves = _call_leaves(n, call)
@@ -167,6 +168,15 @@ def _forbidden(*_, **__):
     raise _ComputeForced
 
 
+def _known(transform, i, shape, what="its shape"):
+    """Refuse a Dask array whose sizes are not known yet (after boolean indexing, say): code is compiled for sizes."""
+    if any(d != d for d in shape):  # NaN: an unknown chunk size
+        raise ShapeError(
+            f"argument {transform._arg_name(i)!r} of the {transform.kind} of {transform.__name__} is a Dask array "
+            f"whose {what} {tuple(shape)} are not known yet: call .compute_chunk_sizes() on it first"
+        )
+
+
 def _stand_in(v):
     """A numpy array of ``v``'s shape and dtype that owns no memory (for tracing and keying only)."""
     if _is_dask(v):
@@ -188,6 +198,9 @@ def whole_array(transform, args, kwargs):
 
     from .dispatch import _call_leaves
 
+    for i, v in enumerate(args):
+        if _is_dask(v):
+            _known(transform, i, v.shape)
     compiled, consts, meta, _, call = _compiled(transform, [_stand_in(a) for a in args],
                                                 {k: _stand_in(v) for k, v in kwargs.items()})
     fn = compiled.function(meta["name"])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import symdiff
-from symdiff.errors import SymdiffError
+from symdiff.errors import ShapeError, SymdiffError
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -175,6 +175,16 @@ def test_array_api_code_builds_in_place_on_dask_arrays():
         out = g(da.from_array(x, chunks=10))
     assert watch.computes == 0 and isinstance(out, da.Array)
     np.testing.assert_allclose(out.compute(scheduler="sync"), symdiff.grad(rosen)(x), rtol=1e-12)
+
+
+def test_unknown_sizes_are_refused_before_anything_runs():
+    x = da.from_array(np.linspace(-1, 1, 40), chunks=10)
+    positive = x[x > 0]  # Dask does not know how many: shape (nan,)
+    with pytest.raises(ShapeError, match=r"compute_chunk_sizes\(\)"):
+        symdiff.grad(lambda v: np.sum(v**2))(positive)
+    pts = da.from_array(np.ones((6, 4)), chunks=(3, 4))
+    with pytest.raises(ShapeError, match="core axes"):
+        symdiff.hessian(rosen, signature="(n)->(n,n)")(pts[:, pts[0] > 0])
 
 
 def test_closed_over_array_changed_in_place_is_read_again():
