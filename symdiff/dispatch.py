@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import environment, load, pytrees
+from . import dask_dispatch, environment, load, pytrees
 from .arguments import (
     Call,
     _auto_static,
@@ -59,6 +59,8 @@ class Dispatch:
 
     def _call_compiled(self, key, args, kwargs):
         """Run the compiled entry for these arguments, finding it without a trace where that is sound."""
+        if dask_dispatch.is_dask_call(args, kwargs):  # lazy Dask results, never a compute
+            return dask_dispatch.call(self, args, kwargs)
         self._last_call = ([_stand_in(a) for a in args], {k: _stand_in(v) for k, v in kwargs.items()})
         base = _base(self)
         reads = environment.read_set(base) if key is not None else None  # None: only a trace can tell
