@@ -180,8 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument(
         "--backend",
         default="numpy",
-        choices=("numpy", "numba"),
-        help="numba: elementwise and per-point work as one fused loop (needs `pip install symdiff[numba]`)",
+        choices=("numpy", "numba", "array_api"),
+        help="numba: elementwise and per-point work as one fused loop (needs `pip install symdiff[numba]`); "
+        "array_api: code on the Python array API standard, for numpy, CuPy, PyTorch, JAX and Dask arrays "
+        "(needs `pip install symdiff[array-api]`)",
     )
     emit.set_defaults(run=cmd_emit)
     show = command(

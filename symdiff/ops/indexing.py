@@ -241,6 +241,7 @@ class Gather(Op):
     """Integer-array indexing; the index arrays (known at trace time) are constant inputs after the array."""
 
     name = "gather"
+    array_api_template, spelled = False, "indexing with an integer array (x[[0, 2]], np.take)"
     linear = True
     moves_entries = True
 
@@ -256,7 +257,7 @@ class Gather(Op):
 
     def statement(self, node, emit):
         text = _gather_text(node.params[0], [emit.name(i) for i in node.inputs[1:]])
-        return {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text}
+        return {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text, "of": self.name}
 
     def fold(self, node, values):
         return refilled(node, values)
@@ -267,6 +268,7 @@ class ScatterAdd(Op):
     """The adjoint of ``gather``: zeros with the gathered part added (repeated indices sum)."""
 
     name = "scatter_add"
+    array_api_template, spelled = False, "the derivative of indexing with an integer array (np.add.at)"
     linear = True
 
     def vjp(self, node, g, wanted, n_lead):
