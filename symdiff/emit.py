@@ -435,17 +435,13 @@ class _FunctionWriter:
             else:
                 value = self.names[id(entry)]
             lines.append({"positions": [list(p) for p in positions], "value": value})
-        entries = None
-        if self.array_api:  # the standard has no item assignment on every array (JAX): entries in C order
-            entries = [None] * int(np.prod(node.shape, dtype=int))
+        if self.array_api:  # the C-order places of each value (JAX arrays take no item assignment)
             for line in lines:
-                for p in line["positions"]:
-                    entries[int(np.ravel_multi_index(p, node.shape)) if p else 0] = line["value"]
+                line["slots"] = [int(np.ravel_multi_index(p, node.shape)) if p else 0 for p in line["positions"]]
         self.statements.append({
             "op": "pack", "target": self.names[id(node)], "shape": node.shape, "batched": batched and not self.numba,
             "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim,
             "lead": ["i"] if self.numba else [] if batched else ["..."],  # batched packs are core-first
-            **({"entries": entries} if self.array_api else {}),
         })
 
     def _returned(self, node, dtype) -> dict:
