@@ -107,7 +107,10 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
                 "uses_scipy": uses_scipy_special,
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
-                "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
+                "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
+                # the array API module's helpers that some function calls (the others are left out)
+                "helpers": {h for h in ("_pack", "_core_first", "_set", "_broadcast_shapes")
+                            if any(f["body"] and f"{h}(" in f["body"] for f in functions)}}
     )
     return text.rstrip() + "\n", constants
 
