@@ -34,6 +34,14 @@ def mlp(w1, x):
     return np.sum(np.tanh(x @ w1) ** 2) + np.sum(np.where(w1 > 0, w1, 0.5 * w1) ** 2)
 
 
+def structural(a, m):  # permutes, einsum lowered to products and sums, cumsum, concat, linalg
+    t = np.transpose(a, (2, 0, 1))
+    e = np.einsum("ijk,kl->jil", a, m) + np.einsum("kij->ij", t)[None, :, :1]
+    s = np.linalg.solve(m @ m.T + 3 * np.eye(3), m[:, 0])
+    c = np.cumsum(np.concatenate([a[0, 0], s]))
+    return np.sum(e**2) + np.sum(np.sin(c)) + np.log(np.linalg.det(m @ m.T + np.eye(3)))
+
+
 def strict():
     return pytest.importorskip("array_api_strict")
 
@@ -94,8 +102,9 @@ P = RNG.normal(size=(6, 4))
     (lambda b: symdiff.value_and_grad(rosen, signature="(n)->()", backend=b), (P,)),
     (lambda b: symdiff.derivative(w3, 3, backend=b), (np.linspace(-1, 1, 9),)),
     (lambda b: symdiff.grad(mlp, backend=b), (RNG.normal(size=(5, 4)), RNG.normal(size=(3, 5)))),
+    (lambda b: symdiff.grad(structural, argnums=(0, 1), backend=b), (RNG.normal(size=(2, 4, 3)), RNG.normal(size=(3, 3)))),
 ], ids=["grad", "value_and_grad", "hessian", "jacobian", "rosen_grad", "rosen_hessian", "batched_hessian",
-        "batched_value_and_grad", "derivative3", "mlp"])
+        "batched_value_and_grad", "derivative3", "mlp", "structural"])
 def test_equals_numpy_backend_and_keeps_the_array_type(kind, make, args):
     convert, array_type = kind
     expected = make("numpy")(*args)
@@ -227,3 +236,22 @@ def test_generated_code_on_dask_arrays_stays_lazy():
     g = symdiff.grad(logistic, argnums=(0, 1), backend="array_api")(*(da.from_array(a) for a in (W, B, X, Y)))
     assert all(isinstance(v, da.Array) for v in g)
     same(tuple(v.compute() for v in g), symdiff.grad(logistic, argnums=(0, 1))(W, B, X, Y), np.ndarray)
+
+
+def test_missing_extra_is_named(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "array_api_compat" else real(name, *a))
+    with pytest.raises(symdiff.SymdiffError, match=r"symdiff\[array-api\]"):
+        symdiff.grad(rosen, backend="array_api")
+
+
+def test_symdiff_and_the_numpy_backend_never_import_array_api_compat():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, symdiff; symdiff.grad(lambda x: np.sum(x**2))(np.ones(3)); "
+            "print('array_api_compat' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
