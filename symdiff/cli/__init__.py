@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    emit = command("emit", "write the generated derivative module (numpy only)", [selection, common])
+    emit = command("emit", "write the generated derivative module (numpy only, or the backend chosen)", [selection, common])
     emit.add_argument("-o", "--output", metavar="OUT.py", help="write here (atomically) instead of stdout")
     emit.add_argument(
         "--backend",
