@@ -109,7 +109,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
                 # the array API module's helpers that some function calls (the others are left out)
-                "helpers": {h for h in ("_pack", "_core_first", "_set", "_broadcast_shapes")
+                "helpers": {h for h in ("_core_first", "_set", "_broadcast_shapes")
                             if any(f["body"] and f"{h}(" in f["body"] for f in functions)}}
     )
     return text.rstrip() + "\n", constants
@@ -438,9 +438,6 @@ class _FunctionWriter:
             else:
                 value = self.names[id(entry)]
             lines.append({"positions": [list(p) for p in positions], "value": value})
-        if self.array_api:  # the C-order places of each value (JAX arrays take no item assignment)
-            for line in lines:
-                line["slots"] = [int(np.ravel_multi_index(p, node.shape)) if p else 0 for p in line["positions"]]
         self.statements.append({
             "op": "pack", "target": self.names[id(node)], "shape": node.shape, "batched": batched and not self.numba,
             "dtype": _np_dtype(node.dtype), "lines": lines, "rank": node.ndim,
