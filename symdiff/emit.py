@@ -11,21 +11,17 @@ import itertools
 import keyword
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-
-import jinja2
 import numpy as np
 import sympy
 
 from . import emit_layout as layout
 from . import inplace, ir, ops
 from .ir import placeholder
-from .errors import CompileError
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _ARRAY_API, _ARRAY_API32, _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, nested_list
 from .printing import share_exp, wrap
 from .printing import print_expr as _print
-from .resources import template_dir
+from .emit_templates import environment as _environment
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
 RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range",
@@ -84,7 +80,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
 
     With ``backend="numba"``, functions that are elementwise per point (scalar functions, small
     scalarized cores) become one compiled loop; the others stay numpy code. With
-    ``backend="array_api"`` (``array_api_emit``), functions call the standard through their inputs' namespace."""
+    ``backend="array_api"``, functions call the standard through their inputs' namespace."""
     array_api = backend == "array_api"
     functions, constants = [], []
     literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
@@ -139,54 +135,6 @@ def _code_fields(statement: dict) -> dict:
 def _doc_text(s: str) -> str:
     """Text that is safe inside a triple-quoted docstring."""
     return str(s).replace("\\", "\\\\").replace('"""', "'''")
-
-
-@lru_cache(maxsize=2)
-def _environment(array_api: bool = False) -> jinja2.Environment:
-    """The templates of numpy code, or of code on the array API standard (``array_api``): the same
-    function template over another set of statement macros."""
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir()),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    environment.globals["statement"] = _render_array_api_statement if array_api else _render_statement
-    environment.globals["statements_template"] = "array_api_statements.j2" if array_api else "statements.j2"
-    return environment
-
-
-def _render_statement(s: dict) -> str:
-    """One statement: by the op's own template (``Op.template``, written beside its rules), else by
-    the macro of statements.j2 that its kind names."""
-    macros = _statement_macros()
-    own = getattr(ops.REGISTRY.get(s["op"]), "template", None)
-    return getattr(macros, s["op"])(s) if own is None else _op_template(own).render(s=s, st=macros)
-
-
-def _render_array_api_statement(s: dict) -> str:
-    """One statement on the array API standard: by the op's ``array_api_template``, else by the macro
-    of array_api_statements.j2 its kind names; an op the standard cannot express is a CompileError."""
-    macros = _statement_macros(True)
-    op = ops.REGISTRY.get(s.get("of", s["op"]))
-    own = getattr(op, "array_api_template", None)
-    if own is False or (own is None and (op is not None and op.template is not None or not hasattr(macros, s["op"]))) \
-            or s.get("broadcast", True) is None:
-        spelled = getattr(op, "spelled", "") or f"the operation {s['op']!r}"
-        where = f" (at {s['origin']})" if s.get("origin") else ""
-        raise CompileError(f"{spelled} has no array API equivalent{where}; use backend='numpy'")
-    return getattr(macros, s["op"])(s) if own is None else _op_template(own, True).render(s=s, st=macros)
-
-
-@lru_cache(maxsize=2)
-def _statement_macros(array_api: bool = False):
-    """The statement macros rendered once (``get_template`` checks the file on disk at every call)."""
-    return _environment(array_api).get_template("array_api_statements.j2" if array_api else "statements.j2").module
-
-
-@lru_cache(maxsize=None)
-def _op_template(text: str, array_api: bool = False) -> jinja2.Template:
-    return _environment(array_api).from_string(text)
 
 
 def numba_fusible(plan: FunctionPlan) -> bool:

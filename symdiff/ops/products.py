@@ -163,8 +163,9 @@ def _einsum(target, node, operands, batched, swapped):
                 b = swapped(operands[1]) if tb else operands[1]
             return {"op": "matmul", "target": target, "a": a, "b": b}
     text = ",".join("..." + t for t in terms) + "->..." + out
-    return {"op": "einsum", "target": target, "spec": text, "operands": operands,
-            "broadcast": _broadcast_form(terms, out, operands)}
+    broadcast = _broadcast_form(terms, out, operands)
+    return {"op": "einsum", "target": target, "spec": text, "operands": operands, "broadcast": broadcast,
+            "standard": broadcast is not None}
 
 
 def _broadcast_form(terms, out, operands):
