@@ -60,6 +60,16 @@ def scatter_add(g: Node, layout: tuple, core, index_nodes) -> Node:
     return Node(name, (g, *index_nodes), lead_shape(g.shape, r_out) + tuple(core), g.dtype, (layout, tuple(core)))
 
 
+def _take_axis(layout, core, index_nodes):
+    """The (negative) axis a gather indexes with one 1-D array, every other axis whole (np.take's
+    form, the array API standard's ``take``), or None."""
+    if len(index_nodes) != 1 or index_nodes[0].ndim != 1 or len(layout) != len(core) or None in layout:
+        return None
+    arrays = [k for k, e in enumerate(layout) if e[0] == "a"]
+    whole = all(e[0] == "a" or e[1] == (0, d, 1) for e, d in zip(layout, core))
+    return arrays[0] - len(core) if len(arrays) == 1 and whole else None
+
+
 def _constant(index_nodes) -> bool:
     """Whether every index array is known at trace time (a constant of the generated code)."""
     return all(n.op == "const" for n in index_nodes)
@@ -241,7 +251,10 @@ class Gather(Op):
     """Integer-array indexing; the index arrays (known at trace time) are constant inputs after the array."""
 
     name = "gather"
-    array_api_template, spelled = False, "indexing with an integer array (x[[0, 2]], np.take)"
+    # one 1-D index array on one axis (np.take, np.roll, np.repeat, x[[0, 2]]) is the standard's take
+    array_api_template = "{{ s.target }} = xp.take({{ s.x }}, {{ s.indices }}, axis={{ s.take_axis }})"
+    spelled = ("indexing with integer arrays on several axes or a multi-dimensional index array "
+               "(x[[0, 1], [1, 2]], np.diagonal, np.trace, np.einsum('ii->i'))")
     linear = True
     moves_entries = True
 
@@ -256,8 +269,14 @@ class Gather(Op):
         return xs[0][(Ellipsis,) + gather_key(node.params[0], _positions(xs[1:]))]
 
     def statement(self, node, emit):
-        text = _gather_text(node.params[0], [emit.name(i) for i in node.inputs[1:]])
-        return {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text, "of": self.name}
+        layout, core = node.params
+        text = _gather_text(layout, [emit.name(i) for i in node.inputs[1:]])
+        s = {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": text, "of": self.name}
+        if emit.array_api:
+            axis = _take_axis(layout, core, node.inputs[1:])
+            s.update(take_axis=axis, indices=emit.name(node.inputs[1]) if axis is not None else None,
+                     standard=axis is not None)
+        return s
 
     def fold(self, node, values):
         return refilled(node, values)
