@@ -39,7 +39,9 @@ class Op:
     # macros of templates/array_api_statements.j2 are ``st``); None: the macro its statement names;
     # False: the standard has no equivalent, and compiling says so naming ``spelled``.
     array_api_template = None
-    spelled = ""  # how a program writes this op (np.einsum): the array API backend's errors name it
+    # how a program writes this op, or the forms of it the standard lacks (np.einsum('ii->i')): the
+    # array API backend's errors name it, and docs/operations.md lists it
+    spelled = ""
     # The statement's result may share memory with its input ``s.x`` (a view): never written in place.
     returns_view = False
     # Every entry of the result is one entry of a (floating) input or a zero: its sparsity pattern

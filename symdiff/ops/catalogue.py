@@ -45,13 +45,12 @@ CONVENTIONS = {
 
 def _array_api_section() -> list:
     """What has no equivalent on the Python array API standard (``backend="array_api"``): the table's
-    functions without an ``xp`` form and the ops whose ``array_api_template`` is False."""
+    functions without an ``xp`` form and the forms of ops that say so (``Op.spelled``)."""
     from . import REGISTRY
     from .ufuncs import without_array_api
 
     missing = sorted(set(without_array_api().values()))
-    ops = sorted({op.spelled for op in REGISTRY.values() if op.array_api_template is False}
-                 | {REGISTRY["einsum"].spelled})
+    ops = sorted({op.spelled for op in REGISTRY.values() if op.spelled})
     return [
         "",
         "## On the array API standard",
