@@ -126,6 +126,10 @@ def _is_tracer(v) -> bool:
     return traced is not None and isinstance(v, traced.Tracer)
 
 
+# arrays of these libraries are keyed by type, shape and dtype, like numpy's (never traced values)
+_ARRAY_LIBRARIES = frozenset({"torch", "jax", "jaxlib", "cupy", "dask", "array_api_strict"})
+
+
 def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=()):
     """What the compiled code depends on in the arguments, or None when only a trace can tell.
 
@@ -143,6 +147,8 @@ def _dispatch_key(args, shape_free: bool, kwargs=None, static=(), static_names=(
             key.append(cls)
         elif cls is np.ndarray:
             key.append(a.dtype if shape_free else (a.shape, a.dtype))
+        elif cls.__module__.partition(".")[0] in _ARRAY_LIBRARIES:  # for backend="array_api"
+            key.append((cls, str(a.dtype)) if shape_free else (cls, tuple(a.shape), str(a.dtype)))
         elif _auto_static(a):
             key.append(("static", *_token(a)))
         elif pytrees.is_tree_argument(a):

@@ -85,7 +85,7 @@ class Dispatch:
                 load.remember(alias, compiled.key)
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
-                         _call_leaves(len(args), call))
+                         _call_leaves(len(args), call), self.backend == "array_api")
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -194,7 +194,7 @@ class Dispatch:
                     f"{what} is a numpy masked array; symdiff would silently ignore its mask: "
                     "pass np.ma.filled(a, fill_value) or a.data explicitly"
                 )
-            arr = np.asarray(a)
+            arr = np.asarray(a) if self.backend != "array_api" else _array_spec(a)
             if arr.dtype.kind == "c":
                 raise DtypeError(f"{what} is complex ({arr.dtype}): complex numbers are not supported yet: pass the real and imaginary parts as two real arguments")
             if arr.dtype == object or arr.dtype.kind not in "biuf":
@@ -435,12 +435,14 @@ def _call_leaves(n, call):
     return leaves
 
 
-def _runner(fn, consts, tree, scalar_call, keywords=None, arguments=None):
+def _runner(fn, consts, tree, scalar_call, keywords=None, arguments=None, any_array=False):
     """The cheapest call of a compiled function that still returns results in the API's form.
     Static values were baked in by the trace: only keyword arrays (``keywords``) and the positional
-    arguments ``arguments(args, kwargs)`` gives (all if None) reach ``fn``."""
+    arguments ``arguments(args, kwargs)`` gives (all if None) reach ``fn``. ``any_array`` (the array
+    API backend): results that are not numpy's stay the arrays the generated code made."""
+    finish = _finish_any if any_array else _finish
     if arguments is not None:
-        run = _runner(fn, consts, tree, scalar_call, keywords)
+        run = _runner(fn, consts, tree, scalar_call, keywords, None, any_array)
 
         def call(*a, **k):
             a, k = arguments(a, k)
@@ -457,15 +459,32 @@ def _runner(fn, consts, tree, scalar_call, keywords=None, arguments=None):
     if isinstance(tree, int):
         if scalar_call and not consts and keywords is None:
             return lambda *a: float(fn(*a))
-        return lambda *a, **k: _finish(fn(*a, **k), scalar_call)
+        return lambda *a, **k: finish(fn(*a, **k), scalar_call)
 
     def run(*a, **k):
         flat = fn(*a, **k)
         if not isinstance(flat, tuple):  # a generated function with one output returns it bare
             flat = (flat,)
-        return _unflatten(tree, [_finish(v, scalar_call) for v in flat])
+        return _unflatten(tree, [finish(v, scalar_call) for v in flat])
 
     return run
+
+
+def _finish_any(value, scalar_call):
+    return _finish(value, scalar_call) if isinstance(value, (np.ndarray, np.generic, float)) else value
+
+
+def _array_spec(a):
+    """A stand-in with the shape and dtype of array ``a`` of any array API library (a torch, JAX,
+    CuPy or Dask array is neither copied to the host nor computed); numpy's own as they are."""
+    if isinstance(a, (np.ndarray, np.generic)) or not (hasattr(a, "shape") and hasattr(a, "dtype")):
+        return np.asarray(a)
+    try:
+        dtype = np.dtype(str(a.dtype).rsplit(".", 1)[-1])  # torch.float64, array_api_strict.float64
+        return np.broadcast_to(np.zeros((), dtype), tuple(int(d) for d in a.shape))
+    except (TypeError, ValueError):
+        raise DtypeError(f"cannot read the shape and dtype of a {type(a).__name__} "
+                         f"(shape {a.shape}, dtype {a.dtype})") from None
 
 
 def _finish(value, scalar_call):

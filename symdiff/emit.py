@@ -11,9 +11,6 @@ import itertools
 import keyword
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-
-import jinja2
 import numpy as np
 import sympy
 
@@ -21,13 +18,15 @@ from . import emit_layout as layout
 from . import inplace, ir, ops
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
-from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
+from .printing import _ARRAY_API, _ARRAY_API32, _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, nested_list
+from .printing import share_exp, wrap
 from .printing import print_expr as _print
-from .resources import template_dir
+from .emit_templates import environment as _environment
 
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
 RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range",
-            "math", "numba", "getattr", "_argument", "_REGENERATE", "_FLOAT64", "_FLOAT32", "_FLOAT16"}
+            "math", "numba", "getattr", "_argument", "_REGENERATE", "_FLOAT64", "_FLOAT32", "_FLOAT16",
+            "xp", "array_api_compat", "tuple"}
 _INTERNAL = re.compile(r"^([tckK]|array)\d+$")
 
 
@@ -80,29 +79,34 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     """Source text of a module holding every plan's function, and each function's constant digests.
 
     With ``backend="numba"``, functions that are elementwise per point (scalar functions, small
-    scalarized cores) become one compiled loop; the others stay numpy code."""
+    scalarized cores) become one compiled loop; the others stay numpy code. With
+    ``backend="array_api"``, functions call the standard through their inputs' namespace."""
+    array_api = backend == "array_api"
     functions, constants = [], []
     literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
     module_constants: list = []
     for plan in plans:
         model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
-                                        literals=literals, module_constants=module_constants)
+                                        literals=literals, module_constants=module_constants, array_api=array_api)
         plan.constant_names = list(model["constants"])
         if model["points"] is None:  # a numpy function: render its body once, count what it executes
-            model["body"] = _environment().get_template("function.j2").module.function_body(model)
+            model["body"] = _environment(array_api).get_template("function.j2").module.function_body(model)
             model["total_ops"] = layout.count_ops(model["body"])
         functions.append(model)
         constants.append(consts)
-    template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
+    template = {"numba": "numba_module.py.j2", "array_api": "array_api_module.py.j2"}.get(backend, "module.py.j2")
     uses_scipy_special = any("scipy.special." in repr(_code_fields(s)) for f in functions for s in f["statements"])
     uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
                   or any(f["checks"] for f in functions))
-    text = _environment().get_template(template).render(
+    text = _environment(array_api).get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
                 "uses_scipy": uses_scipy_special,
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
-                "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
+                "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
+                # the array API module's helpers that some function calls (the others are left out)
+                "helpers": {h for h in ("_core_first", "_set", "_broadcast_shapes")
+                            if any(f["body"] and f"{h}(" in f["body"] for f in functions)}}
     )
     return text.rstrip() + "\n", constants
 
@@ -133,37 +137,6 @@ def _doc_text(s: str) -> str:
     return str(s).replace("\\", "\\\\").replace('"""', "'''")
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir()),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    environment.globals["statement"] = _render_statement
-    return environment
-
-
-def _render_statement(s: dict) -> str:
-    """One statement: by the op's own template (``Op.template``, written beside its rules), else by
-    the macro of statements.j2 that its kind names."""
-    macros = _statement_macros()
-    own = getattr(ops.REGISTRY.get(s["op"]), "template", None)
-    return getattr(macros, s["op"])(s) if own is None else _op_template(own).render(s=s, st=macros)
-
-
-@lru_cache(maxsize=1)
-def _statement_macros():
-    """statements.j2 rendered once (``get_template`` checks the file on disk at every call)."""
-    return _environment().get_template("statements.j2").module
-
-
-@lru_cache(maxsize=None)
-def _op_template(text: str) -> jinja2.Template:
-    return _environment().from_string(text)
-
-
 def numba_fusible(plan: FunctionPlan) -> bool:
     """True if every value is a scalar per point: inputs, single elements of inputs, elementwise
     scalars, and packed outputs. Such a function runs as one loop over points."""
@@ -175,10 +148,11 @@ def numba_fusible(plan: FunctionPlan) -> bool:
     return all(o.op != "input" or o.shape == () for o in plan.outputs)
 
 
-def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None):
+def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, module_constants=None,
+                    array_api: bool = False):
     """The data model of one generated function (what its template renders), and the digests of the
     constants it takes as keyword arguments."""
-    writer = _FunctionWriter(plan, numba, literals, module_constants)
+    writer = _FunctionWriter(plan, numba, literals, module_constants, array_api)
     statements, returned = writer.write()
     names = [r["name"] for r in returned]
     n_positional = len(plan.param_names) - plan.keyword_inputs
@@ -201,6 +175,11 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         "returned": returned,
         "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)
         or any(r["broadcast"] is not None for r in returned),
+        # array API: the arguments giving the namespace, and the one whose float dtype constants take
+        "namespace_args": plan.param_names,
+        "module_constants": module_constants if module_constants is not None else [],
+        "float_arg": next((plan.param_names[i] for i, n in enumerate(plan.inputs[:n_positional])
+                           if np.dtype(n.dtype).kind == "f"), None),
     }
     return model, writer.consts
 
@@ -209,8 +188,8 @@ class _FunctionWriter:
     """The statements of one function: a name for every node, one ``sympy.cse`` over all its
     elementwise bodies, each node's statement in topological order, then the in-place passes."""
 
-    def __init__(self, plan: FunctionPlan, numba: bool, literals, module_constants):
-        self.plan, self.numba = plan, numba
+    def __init__(self, plan: FunctionPlan, numba: bool, literals, module_constants, array_api=False):
+        self.plan, self.numba, self.array_api = plan, numba, array_api
         batched_inputs = {id(plan.inputs[p]) for p in plan.core_ranks}
         self.outputs = plan.outputs if numba or not batched_inputs else ops.align_batches(plan.outputs, batched_inputs)
         self.batched = ops.batch_carriers(self.outputs, batched_inputs)
@@ -231,6 +210,8 @@ class _FunctionWriter:
     def print_expr(self, expr) -> str:
         if self.numba:
             return wrap((_NUMBA32 if self.single else _NUMBA).doprint(expr))
+        if self.array_api:
+            return wrap((_ARRAY_API32 if self.single else _ARRAY_API).doprint(expr))
         return _print(expr, self.single)
 
     def new_name(self, prefix="t") -> str:
@@ -315,7 +296,7 @@ class _FunctionWriter:
     # -- statements ------------------------------------------------------------------------------
     def write(self) -> tuple:
         """(statements, returned values) after the in-place passes and renumbering."""
-        context = StatementContext(self.names, self.batched, self.numba, self.statements, self.new_name)
+        context = StatementContext(self.names, self.batched, self.numba, self.statements, self.new_name, self.array_api)
         for node in self.nodes:
             start = len(self.statements)
             self._write(node, context)
@@ -325,7 +306,8 @@ class _FunctionWriter:
         statements = self.statements
         if not self.numba:
             statements = inplace.drop_unread(statements, names)
-            if not self.plan.core_ranks and len({n.dtype for n in self.plan.inputs}) <= 1:
+            # numpy's ufuncs into out= buffers: not on the array API (JAX arrays cannot be written)
+            if not self.plan.core_ranks and len({n.dtype for n in self.plan.inputs}) <= 1 and not self.array_api:
                 bound = (_PRINTER32 if self.single else _PRINTER).exp_bound
                 statements = inplace.rewrite(statements, names, self.shapes, self.print_expr, bound)
             if not self.plan.core_ranks:
@@ -474,7 +456,9 @@ def _constant_name(const, consts, const_names, taken, literals, module_constants
     if text is not None and len(text) <= LITERAL_MAX_TEXT and literals is not None:
         if const.digest not in literals:
             literals[const.digest] = f"K{len(literals)}"
-            module_constants.append({"name": literals[const.digest], "value": text})
+            module_constants.append({"name": literals[const.digest], "value": text, "literal": nested_list(const.value),
+                                     "dtype": numpy_dtype_name(const.value.dtype),
+                                     "float": const.value.dtype.kind == "f"})
         return literals[const.digest]
     consts.append(const.digest)
     const_names.append(sanitize(const.name or f"array{len(consts) - 1}", taken))

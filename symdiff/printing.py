@@ -1,5 +1,5 @@
-"""Printers of scalar SymPy bodies, one per backend: numpy source (``Printer``) and scalar code for
-numba kernels (``NumbaPrinter``). Shared by the emitter and the evaluator (which runs bodies with
+"""Printers of scalar SymPy bodies, one per backend: numpy source (``Printer``), scalar code for
+numba kernels (``NumbaPrinter``) and code on the Python array API standard (``ArrayAPIPrinter``). Shared by the emitter and the evaluator (which runs bodies with
 the very printer generated code uses).
 
 Here: numbers, powers and selects. How each elementwise function prints on each backend is stated
@@ -16,6 +16,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .ops import ufuncs
 from .ops.base import numpy_dtype_name
+from .errors import CompileError
 from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where
 
 
@@ -70,6 +71,46 @@ class NumbaPrinter(PythonCodePrinter):
         return _float_text(float(expr), "math")
 
 
+class ArrayAPIPrinter(Printer):
+    """The numpy printer on the array API standard: ``xp.`` functions, where the standard has them.
+
+    The generated function defines ``xp`` (its inputs' namespace), ``_dtype`` (their float dtype) and
+    ``_device``. A function the standard lacks raises CompileError naming it as a program spells it."""
+
+    def _module_format(self, fqn, register=True):
+        if fqn.startswith("numpy."):
+            name = fqn[len("numpy.") :]
+            if name in _STANDARD_NAMES:
+                return "xp." + _STANDARD_NAMES[name]
+        raise CompileError(f"{fqn.replace('numpy.', 'np.')} has no array API equivalent; use backend='numpy'")
+
+    def _print_Float(self, expr):
+        return _float_text(float(expr), "xp")
+
+    def _print_Where(self, expr):
+        c, x, y = (self._print(a) for a in expr.args)
+        if expr.args[1].is_number and expr.args[2].is_number:  # the standard needs one array among x, y
+            x = f"xp.asarray({_float_text(float(expr.args[1]), 'xp')}, dtype=_dtype, device=_device)"
+        return f"xp.where({c}, {x}, {y})"
+
+
+# numpy's names in SymPy's numpy printer -> the standard's (constants and elementwise functions)
+_STANDARD_NAMES = {
+    **{n: n for n in ("sqrt", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "floor", "ceil", "sign",
+                      "log1p", "expm1", "log2", "log10", "pi", "e", "inf", "nan", "abs", "maximum", "minimum",
+                      "logaddexp", "hypot", "trunc", "remainder", "copysign", "round", "square", "where")},
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsinh": "asinh", "arccosh": "acosh",
+    "arctanh": "atanh", "arctan2": "atan2", "power": "pow", "absolute": "abs", "mod": "remainder",
+}
+
+
+def _no_standard(spelled):
+    def refuse(self, expr):
+        raise CompileError(f"{spelled} has no array API equivalent; use backend='numpy'")
+
+    return refuse
+
+
 def _table_method(form):
     """A ``_print_<Function>`` method from a printed form of the table (see ``ops.ufuncs``)."""
     if callable(form):
@@ -79,9 +120,11 @@ def _table_method(form):
     return lambda self, expr: f"{form}({', '.join(self._print(a) for a in expr.args)})"
 
 
-for _printer, _backend in ((Printer, "numpy"), (NumbaPrinter, "numba")):
+for _printer, _backend in ((Printer, "numpy"), (NumbaPrinter, "numba"), (ArrayAPIPrinter, "array_api")):
     for _func, _form in ufuncs.printed(_backend).items():
         setattr(_printer, f"_print_{_func.__name__}", _table_method(_form))
+for _func, _spelled in ufuncs.without_array_api().items():
+    setattr(ArrayAPIPrinter, f"_print_{_func.__name__}", _no_standard(_spelled))
 
 
 _SETTINGS = {"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False}
@@ -92,6 +135,9 @@ _PRINTER = Printer(_SETTINGS)
 _PRINTER32 = Printer(_SETTINGS)
 _PRINTER32.exp_bound = 87.0
 _PRINTER32.float_type = "float32"
+_ARRAY_API = ArrayAPIPrinter(_SETTINGS)
+_ARRAY_API32 = ArrayAPIPrinter(_SETTINGS)
+_ARRAY_API32.exp_bound = 87.0
 
 
 def _print(expr, single_precision: bool = False) -> str:
@@ -127,14 +173,19 @@ print_expr = _print
 
 def array_literal(value: np.ndarray) -> str:
     """numpy source that rebuilds ``value`` exactly (floats round-trip; nan, inf and -0.0 kept)."""
+    return f"np.array({nested_list(value)}, dtype=np.{numpy_dtype_name(value.dtype)})"
+
+
+def nested_list(value: np.ndarray, module: str = "np") -> str:
+    """``value`` as nested Python lists in source (nan and inf spelled through ``module``)."""
     def text(v):
         if isinstance(v, list):
             return "[" + ", ".join(text(x) for x in v) + "]"
         if isinstance(v, float):
-            return _float_text(v, "np")
+            return _float_text(v, module) if v == v and abs(v) != float("inf") else f'float("{v}")'
         return repr(v)
 
-    return f"np.array({text(value.tolist())}, dtype=np.{numpy_dtype_name(value.dtype)})"
+    return text(value.tolist())
 
 
 def share_exp(bodies: list) -> list:

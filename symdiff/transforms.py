@@ -22,7 +22,7 @@ from .arguments import NO_KEYWORDS
 from .dispatch import Dispatch, _base, _chain_spec, _parse_signature, _trace_context
 from .errors import SymdiffError
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "array_api")
 
 
 class Transform(Dispatch):
@@ -36,6 +36,8 @@ class Transform(Dispatch):
             raise SymdiffError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if backend == "numba" and importlib.util.find_spec("numba") is None:
             raise SymdiffError("backend='numba' needs numba: pip install 'symdiff[numba]'")
+        if backend == "array_api" and importlib.util.find_spec("array_api_compat") is None:
+            raise SymdiffError("backend='array_api' needs array-api-compat: pip install 'symdiff[array-api]'")
         self.backend = backend
         if kind == "derivative" and (not isinstance(order, int) or order < 0):
             raise SymdiffError(f"order must be a non-negative integer, got {order!r}")

@@ -175,13 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    emit = command("emit", "write the generated derivative module (numpy only)", [selection, common])
+    emit = command("emit", "write the generated derivative module (numpy only, or the backend chosen)", [selection, common])
     emit.add_argument("-o", "--output", metavar="OUT.py", help="write here (atomically) instead of stdout")
     emit.add_argument(
         "--backend",
         default="numpy",
-        choices=("numpy", "numba"),
-        help="numba: elementwise and per-point work as one fused loop (needs `pip install symdiff[numba]`)",
+        choices=("numpy", "numba", "array_api"),
+        help="numba: elementwise and per-point work as one fused loop (needs `pip install symdiff[numba]`); "
+        "array_api: code on the Python array API standard, for numpy, CuPy, PyTorch, JAX and Dask arrays "
+        "(needs `pip install symdiff[array-api]`)",
     )
     emit.set_defaults(run=cmd_emit)
     show = command(

@@ -35,6 +35,13 @@ class Op:
     # The jinja text of this op's statement (its data model is ``s``, the macros of statements.j2
     # are ``st``); None: ``statement`` names a macro of statements.j2 that several ops share.
     template = None
+    # backend="array_api": the jinja text of this op's statement there (its data model is ``s``, the
+    # macros of templates/array_api_statements.j2 are ``st``); None: the macro its statement names;
+    # False: the standard has no equivalent, and compiling says so naming ``spelled``.
+    array_api_template = None
+    # how a program writes this op, or the forms of it the standard lacks (np.einsum('ii->i')): the
+    # array API backend's errors name it, and docs/operations.md lists it
+    spelled = ""
     # The statement's result may share memory with its input ``s.x`` (a view): never written in place.
     returns_view = False
     # Every entry of the result is one entry of a (floating) input or a zero: its sparsity pattern
@@ -94,8 +101,8 @@ class StatementContext:
     """What an op needs to write the statement of a node: the names of nodes, which nodes carry
     leading batch axes, the backend, and a core-first copy of a batched argument (written once)."""
 
-    def __init__(self, names: dict, batched: set, numba: bool, statements: list, new_name):
-        self._names, self._batched, self.numba = names, batched, numba
+    def __init__(self, names: dict, batched: set, numba: bool, statements: list, new_name, array_api=False):
+        self._names, self._batched, self.numba, self.array_api = names, batched, numba, array_api
         self._statements, self._new_name, self._columns = statements, new_name, {}
 
     def name(self, node: Node) -> str:
@@ -103,6 +110,10 @@ class StatementContext:
 
     def batched(self, node: Node) -> bool:
         return id(node) in self._batched
+
+    def swapped(self, name: str) -> str:
+        """``name`` with its last two axes swapped, as the backend spells it (numpy 1.22 has no ``.mT``)."""
+        return f"xp.matrix_transpose({name})" if self.array_api else f"np.swapaxes({name}, -1, -2)"
 
     def core_first(self, node: Node) -> str:
         """The name of a contiguous core-first copy of a batched argument (its columns then read fast)."""

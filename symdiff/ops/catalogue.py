@@ -43,6 +43,26 @@ CONVENTIONS = {
 }
 
 
+def _array_api_section() -> list:
+    """What has no equivalent on the Python array API standard (``backend="array_api"``): the table's
+    functions without an ``xp`` form and the forms of ops that say so (``Op.spelled``)."""
+    from . import REGISTRY
+    from .ufuncs import without_array_api
+
+    missing = sorted(set(without_array_api().values()))
+    ops = sorted({op.spelled for op in REGISTRY.values() if op.spelled})
+    return [
+        "",
+        "## On the array API standard",
+        "",
+        "With `backend=\"array_api\"` everything above runs on the standard's functions (see",
+        "[array_api.md](array_api.md)) except these, which raise `CompileError` when the transform compiles:",
+        "",
+        *(f"- `{name}`" for name in missing),
+        *(f"- {text}" for text in ops),
+    ]
+
+
 def _table(header, rows) -> list:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -83,6 +103,7 @@ def render() -> str:
     ]
     rows = [(f"`scipy.special.{n}`", e.convention) for n, e in sorted(SCIPY.items())]
     lines += _table(["function", "convention"], rows)
+    lines += _array_api_section()
     lines += ["", "## numpy functions", ""]
     rows = sorted((f"`{numpy_name(f)}`", CONVENTIONS.get(numpy_name(f), "")) for f, impl in FUNCTIONS.items()
                   if impl.__module__.startswith("symdiff."))

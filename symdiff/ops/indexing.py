@@ -60,6 +60,16 @@ def scatter_add(g: Node, layout: tuple, core, index_nodes) -> Node:
     return Node(name, (g, *index_nodes), lead_shape(g.shape, r_out) + tuple(core), g.dtype, (layout, tuple(core)))
 
 
+def _take_axis(layout, core, index_nodes):
+    """The (negative) axis a gather indexes with one 1-D array, every other axis whole (np.take's
+    form, the array API standard's ``take``), or None."""
+    if len(index_nodes) != 1 or index_nodes[0].ndim != 1 or len(layout) != len(core) or None in layout:
+        return None
+    arrays = [k for k, e in enumerate(layout) if e[0] == "a"]
+    whole = all(e[0] == "a" or e[1] == (0, d, 1) for e, d in zip(layout, core))
+    return arrays[0] - len(core) if len(arrays) == 1 and whole else None
+
+
 def _constant(index_nodes) -> bool:
     """Whether every index array is known at trace time (a constant of the generated code)."""
     return all(n.op == "const" for n in index_nodes)
@@ -241,6 +251,10 @@ class Gather(Op):
     """Integer-array indexing; the index arrays (known at trace time) are constant inputs after the array."""
 
     name = "gather"
+    # one 1-D index array on one axis (np.take, np.roll, np.repeat, x[[0, 2]]) is the standard's take
+    array_api_template = "{{ s.target }} = xp.take({{ s.x }}, {{ s.indices }}, axis={{ s.take_axis }})"
+    spelled = ("indexing with integer arrays on several axes or a multi-dimensional index array "
+               "(x[[0, 1], [1, 2]], np.diagonal, np.trace, np.einsum('ii->i'))")
     linear = True
     moves_entries = True
 
@@ -255,13 +269,18 @@ class Gather(Op):
         return xs[0][(Ellipsis,) + gather_key(node.params[0], _positions(xs[1:]))]
 
     def statement(self, node, emit):
+        layout, core = node.params
         names = [emit.name(i) for i in node.inputs[1:]]
-        layout = node.params[0]
-        if len(layout) == 1 and layout[0] is not None and layout[0][0] == "a":
+        s = {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]),
+             "index": _gather_text(layout, names), "of": self.name}
+        if emit.array_api:
+            axis = _take_axis(layout, core, node.inputs[1:])
+            s.update(take_axis=axis, indices=emit.name(node.inputs[1]) if axis is not None else None,
+                     standard=axis is not None)
+        elif len(layout) == 1 and layout[0] is not None and layout[0][0] == "a":
             # one index array on the last axis: np.take (several times faster than x[..., idx] on stacks)
-            return {"op": "take", "target": emit.name(node), "x": emit.name(node.inputs[0]), "index": names[layout[0][1]]}
-        return {"op": "index", "target": emit.name(node), "x": emit.name(node.inputs[0]),
-                "index": _gather_text(layout, names)}
+            s.update(op="take", index=names[layout[0][1]])
+        return s
 
     def fold(self, node, values):
         return refilled(node, values)
@@ -272,6 +291,7 @@ class ScatterAdd(Op):
     """The adjoint of ``gather``: zeros with the gathered part added (repeated indices sum)."""
 
     name = "scatter_add"
+    array_api_template, spelled = False, "the derivative of indexing with an integer array (np.add.at)"
     linear = True
 
     def vjp(self, node, g, wanted, n_lead):

@@ -124,6 +124,10 @@ class Solve(_LinalgOp):
     """np.linalg.solve(A, B): A^-1 B over the trailing two axes (B a matrix; vectors are reshaped)."""
 
     name = "solve"
+    # the standard's solve broadcasts B as a stack of matrices: widen_b as for numpy
+    array_api_template = """{{ s.target }} = xp.linalg.solve({{ s.inputs[0] }}, {% if s.widen_b -%}
+xp.broadcast_to({{ s.inputs[1] }}, tuple(xp.broadcast_shapes({{ s.inputs[0] }}.shape[:-2], {{ s.inputs[1] }}.shape[:-2])) + {{ s.inputs[1] }}.shape[-2:])
+{%- else %}{{ s.inputs[1] }}{% endif %})"""
 
     def batched_operand_ranks(self, node):
         return [node.ndim, node.ndim]
@@ -164,6 +168,7 @@ class Inv(_LinalgOp):
 
     name = "inv"
     template = "{{ s.target }} = np.linalg.inv({{ s.x }})"
+    array_api_template = "{{ s.target }} = xp.linalg.inv({{ s.x }})"
 
     def vjp(self, node, g, wanted, n_lead):
         ga = ew.elementwise(-placeholder(0), (mm(mT(node), g, mT(node)),))
@@ -182,6 +187,7 @@ class Det(_LinalgOp):
 
     name = "det"
     template = "{{ s.target }} = np.linalg.det({{ s.x }})"
+    array_api_template = "{{ s.target }} = xp.linalg.det({{ s.x }})"
 
     def vjp(self, node, g, wanted, n_lead):
         a = node.inputs[0]
@@ -202,6 +208,7 @@ class SlogDet(_LinalgOp):
 
     name = "slogdet"
     template = "{{ s.target }} = np.linalg.slogdet({{ s.x }})[{{ s.params[0] }}]"
+    array_api_template = "{{ s.target }} = xp.linalg.slogdet({{ s.x }})[{{ s.params[0] }}]"
 
     def vjp(self, node, g, wanted, n_lead):
         if node.params[0] == 1:
@@ -302,6 +309,7 @@ class Cholesky(_LinalgOp):
 
     name = "cholesky"
     template = "{{ s.target }} = np.linalg.cholesky({{ s.x }})"
+    array_api_template = "{{ s.target }} = xp.linalg.cholesky({{ s.x }})"
 
     def jvp(self, node, tangents, lead):
         low = node
@@ -334,6 +342,7 @@ class Eigh(_LinalgOp):
     distinct eigenvalues: dw = diag(V^T dA V), dV = V (F * V^T dA V), F_ij = 1/(w_j - w_i)."""
 
     name = "eigh"
+    array_api_template, spelled = False, "np.linalg.eigh (UPLO= has no equivalent in the standard)"
     template = "{{ s.target }} = np.linalg.eigh({{ s.x }}, UPLO={{ s.params[1]|tojson }})[{{ s.params[0] }}]"
 
     def _pair(self, node):
@@ -397,6 +406,9 @@ class SVD(_LinalgOp):
     for distinct nonzero singular values: ds = diag(U^T dA V)."""
 
     name = "svd"
+    array_api_template = """{{ s.target }} = {% if s.params[0] == 1 -%}
+xp.linalg.svdvals({{ s.x }})
+{%- else %}xp.linalg.svd({{ s.x }}, full_matrices=False)[{{ s.params[0] }}]{% endif %}"""
     template = """{{ s.target }} = {% if s.params[0] == 1 -%}
 np.linalg.svd({{ s.x }}, compute_uv=False)
 {%- else %}np.linalg.svd({{ s.x }}, full_matrices=False)[{{ s.params[0] }}]{% endif %}"""

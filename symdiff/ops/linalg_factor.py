@@ -59,6 +59,7 @@ class QR(_LinalgOp):
     lower triangle."""
 
     name = "qr"
+    array_api_template = """{{ s.target }} = xp.linalg.qr({{ s.x }})[{{ s.params[0] }}]"""
     template = """{{ s.target }} = {% if s.params[0] == 1 -%}
 np.linalg.qr({{ s.x }}, mode="r")
 {%- else %}np.linalg.qr({{ s.x }})[0]{% endif %}"""
@@ -139,6 +140,7 @@ class PInv(_LinalgOp):
     dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P."""
 
     name = "pinv"
+    array_api_template = """{{ s.target }} = xp.linalg.pinv({{ s.x }}{% if s.params %}, rtol={{ s.params[1] }}{% endif %})"""
     template = """{{ s.target }} = np.linalg.pinv({{ s.x }}{% if s.params %}, {{ s.params[0] }}={{ s.params[1] }}{% endif %})"""
 
     def jvp(self, node, tangents, lead):

@@ -54,6 +54,7 @@ class Einsum(Op):
     """A sum of products over named trailing axes (matmul, dot, tensordot, outer, trace)."""
 
     name = "einsum"
+    spelled = "np.einsum with a repeated index in one operand (a diagonal or trace)"
 
     def batched_operand_ranks(self, node):
         ins, out = node.params[0].split("->")
@@ -109,7 +110,8 @@ class Einsum(Op):
         return pat.einsum_pattern(node.params[0], node, patterns)
 
     def statement(self, node, emit):
-        return _einsum(emit.name(node), node, [emit.name(i) for i in node.inputs], [emit.batched(i) for i in node.inputs])
+        return _einsum(emit.name(node), node, [emit.name(i) for i in node.inputs], [emit.batched(i) for i in node.inputs],
+                       emit.swapped)
 
 
 def _object_einsum(text, xs):
@@ -141,7 +143,7 @@ def _object_einsum(text, xs):
     return result
 
 
-def _einsum(target, node, operands, batched):
+def _einsum(target, node, operands, batched, swapped):
     spec = node.params[0]
     ins, out = spec.split("->")
     terms = ins.split(",")
@@ -154,19 +156,34 @@ def _einsum(target, node, operands, batched):
             if vector:
                 a, b = operands
             elif swap:  # (A B)^T = B^T A^T
-                a = operands[1] if tb else _swapped(operands[1])
-                b = operands[0] if ta else _swapped(operands[0])
+                a = operands[1] if tb else swapped(operands[1])
+                b = operands[0] if ta else swapped(operands[0])
             else:
-                a = _swapped(operands[0]) if ta else operands[0]
-                b = _swapped(operands[1]) if tb else operands[1]
+                a = swapped(operands[0]) if ta else operands[0]
+                b = swapped(operands[1]) if tb else operands[1]
             return {"op": "matmul", "target": target, "a": a, "b": b}
     text = ",".join("..." + t for t in terms) + "->..." + out
-    return {"op": "einsum", "target": target, "spec": text, "operands": operands}
+    broadcast = _broadcast_form(terms, out, operands)
+    return {"op": "einsum", "target": target, "spec": text, "operands": operands, "broadcast": broadcast,
+            "standard": broadcast is not None}
 
 
-def _swapped(name: str) -> str:
-    """The last two axes of ``name`` swapped, in a form numpy 1.22 understands (no ``.mT``)."""
-    return f"np.swapaxes({name}, -1, -2)"
+def _broadcast_form(terms, out, operands):
+    """np.einsum as the array API standard can write it: each operand's trailing axes moved into one
+    order (output letters, then summed ones) with new axes for the letters it lacks, the product,
+    then a sum over the trailing summed axes. None if a letter repeats within one operand."""
+    if any(len(set(t)) != len(t) for t in terms):
+        return None
+    order = list(out) + sorted(set("".join(terms)) - set(out))
+    factors = []
+    for name, t in zip(operands, terms):
+        mine = sorted(t, key=order.index)
+        src, dst = [t.index(c) - len(t) for c in mine], [k - len(t) for k in range(len(t))]
+        value = name if src == dst else f"xp.moveaxis({name}, {tuple(src)}, {tuple(dst)})"
+        spread = [":" if c in t else "None" for c in order]
+        factors.append(value if len(mine) == len(order) else f"{value}[..., {', '.join(spread)}]")
+    summed = [k - len(order) for k in range(len(out), len(order))]
+    return {"factors": factors, "axes": summed}
 
 
 def _matmul_form(terms, out):

@@ -230,6 +230,10 @@ class CumSum(Op):
 {%- if s.reverse %}{{ s.target }} = np.flip(np.cumsum(np.flip({{ s.x }}, axis={{ s.axis }}), axis={{ s.axis }}), axis={{ s.axis }})
 {%- else %}{{ s.target }} = np.cumsum({{ s.x }}, axis={{ s.axis }})
 {%- endif %}"""
+    array_api_template = """
+{%- if s.reverse %}{{ s.target }} = xp.flip(xp.cumulative_sum(xp.flip({{ s.x }}, axis={{ s.axis }}), axis={{ s.axis }}), axis={{ s.axis }})
+{%- else %}{{ s.target }} = xp.cumulative_sum({{ s.x }}, axis={{ s.axis }})
+{%- endif %}"""
 
 
 @numpy_function(np.cumsum, method="cumsum")

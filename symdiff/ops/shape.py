@@ -183,7 +183,10 @@ class Transpose(Op):
             return {"op": "transpose", "target": target, "x": x, "matrix_t": "T" if plain else None, "swap": not plain}
         letters = string.ascii_lowercase[:r]
         spec = f"...{letters}->...{''.join(letters[p] for p in perm)}"
-        return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "swap": False, "spec": spec}
+        lead = node.ndim - r  # (static unless batched) for the array API's permute_dims / moveaxis
+        axes = None if batched else list(range(lead)) + [lead + p for p in perm]
+        return {"op": "transpose", "target": target, "x": x, "matrix_t": None, "swap": False, "spec": spec,
+                "axes": axes, "moved": [p - r for p in perm]}
 
     def fold(self, node, values):
         return refilled(node, values)

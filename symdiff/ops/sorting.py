@@ -34,6 +34,7 @@ class Argsort(Op):
     name = "argsort"
     opaque = True  # no formula of its value: the per-point SymPy paths must not be taken across it
     template = "{{ s.target }} = np.argsort({{ s.x }}, axis={{ s.params[0] }}, kind='stable')"
+    array_api_template = "{{ s.target }} = xp.argsort({{ s.x }}, axis={{ s.params[0] }}, stable=True)"
 
     def vjp(self, node, g, wanted, n_lead):
         yield from ()
@@ -53,6 +54,7 @@ class Permute(Op):
     linear = True
     moves_entries = True
     template = "{{ s.target }} = np.take_along_axis({{ s.x }}, {{ s.order }}, axis={{ s.params[0] }})"
+    array_api_template = "{{ s.target }} = xp.take_along_axis({{ s.x }}, {{ s.order }}, axis={{ s.params[0] }})"
 
     def batched_operand_ranks(self, node):
         return [node.ndim, node.ndim]

@@ -17,6 +17,8 @@ in ``primitives``, as does ``_Special``, the marker of functions taken from scip
 A printed form (``numpy``, ``numba``) is a function name called on the printed arguments
 (``"np.exp"``), a format string of them (``"math.pow(2.0, {0})"``), or ``f(printer, expr)``.
 ``numba=None``: no scalar form for numba kernels (scipy.special; such bodies run as numpy code).
+``array_api`` (``xp=`` of an entry): the form in code on the Python array API standard (``xp.sin``);
+None where the standard has no such function (compiling with ``backend="array_api"`` says so).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Printed:
     func: type
     numpy: object
     numba: object = None
+    array_api: object = None  # None: the array API standard has no such function
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,14 @@ class Ufunc:
         return self.names[0]
 
 
-def ufunc(names, nin, body, numpy=None, numba=None, out=None, *, func=None, also=(), library="numpy", **kw) -> Ufunc:
+def ufunc(names, nin, body, numpy=None, numba=None, out=None, *, func=None, also=(), library="numpy", xp=None,
+          **kw) -> Ufunc:
     """An entry. ``numpy``/``numba``: how ``func`` prints, the SymPy function the body is made of (the
     body itself when it is one; arithmetic needs none, SymPy prints it); ``also``: the printing of
-    functions only its derivatives contain."""
+    functions only its derivatives contain; ``xp``: how ``func`` prints on the array API backend."""
     names = (names,) if isinstance(names, str) else tuple(names)
     func = func or (body if isinstance(body, sympy.FunctionClass) else None)
-    printed = (Printed(func, numpy, numba),) if numpy or numba else ()
+    printed = (Printed(func, numpy, numba, xp),) if numpy or numba else ()
     return Ufunc(names, nin, body, printed + tuple(also), out, library=library, **kw)
 
 
@@ -325,8 +329,13 @@ def _polygamma(printer, expr):
 
 
 SIGN = "(1.0 if {0} > 0 else (-1.0 if {0} < 0 else 0.0))"
-HEAVISIDE = Printed(sympy.Heaviside, "np.heaviside({0}, 0.5)", "(1.0 if {0} > 0 else (0.5 if {0} == 0 else 0.0))")
-SIGMOID = Printed(Sigmoid, _sigmoid_numpy, _sigmoid_numba)
+def _sigmoid_xp(printer, expr):
+    return _sigmoid_numpy(printer, expr).replace("np.", "xp.")
+
+
+HEAVISIDE = Printed(sympy.Heaviside, "np.heaviside({0}, 0.5)", "(1.0 if {0} > 0 else (0.5 if {0} == 0 else 0.0))",
+                    "((xp.sign({0}) + 1)/2)")  # 0, 1/2 and 1, as np.heaviside(x, 0.5)
+SIGMOID = Printed(Sigmoid, _sigmoid_numpy, _sigmoid_numba, _sigmoid_xp)
 STEP = "0 (as JAX)"
 TIES = "0.5/0.5 split at ties"
 
@@ -339,75 +348,77 @@ TABLE = (
     # -- numpy, one operand ---------------------------------------------------------------------
     ufunc("negative", 1, lambda a: -a),
     ufunc("positive", 1, lambda a: a),
-    ufunc("absolute", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)"),
-    ufunc("fabs", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0"),
-    ufunc("sign", 1, sympy.sign, "np.sign", SIGN, "np.sign", convention="0"),
-    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp"),
-    ufunc("exp2", 1, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2"),
-    ufunc("expm1", 1, expm1, "np.expm1", "math.expm1", "np.expm1"),
-    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log"),
-    ufunc("log2", 1, log2, "np.log2", "math.log2", "np.log2"),
-    ufunc("log10", 1, log10, "np.log10", "math.log10", "np.log10"),
-    ufunc("log1p", 1, log1p, "np.log1p", "math.log1p", "np.log1p"),
+    ufunc("absolute", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)", xp="abs"),
+    ufunc("fabs", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0", xp="abs"),
+    ufunc("sign", 1, sympy.sign, "np.sign", SIGN, "np.sign", convention="0", xp="xp.sign"),
+    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp", xp="xp.exp"),
+    ufunc("exp2", 1, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2", xp="2.0**({0})"),
+    ufunc("expm1", 1, expm1, "np.expm1", "math.expm1", "np.expm1", xp="xp.expm1"),
+    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log", xp="xp.log"),
+    ufunc("log2", 1, log2, "np.log2", "math.log2", "np.log2", xp="xp.log2"),
+    ufunc("log10", 1, log10, "np.log10", "math.log10", "np.log10", xp="xp.log10"),
+    ufunc("log1p", 1, log1p, "np.log1p", "math.log1p", "np.log1p", xp="xp.log1p"),
     ufunc("sqrt", 1, sympy.sqrt, convention="inf at 0, as numpy's value suggests"),
     ufunc("cbrt", 1, Cbrt, "np.cbrt", "math.copysign(abs({0})**(1/3), {0})", "np.cbrt",
-          convention="real cube root of negative numbers"),
+          convention="real cube root of negative numbers", xp="xp.sign({0})*xp.abs({0})**(1/3)"),
     ufunc("square", 1, lambda a: a**2),
     ufunc("reciprocal", 1, lambda a: 1 / a),
-    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin"),
-    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos"),
-    ufunc("tan", 1, sympy.tan, "np.tan", "math.tan", "np.tan"),
-    ufunc("arcsin", 1, sympy.asin, "np.arcsin", "math.asin", "np.arcsin"),
-    ufunc("arccos", 1, sympy.acos, "np.arccos", "math.acos", "np.arccos"),
-    ufunc("arctan", 1, sympy.atan, "np.arctan", "math.atan", "np.arctan"),
-    ufunc("sinh", 1, sympy.sinh, "np.sinh", "math.sinh", "np.sinh"),
-    ufunc("cosh", 1, sympy.cosh, "np.cosh", "math.cosh", "np.cosh"),
-    ufunc("tanh", 1, sympy.tanh, "np.tanh", "math.tanh", "np.tanh"),
-    ufunc("arcsinh", 1, sympy.asinh, "np.arcsinh", "math.asinh", "np.arcsinh"),
-    ufunc("arccosh", 1, sympy.acosh, "np.arccosh", "math.acosh"),  # not in place yet (generated code as before)
-    ufunc("arctanh", 1, sympy.atanh, "np.arctanh", "math.atanh", "np.arctanh"),
+    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin", xp="xp.sin"),
+    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos", xp="xp.cos"),
+    ufunc("tan", 1, sympy.tan, "np.tan", "math.tan", "np.tan", xp="xp.tan"),
+    ufunc("arcsin", 1, sympy.asin, "np.arcsin", "math.asin", "np.arcsin", xp="xp.asin"),
+    ufunc("arccos", 1, sympy.acos, "np.arccos", "math.acos", "np.arccos", xp="xp.acos"),
+    ufunc("arctan", 1, sympy.atan, "np.arctan", "math.atan", "np.arctan", xp="xp.atan"),
+    ufunc("sinh", 1, sympy.sinh, "np.sinh", "math.sinh", "np.sinh", xp="xp.sinh"),
+    ufunc("cosh", 1, sympy.cosh, "np.cosh", "math.cosh", "np.cosh", xp="xp.cosh"),
+    ufunc("tanh", 1, sympy.tanh, "np.tanh", "math.tanh", "np.tanh", xp="xp.tanh"),
+    ufunc("arcsinh", 1, sympy.asinh, "np.arcsinh", "math.asinh", "np.arcsinh", xp="xp.asinh"),
+    ufunc("arccosh", 1, sympy.acosh, "np.arccosh", "math.acosh", xp="xp.acosh"),  # not in place yet (generated code as before)
+    ufunc("arctanh", 1, sympy.atanh, "np.arctanh", "math.atanh", "np.arctanh", xp="xp.atanh"),
     ufunc(("deg2rad", "radians"), 1, lambda a: a * sympy.pi / 180),
     ufunc(("rad2deg", "degrees"), 1, lambda a: a * 180 / sympy.pi),
     ufunc("sinc", 1, Sinc, "np.sinc", "(1.0 if {0} == 0 else math.sin(math.pi*{0})/(math.pi*{0}))",
-          convention="derivatives at 0 from the Taylor series (no 0/0)"),
-    ufunc("floor", 1, sympy.floor, "np.floor", "math.floor", "np.floor", convention=STEP),
-    ufunc("ceil", 1, sympy.ceiling, "np.ceil", "math.ceil", "np.ceil", convention=STEP),
+          convention="derivatives at 0 from the Taylor series (no 0/0)",
+          xp="xp.where({0} == 0, 1.0, xp.sin(xp.pi*{0})/(xp.pi*xp.where({0} == 0, 1.0, {0})))"),
+    ufunc("floor", 1, sympy.floor, "np.floor", "math.floor", "np.floor", convention=STEP, xp="xp.floor"),
+    ufunc("ceil", 1, sympy.ceiling, "np.ceil", "math.ceil", "np.ceil", convention=STEP, xp="xp.ceil"),
     # -- numpy, two operands --------------------------------------------------------------------
     ufunc("add", 2, lambda a, b: a + b),
     ufunc("subtract", 2, lambda a, b: a - b),
     ufunc("multiply", 2, lambda a, b: a * b),
     ufunc(("true_divide", "divide"), 2, lambda a, b: a / b),
     ufunc(("power", "float_power"), 2, _power, convention="d/dy 0.0**y follows JAX: 0 for y >= 0", also=(
-        Printed(ZeroPower, "np.power(0.0, {0})", "(math.inf if ({0}) < 0 else 0.0 ** ({0}))"),
-        Printed(ZeroPowerSlope, "(0.0*np.power(0.0, {0}))", "(0.0 if ({0}) >= 0 else math.nan)"),
+        Printed(ZeroPower, "np.power(0.0, {0})", "(math.inf if ({0}) < 0 else 0.0 ** ({0}))", "0.0**({0})"),
+        Printed(ZeroPowerSlope, "(0.0*np.power(0.0, {0}))", "(0.0 if ({0}) >= 0 else math.nan)", "(0.0*0.0**({0}))"),
     )),
     ufunc("floor_divide", 2, FloorDivide, "np.floor_divide", "math.floor(({0}) / ({1}))",
-          convention="0 (as JAX); values as numpy computes them"),  # not in place yet (generated code as before)
+          convention="0 (as JAX); values as numpy computes them", xp="xp.floor_divide"),  # not in place yet (generated code as before)
     ufunc(("remainder", "mod"), 2, Remainder, "np.remainder", "(({0}) % ({1}))",
-          convention="d/da 1, d/db -floor(a/b) (as JAX), also at the jumps"),
+          convention="d/da 1, d/db -floor(a/b) (as JAX), also at the jumps", xp="xp.remainder"),
     ufunc("fmod", 2, Fmod, "np.fmod", "math.fmod", convention="d/da 1, d/db -trunc(a/b), also at the jumps", also=(
-        Printed(TruncDivide, "np.trunc(({0}) / ({1}))", "float(math.trunc(({0}) / ({1})))"),)),
+        Printed(TruncDivide, "np.trunc(({0}) / ({1}))", "float(math.trunc(({0}) / ({1})))", "xp.trunc(({0}) / ({1}))"),)),
     ufunc("copysign", 2, Copysign, "np.copysign", "math.copysign", "np.copysign",
-          convention="d/da sign(a)*copysign(1, b): 0 at a == 0; d/db 0"),
+          convention="d/da sign(a)*copysign(1, b): 0 at a == 0; d/db 0", xp="xp.copysign"),
     ufunc("heaviside", 2, NumpyHeaviside, "np.heaviside",
           "(1.0 if {0} > 0 else (({1}) if {0} == 0 else 0.0))",
-          convention="d/dx1 0 (as JAX); d/dx2 1 where x1 == 0"),
+          convention="d/dx1 0 (as JAX); d/dx2 1 where x1 == 0", xp="xp.where({0} == 0, {1}, (xp.sign({0}) + 1)/2)"),
     ufunc("logaddexp2", 2, lambda a, b: LogAddExp(a * sympy.log(2), b * sympy.log(2)) / sympy.log(2),
           convention="stable: never overflows"),
-    ufunc("arctan2", 2, sympy.atan2, "np.arctan2", "math.atan2"),  # not in place yet (generated code as before)
+    ufunc("arctan2", 2, sympy.atan2, "np.arctan2", "math.atan2", xp="xp.atan2"),  # not in place yet (generated code as before)
     ufunc("hypot", 2, lambda a, b: sympy.sqrt(a**2 + b**2)),
     ufunc("logaddexp", 2, LogAddExp, "np.logaddexp",
           "(max({0}, {1}) + math.log1p(math.exp(-abs(({0}) - ({1})))))", "np.logaddexp",
-          convention="stable: never overflows", also=(SIGMOID,)),
+          convention="stable: never overflows", also=(SIGMOID,), xp="xp.logaddexp"),
     ufunc("maximum", 2, sympy.Max, _nested("np.maximum"), "max", "np.maximum",
-          convention=TIES + " (as JAX)", also=(HEAVISIDE,)),
+          convention=TIES + " (as JAX)", also=(HEAVISIDE,), xp=_nested("xp.maximum")),
     ufunc("minimum", 2, sympy.Min, _nested("np.minimum"), "min", "np.minimum",
-          convention=TIES + " (as JAX)", also=(HEAVISIDE,)),
+          convention=TIES + " (as JAX)", also=(HEAVISIDE,), xp=_nested("xp.minimum")),
     ufunc("fmax", 2, sympy.Max, convention=TIES),
     ufunc("fmin", 2, sympy.Min, convention=TIES),
     # -- numpy, comparisons: bool arrays, derivative 0 -------------------------------------------
     *(
-        ufunc(name, 2, cls, f"np.{name}", f"({{0}} {op} {{1}})", dtype="bool", convention="boolean; derivative 0")
+        ufunc(name, 2, cls, f"np.{name}", f"({{0}} {op} {{1}})", dtype="bool", convention="boolean; derivative 0",
+              xp=f"xp.{name}")
         for name, cls, op in [("greater", Greater, ">"), ("greater_equal", GreaterEqual, ">="), ("less", Less, "<"),
                               ("less_equal", LessEqual, "<="), ("equal", Equal, "=="), ("not_equal", NotEqual, "!=")]
     ),
@@ -415,7 +426,7 @@ TABLE = (
     special("erf", 1, sympy.erf),
     special("erfc", 1, sympy.erfc),
     special("erfcx", 1, Erfcx),
-    special("expit", 1, Sigmoid, _sigmoid_numpy, _sigmoid_numba, convention="stable sigmoid"),
+    special("expit", 1, Sigmoid, _sigmoid_numpy, _sigmoid_numba, convention="stable sigmoid", xp=_sigmoid_xp),
     special("logit", 1, lambda a: sympy.log(a / (1 - a))),
     special("gammaln", 1, sympy.loggamma),
     special("digamma", 1, lambda a: sympy.polygamma(0, a), _polygamma, func=sympy.polygamma),
@@ -463,7 +474,7 @@ def scipy_special(uf) -> Ufunc | None:
 
 
 def printed(backend: str) -> dict:
-    """SymPy function -> its printed form on ``backend`` ("numpy" or "numba"), where stated."""
+    """SymPy function -> its printed form on ``backend`` ("numpy", "numba" or "array_api"), where stated."""
     forms = {}
     for entry in TABLE:
         for p in entry.printed:
@@ -471,6 +482,14 @@ def printed(backend: str) -> dict:
             if form is not None and forms.setdefault(p.func, form) != form:
                 raise ValueError(f"{p.func.__name__} prints two ways on {backend}")
     return forms
+
+
+def without_array_api() -> dict:
+    """SymPy function -> how a program spells the function (``scipy.special.erf``), for the functions
+    of the table the array API standard has no equivalent of."""
+    forms = printed("array_api")
+    return {p.func: f"{'np' if e.library == 'numpy' else e.library}.{e.name}"
+            for e in TABLE for p in e.printed if p.func not in forms}
 
 
 def out_ufuncs() -> dict:
