@@ -54,7 +54,7 @@ class _Rebuilt:
                     raise RuntimeError(_modified_message(x, version))
             self.node_of[id(t)] = fn.node([self.node_of[id(x)] for x in fn._inputs])
             self.functions.append(fn)
-            if t._retains_grad:
+            if t._retains_grad or t._hooks:
                 self.retained.append(t)
 
     def add_input(self, t: Tensor) -> ir.Node:
@@ -226,9 +226,24 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     with set_grad_enabled(create_graph):
         wrt, results, rebuilt = _derive(tensors, grad_tensors, inputs, stop, create_graph)
         for t, g in zip(wrt, results):
-            if g is not None:
+            if g is not None and t._hooks:
+                g = _run_hooks(t, g)
+            if g is not None and (t.grad_fn is None or t._retains_grad or id(t) in stop):
                 _accumulate(t, g, create_graph)
     _free(rebuilt, retain_graph)
+
+
+def _run_hooks(t: Tensor, g: Tensor) -> Tensor:
+    for hook in list(t._hooks.values()):
+        new = hook(g)
+        if new is not None:
+            if t.grad_fn is not None:
+                raise NotImplementedError(
+                    "symdiff.torchlike: a hook on a non-leaf tensor may observe its gradient but not replace it "
+                    "(the whole gradient is one compiled function); register the hook on a leaf instead"
+                )
+            g = new
+    return g
 
 
 def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:
