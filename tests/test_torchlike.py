@@ -555,7 +555,7 @@ def test_gradients_come_from_symdiff_vjp_and_compile_graph(fresh_engine, monkeyp
 
 def test_gradient_is_compiled_once_per_graph_structure(fresh_engine):
     g0, g1 = _logistic_step(0), _logistic_step(1)
-    assert fresh_engine.stats == {"derived": 1, "reused": 1}
+    assert fresh_engine.stats == {"derived": 1, "reused": 0, "fast": 1}  # the second skips the IR rebuild
     assert not np.allclose(g0.numpy(), g1.numpy())  # same structure, different values
     x = torch.ones(5, requires_grad=True)
     (x * 2).sum().backward()

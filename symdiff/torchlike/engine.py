@@ -17,24 +17,26 @@ import numpy as np
 
 from .. import api, ir
 from .. import differentiate as D
-from . import graph
+from . import graph, structure
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor
 
-_compiled: dict = {}
+_compiled: dict = {}  # IR structure key -> (input nodes, gradient nodes, compiled function)
+_recorded: dict = {}  # recorded structure key (structure.graph_key) -> (compiled function, used)
 _SUMMARY = "Gradient of a recorded torchlike graph."
-stats = {"derived": 0, "reused": 0}
+stats = {"derived": 0, "reused": 0, "fast": 0}
 
 
 def cache_clear() -> None:
     _compiled.clear()
-    stats.update(derived=0, reused=0)
+    _recorded.clear()
+    stats.update(derived=0, reused=0, fast=0)
 
 
 class _Rebuilt:
     """The recorded graph below ``roots`` as IR over fresh input nodes."""
 
-    def __init__(self, roots, stop):
+    def __init__(self, order, stop):
         self.operands: list = []  # tensors whose values are inputs 0..n-1
         self.in_nodes: list = []
         self.node_of: dict = {}
@@ -42,7 +44,7 @@ class _Rebuilt:
         self.leaves: list = []  # leaves that require grad, in walk order
         self.retained: list = []  # non-leaf tensors that asked for .grad (retain_grad)
         self._input_ids: set = set()
-        for t in _post_order(roots, stop):
+        for t in order:
             fn = t.grad_fn
             if fn is None or id(t) in stop:
                 self.node_of[id(t)] = self.add_input(t)
@@ -65,33 +67,15 @@ class _Rebuilt:
         return node
 
 
-class _Vertex:
-    """A tensor seen as an IR-like vertex (``.inputs``), so ``ir.toposort`` can order the record."""
-
-    __slots__ = ("_stop", "_vertex", "tensor")
-
-    def __init__(self, tensor, vertex, stop):
-        self.tensor, self._vertex, self._stop = tensor, vertex, stop
-
-    @property
-    def inputs(self):
-        fn = self.tensor.grad_fn
-        if fn is None or id(self.tensor) in self._stop:
-            return ()
-        return tuple(self._vertex(x) for x in fn._inputs)
-
-
 def _post_order(roots, stop):
-    """Tensors below ``roots``, operands before results, in a deterministic order."""
-    vertices: dict = {}
+    """Tensors below ``roots``, operands before results, in a deterministic order (the order of
+    ``ir.toposort`` on the rebuilt graph)."""
 
-    def vertex(t):
-        v = vertices.get(id(t))
-        if v is None:
-            v = vertices[id(t)] = _Vertex(t, vertex, stop)
-        return v
+    def operands(t):
+        fn = t.grad_fn
+        return () if fn is None or id(t) in stop else fn._inputs
 
-    return [v.tensor for v in ir.toposort([vertex(r) for r in roots])]
+    return ir.toposort(roots, operands)
 
 
 def _modified_message(t: Tensor, expected: int) -> str:
@@ -128,11 +112,80 @@ def _check_outputs(outputs, grad_outputs):
     return checked
 
 
+class _Replay:
+    """A graph whose structure was seen before: its operands in the order the compiled gradient
+    takes them, found without rebuilding IR (the same walk and order as ``_Rebuilt``)."""
+
+    def __init__(self, order, stop, grad_outputs):
+        self.operands, self.functions, self.leaves, self.retained = [], [], [], []
+        index: dict = {}
+        for t in order:
+            fn = t.grad_fn
+            if fn is None or id(t) in stop:
+                index[id(t)] = len(self.operands)
+                self.operands.append(t)
+                if fn is None and t.requires_grad:
+                    self.leaves.append(t)
+                continue
+            if fn._freed and fn._saves:
+                raise RuntimeError(graph.SECOND_BACKWARD)
+            for x, version in zip(fn._inputs, fn._versions):
+                if id(x) in index and x._vc[0] != version:
+                    raise RuntimeError(_modified_message(x, version))
+            self.functions.append(fn)
+            if t._retains_grad or t._hooks:
+                self.retained.append(t)
+        for c in grad_outputs:
+            if c is not None and id(c) not in index:
+                self.operands.append(c)
+
+
+def _is_input(stop):
+    return lambda t: t.grad_fn is None or id(t) in stop
+
+
 def _derive(outputs, grad_outputs, wrt, stop, create_graph):
     """``(wrt, gradients, rebuilt graph)``: one gradient tensor per ``wrt`` tensor (all leaves that
     require grad when ``wrt`` is None), None where it is unused; with ``create_graph`` the gradients'
-    grad_fn holds their derivative graph."""
-    g = _Rebuilt(outputs, stop)
+    grad_fn holds their derivative graph. A graph whose recorded structure was seen before skips
+    the rebuild and runs the gradient compiled for it (``structure.graph_key``)."""
+    order = _post_order(outputs, stop)
+    fast = None if create_graph else structure.graph_key(order, _is_input(stop), outputs, grad_outputs, wrt)
+    hit = _recorded.get(fast) if fast is not None else None
+    if hit is not None:
+        stats["fast"] += 1
+        replay = _Replay(order, stop, grad_outputs)
+        compiled, used = hit
+        wrt = list(wrt) if wrt is not None else replay.leaves + replay.retained
+        arrays = compiled(*(t._value for t in replay.operands)) if compiled is not None else []
+        return wrt, _results(wrt, used, arrays, None, replay.operands), replay
+    wrt, results, g, compiled, used = _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph)
+    if fast is not None:
+        _recorded[fast] = (compiled, used)
+    return wrt, results, g
+
+
+def _results(wrt, used, arrays, grads, operands):
+    """Gradient tensors in the dtypes of ``wrt``; with ``grads`` (create_graph) carrying their graph."""
+    results, k = [], 0
+    for t, u in zip(wrt, used):
+        if not u:
+            results.append(None)
+            continue
+        out = Tensor._make(np.array(arrays[k], dtype=t._value.dtype))
+        if grads is not None:
+            in_nodes, nodes = grads
+            fn = graph.derivative_function(nodes[k], in_nodes, operands)
+            if any(op.requires_grad for op in fn._inputs):  # else the derivative is a constant
+                out.grad_fn = fn
+        results.append(out)
+        k += 1
+    return results
+
+
+def _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph):
+    """The full path: rebuild the record as IR and find (or derive and compile) its gradient."""
+    g = _Rebuilt(order, stop)
     out_nodes = [g.node_of[id(o)] for o in outputs]
     cot_nodes = []
     for o, c in zip(outputs, grad_outputs):
@@ -159,20 +212,8 @@ def _derive(outputs, grad_outputs, wrt, stop, create_graph):
         stats["reused"] += 1
     in_nodes, grads, compiled = entry
     arrays = compiled(*(t._value for t in g.operands)) if grads else []
-    results, k = [], 0
-    for t, u in zip(wrt, used):
-        if not u:
-            results.append(None)
-            continue
-        value = np.array(arrays[k], dtype=t._value.dtype)
-        out = Tensor._make(value)
-        if create_graph:
-            fn = graph.derivative_function(grads[k], in_nodes, g.operands)
-            if any(op.requires_grad for op in fn._inputs):  # else the derivative is a constant
-                out.grad_fn = fn
-        results.append(out)
-        k += 1
-    return wrt, results, g
+    results = _results(wrt, used, arrays, (in_nodes, grads) if create_graph else None, g.operands)
+    return wrt, results, g, (compiled if grads else None), used
 
 
 def _free(rebuilt, retain_graph):

@@ -345,7 +345,7 @@ def to_tensor(x) -> Tensor:
 def result_dtype(tensors, value: np.ndarray) -> np.dtype:
     """PyTorch's promotion for a result numpy computed as ``value`` (``dtypes.promote``)."""
     kind = value.dtype.kind
-    if kind == "b":
+    if kind == "b" or all(t._value.dtype == value.dtype for t in tensors):  # the common case: nothing to promote
         return value.dtype
     return dtypes.promote([t._value.dtype for t in tensors], [t._value.ndim == 0 for t in tensors], kind)
 
@@ -361,7 +361,7 @@ def apply(name: str, fn, tensors, saves: bool = True, dtype=None) -> Tensor:
         value = np.array(value, dtype=dtype)
     out = Tensor._make(value)
     if dtype.kind == "f" and is_grad_enabled() and any(t.requires_grad for t in tensors):
-        out.grad_fn = graph.record(name, fn, tensors, str(dtype), saves)
+        out.grad_fn = graph.record(name, fn, tensors, dtype, saves)
     return out
 
 
