@@ -274,3 +274,31 @@ def test_jacobian_with_create_graph_is_differentiable():
         (g,) = T.autograd.grad(jac.pow(2).sum(), x)
         results.append(g.numpy())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-10)
+
+
+# -- utils.data, save / load ---------------------------------------------------------------------
+def test_dataloader_batches_a_tensor_dataset_and_save_load_round_trips(tmp_path):
+    from symdiff.torchlike.utils.data import DataLoader, TensorDataset, random_split
+
+    x, y = torch.arange(10.0).reshape(10, 1), torch.arange(10)
+    batches = list(DataLoader(TensorDataset(x, y), batch_size=4))
+    assert [b[1].tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    shuffled = list(DataLoader(TensorDataset(x, y), batch_size=3, shuffle=True, drop_last=True))
+    assert len(shuffled) == 3 and sorted(v for b in shuffled for v in b[1].tolist()) != list(range(10))
+    assert [len(s) for s in random_split(TensorDataset(x, y), [0.7, 0.3])] == [7, 3]
+    model = torch.nn.Linear(3, 2)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    other = torch.nn.Linear(3, 2)
+    other.load_state_dict(torch.load(tmp_path / "m.pt"))
+    assert np.array_equal(other.weight.detach().numpy(), model.weight.detach().numpy())
+
+
+def test_where_with_tensor_branches_replays_without_rebuilding():
+    from symdiff.torchlike import engine
+
+    engine.cache_clear()
+    for k in range(3):
+        a = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
+        torch.where(a > k - 1, a * a, a).sum().backward()
+        assert a.grad.tolist() == [2 * v if v > k - 1 else 1.0 for v in (1.0, -2.0, 3.0)]  # the mask changes
+    assert engine.stats["fast"] == 2

@@ -7,7 +7,7 @@ generated, cached numpy code. ``create_graph=True`` returns gradients whose grap
 derivative, so they can be differentiated again.
 """
 
-from . import autograd, nn, optim
+from . import autograd, nn, optim, utils
 from .creation import (
     Generator,
     arange,
@@ -110,6 +110,7 @@ from .functions import (
     where,
 )
 from .printing import set_printoptions
+from .serialization import load, save
 from .tensor import Tensor
 
 __all__ = sorted(

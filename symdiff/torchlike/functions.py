@@ -58,11 +58,12 @@ def where(condition, input=None, other=None):
         return tuple(Tensor._make(i) for i in np.nonzero(cond._value))
     x, y = as_tensor_operand(input), as_tensor_operand(other)
     operands = [t for t in (x, y) if isinstance(t, Tensor)]
+    # closures hold numbers and flags, never tensors: tensor values are operands (see structure.py)
+    sides = tuple("operand" if isinstance(t, Tensor) else t for t in (x, y))
 
     def fn(c, *rest):
         rest = list(rest)
-        a = rest.pop(0) if isinstance(x, Tensor) else x
-        b = rest.pop(0) if isinstance(y, Tensor) else y
+        a, b = (rest.pop(0) if isinstance(k, str) else k for k in sides)
         return np.where(c, a, b)
 
     return apply("WhereBackward0", fn, [cond.bool() if cond.dtype.name != "bool" else cond] + operands)
@@ -74,15 +75,16 @@ def clamp(input, min=None, max=None):
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     lo, hi = (None if b is None else as_tensor_operand(b) for b in (min, max))
     bounds = [t for t in (lo, hi) if isinstance(t, Tensor)]
+    # which bound is given, and how: "operand" (a tensor, read from the operands) or the number itself
+    kinds = tuple(None if t is None else "operand" if isinstance(t, Tensor) else t for t in (lo, hi))
 
     def fn(a, *rest):
         rest = list(rest)
+        low, high = (rest.pop(0) if isinstance(k, str) else k for k in kinds)
         out = a
-        if lo is not None:
-            low = rest.pop(0) if isinstance(lo, Tensor) else lo
+        if low is not None:
             out = np.where(a < low, low, out)
-        if hi is not None:
-            high = rest.pop(0) if isinstance(hi, Tensor) else hi
+        if high is not None:
             out = np.where(a > high, high, out)
         return out
 
