@@ -45,6 +45,14 @@ CASES = {
     + T.nn.functional.linear(a, b).pow(2).sum(),
     "shapes": lambda T, a, b, m, v, i: (v.expand(3, 4) * a).sum() + (a[:1].expand_as(b) * b).pow(2).sum()
     + a.repeat(2, 1).sin().sum() + a.view_as(b).sum() + T.prod(v) + a.cumsum(1).pow(2).sum(),
+    "misc": lambda T, a, b, m, v, i: T.nn.functional.binary_cross_entropy(T.sigmoid(a), b / 2)
+    + T.nn.functional.binary_cross_entropy(T.sigmoid(b), a / 2, weight=v.detach(), reduction="sum")
+    + T.amax(a * b, dim=1).sum() + a.amin(0).pow(2).sum() + T.outer(v, v[:3]).sin().sum()
+    + a.masked_fill(a > 1, 0.5).pow(2).sum() + (T.sign(a - 1) * b).sum() + T.clamp(a, min=b).sum(),
+    # ties: max/min over all entries share the gradient equally, maximum/minimum split it in half
+    "ties": lambda T, a, b, m, v, i: (T.max(T.cat([a.max().reshape(1), a.reshape(-1)])) * 3
+                                      + T.min(T.stack([v.min(), v.min()])) + T.maximum(a, a).sum()
+                                      + T.minimum(a * 1, a).pow(2).sum() + T.clamp(a, min=a.detach()).sum()),
 }
 
 
@@ -302,3 +310,27 @@ def test_where_with_tensor_branches_replays_without_rebuilding():
         torch.where(a > k - 1, a * a, a).sum().backward()
         assert a.grad.tolist() == [2 * v if v > k - 1 else 1.0 for v in (1.0, -2.0, 3.0)]  # the mask changes
     assert engine.stats["fast"] == 2
+
+
+def test_dropout_and_gradient_clipping():
+    torch.manual_seed(0)
+    layer = torch.nn.Dropout(0.25)
+    x = torch.ones(4000, requires_grad=True)
+    y = layer(x)
+    kept = y.detach().numpy() != 0
+    assert abs(kept.mean() - 0.75) < 0.03 and np.allclose(y.detach().numpy()[kept], 1 / 0.75)
+    y.sum().backward()
+    assert np.array_equal(x.grad.numpy() != 0, kept)
+    layer.eval()
+    assert layer(x) is x
+    norms = []
+    for T in (torch, real):
+        a = T.tensor([3.0, 4.0], requires_grad=True)
+        b = T.tensor([[12.0]], requires_grad=True)
+        (a * T.tensor([1.0, 1.0])).sum().backward()
+        a.grad = T.tensor([3.0, 4.0])
+        b.grad = T.tensor([[12.0]])
+        total = T.nn.utils.clip_grad_norm_([a, b], max_norm=1.0)
+        norms.append((total.item(), a.grad.tolist(), b.grad.tolist()))
+    assert norms[0][0] == pytest.approx(norms[1][0]) and np.allclose(norms[0][1], norms[1][1])
+    assert np.allclose(norms[0][2], norms[1][2])

@@ -1,10 +1,11 @@
-"""``torch.nn``: ``Module``, ``Parameter``, layers, activations and losses; ``functional`` and ``init``."""
+"""``torch.nn``: ``Module``, ``Parameter``, layers, activations and losses; ``functional``, ``init``, ``utils``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .modules import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    Dropout,
     Flatten,
     Identity,
     L1Loss,
@@ -24,7 +25,7 @@ from .modules import (
 )
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Flatten", "Identity", "L1Loss", "Linear",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Flatten", "Identity", "L1Loss", "Linear",
     "LogSoftmax", "MSELoss", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid",
-    "Softmax", "Softplus", "Tanh", "functional", "init",
+    "Softmax", "Softplus", "Tanh", "functional", "init", "utils",
 ]

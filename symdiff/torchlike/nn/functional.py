@@ -9,7 +9,7 @@ from ..ops import relu, sigmoid, tanh
 from ..tensor import Tensor, apply, to_tensor
 
 __all__ = [
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "l1_loss", "linear",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "l1_loss", "linear",
     "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh",
 ]
 
@@ -90,6 +90,20 @@ def softplus(input, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``."""
     return apply("SoftplusBackward0",
                  lambda a: np.where(a * beta > threshold, a, np.logaddexp(0, a * beta) / beta), [input])
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zeroes entries with probability ``p`` and scales the rest by ``1/(1-p)``; the mask comes from
+    torchlike's generator (not PyTorch's numbers) and is an operand, never baked into the gradient."""
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    from ..creation import default_generator
+
+    keep = default_generator.rng.random(input.shape) >= p
+    mask = Tensor._make((keep / (1 - p) if p < 1 else keep * 0.0).astype(input._value.dtype))
+    return apply("MulBackward0", np.multiply, [input, mask])
 
 
 def linear(input, weight, bias=None):

@@ -308,6 +308,20 @@ class LogSoftmax(Softmax):
         return functions.log_softmax(input, self.dim)
 
 
+class Dropout(Module):
+    """``F.dropout`` while training; the identity after ``eval()``."""
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p = p
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace=False"
+
+
 class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
