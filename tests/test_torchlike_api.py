@@ -48,7 +48,16 @@ CASES = {
     "misc": lambda T, a, b, m, v, i: T.nn.functional.binary_cross_entropy(T.sigmoid(a), b / 2)
     + T.nn.functional.binary_cross_entropy(T.sigmoid(b), a / 2, weight=v.detach(), reduction="sum")
     + T.amax(a * b, dim=1).sum() + a.amin(0).pow(2).sum() + T.outer(v, v[:3]).sin().sum()
-    + a.masked_fill(a > 1, 0.5).pow(2).sum() + (T.sign(a - 1) * b).sum() + T.clamp(a, min=b).sum(),
+    + a.masked_fill(a > 1, 0.5).pow(2).sum() + (T.sign(a - 1) * b).sum() + T.clamp(a, min=b).sum()
+    + (a % 0.7).pow(2).sum() + T.remainder(b * 3, 1.1).exp().sum(),
+    "activations": lambda T, a, b, m, v, i: (T.nn.functional.leaky_relu(a - 1, 0.2) ** 2).sum()
+    + T.nn.functional.elu(a - 1).pow(2).sum() + T.nn.functional.silu(a - b).sum() + T.nn.functional.gelu(a - b).sum()
+    + T.nn.functional.gelu(a - b, approximate="tanh").pow(2).sum() + T.nn.LeakyReLU()(b - 1).sum()
+    + T.nn.GELU()(a).sum() + T.nn.SiLU()(b).sum() + T.nn.ELU(0.5)(a - 1.2).sum(),
+    "pieces": lambda T, a, b, m, v, i: sum((p.sin() * k).sum() for k, p in enumerate(T.split(a, 3, dim=1)))
+    + sum((p ** 2).sum() * (k + 1) for k, p in enumerate(b.chunk(2))) + a.split([1, 2])[1].exp().sum()
+    + T.gather(a, 1, T.tensor([[0, 0], [3, 1], [2, 2]])).pow(2).sum() + a.gather(0, T.tensor([[2, 1, 0, 0]])).sum()
+    + T.index_select(a, 1, T.tensor([3, 0, 3])).exp().sum() + b.index_select(0, i[:2] % 3).pow(3).sum(),
     # ties: max/min over all entries share the gradient equally, maximum/minimum split it in half
     "ties": lambda T, a, b, m, v, i: (T.max(T.cat([a.max().reshape(1), a.reshape(-1)])) * 3
                                       + T.min(T.stack([v.min(), v.min()])) + T.maximum(a, a).sum()
@@ -78,6 +87,16 @@ def test_first_and_second_derivatives_agree_with_real_pytorch(case):
             assert x is None or not np.any(x), k  # unused: torch gives None, ours may be None or zeros
             continue
         np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-10, err_msg=f"derivative {k}")
+
+
+def test_integer_and_boolean_operators_match_pytorch():
+    outs = []
+    for T in (torch, real):
+        a, x = T.tensor([5, -7, 3]), T.tensor([5.5, -7.25, 3.0])
+        results = [a % 3, a // 2, x % 2, x // 2, 7 % a, (a > 0) & (a < 4), ~(a > 0), (a > 0) | (a < -5), a & 1,
+                   T.logical_not(a > 0), T.logical_xor(a > 0, a > 4)]
+        outs.append([(str(r.dtype), r.tolist()) for r in results])
+    assert outs[0] == outs[1]
 
 
 def test_max_with_dim_returns_values_and_indices():
@@ -208,6 +227,7 @@ OPTIMIZERS = {
     "sgd_nesterov": lambda T, ps: T.optim.SGD(ps, lr=0.05, momentum=0.8, nesterov=True),
     "sgd_dampening": lambda T, ps: T.optim.SGD(ps, lr=0.05, momentum=0.5, dampening=0.3, maximize=True),
     "adam": lambda T, ps: T.optim.Adam(ps, lr=0.01),
+    "adamw": lambda T, ps: T.optim.AdamW(ps, lr=0.02, weight_decay=0.1),
     "adam_wd_amsgrad": lambda T, ps: T.optim.Adam(ps, lr=0.02, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True),
 }
 
@@ -334,3 +354,11 @@ def test_dropout_and_gradient_clipping():
         norms.append((total.item(), a.grad.tolist(), b.grad.tolist()))
     assert norms[0][0] == pytest.approx(norms[1][0]) and np.allclose(norms[0][1], norms[1][1])
     assert np.allclose(norms[0][2], norms[1][2])
+
+
+def test_module_reprs_with_options_match_pytorch():
+    def build(T):
+        return T.nn.Sequential(T.nn.Linear(2, 3), T.nn.LeakyReLU(0.2), T.nn.ELU(), T.nn.GELU(), T.nn.Softplus(beta=2),
+                               T.nn.Softmax(dim=1), T.nn.LogSoftmax(1), T.nn.Dropout(0.1), T.nn.SiLU(), T.nn.Flatten())
+
+    assert repr(build(torch)) == repr(build(real))

@@ -11,11 +11,14 @@ it is an argument of the compiled gradient and never baked into it.
 
 from __future__ import annotations
 
+import builtins
 import collections
 
 import numpy as np
 
 from .ops import _axis, _unary
+
+builtins_min = builtins.min  # ``min`` is torch.min below
 from .tensor import Tensor, apply, as_tensor_operand, no_record, to_tensor
 
 log1p = _unary("Log1PBackward0", np.log1p)
@@ -294,6 +297,34 @@ def repeat(input, *sizes):
     return apply("RepeatBackward0", lambda a: np.tile(a, sizes), [input], saves=False)
 
 
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces of ``split_size`` along ``dim`` (the last may be shorter), or of the given sizes."""
+    n = tensor.shape[dim]
+    sizes = (split_size_or_sections if isinstance(split_size_or_sections, (list, tuple))
+             else [split_size_or_sections] * (-(-n // split_size_or_sections)))
+    pieces, start = [], 0
+    for k in sizes:
+        stop = builtins_min(start + k, n)
+        key = (slice(None),) * (dim % tensor.dim()) + (slice(start, stop),)
+        pieces.append(tensor[key])
+        start = stop
+    return tuple(pieces)
+
+
+def chunk(input, chunks, dim=0):
+    return split(input, -(-input.shape[dim] // chunks), dim)
+
+
+def gather(input, dim, index):
+    """``out[i][j] = input[index[i][j]][j]`` (dim 0) and so on; ``index`` is an operand."""
+    return apply("GatherBackward0", lambda a, i: np.take_along_axis(a, i, axis=dim), [input, to_tensor(index)])
+
+
+def index_select(input, dim, index):
+    idx = to_tensor(index)
+    return apply("IndexSelectBackward0", lambda a, i: np.take(a, i, axis=dim), [input, idx])
+
+
 def masked_fill(input, mask, value):
     return where(to_tensor(mask), value, input)
 
@@ -308,7 +339,8 @@ _METHODS = {
     "view_as": lambda self, other: self.reshape(tuple(other.shape)),
     "reshape_as": lambda self, other: self.reshape(tuple(other.shape)),
     "where": lambda self, condition, other: where(condition, self, other),
-    "allclose": allclose, "isclose": isclose,
+    "allclose": allclose, "isclose": isclose, "split": split, "chunk": chunk, "gather": gather,
+    "index_select": index_select,
 }
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)

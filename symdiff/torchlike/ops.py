@@ -51,6 +51,39 @@ def pow(input, exponent):
     return _binary(("PowBackward1", "PowBackward0", "PowBackward2"), np.power, input, exponent)
 
 
+def remainder(input, other):
+    """Python's sign convention (the result has the divisor's sign), as np.mod and PyTorch."""
+    return _binary(("RemainderBackward0", "RemainderBackward0", "RemainderBackward1"), np.mod, input, other)
+
+
+def floor_divide(input, other):
+    return _binary(("FloorDivideBackward0",) * 3, np.floor_divide, input, other)
+
+
+def _logical(fn):
+    def op(input, other=None):
+        if other is None:
+            return no_record(fn, [input])
+        return no_record(fn, [input, as_tensor(other)])
+
+    return op
+
+
+def as_tensor(x):
+    from .tensor import to_tensor
+
+    return to_tensor(x)
+
+
+logical_and, logical_or, logical_xor = (_logical(f) for f in (np.logical_and, np.logical_or, np.logical_xor))
+logical_not = _logical(np.logical_not)
+
+
+def _bitwise(fn):
+    """``&``, ``|``, ``^`` on bool or integer tensors (no gradient)."""
+    return lambda a, b: no_record(fn, [a, as_tensor(b)])
+
+
 def neg(input):
     return apply("NegBackward0", np.negative, [input], saves=False)
 
@@ -270,6 +303,12 @@ _METHODS = {
     "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": _reflected(sub),
     "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div, "__rtruediv__": _reflected(div),
     "__pow__": pow, "__rpow__": _reflected(pow), "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+    "__mod__": remainder, "__rmod__": _reflected(remainder), "__floordiv__": floor_divide,
+    "__rfloordiv__": _reflected(floor_divide), "remainder": remainder, "floor_divide": floor_divide,
+    "__and__": _bitwise(np.bitwise_and), "__or__": _bitwise(np.bitwise_or), "__xor__": _bitwise(np.bitwise_xor),
+    "__rand__": _bitwise(np.bitwise_and), "__ror__": _bitwise(np.bitwise_or),
+    "__invert__": lambda self: no_record(np.invert, [self]), "logical_not": logical_not,
+    "logical_and": logical_and, "logical_or": logical_or, "logical_xor": logical_xor,
     "__neg__": neg, "__pos__": lambda self: self, "__abs__": abs, "__getitem__": getitem,
     "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
     "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg, "matmul": matmul, "mm": mm,

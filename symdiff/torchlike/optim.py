@@ -10,7 +10,7 @@ import numpy as np
 from .grad_mode import no_grad
 from .tensor import Tensor
 
-__all__ = ["SGD", "Adam", "Optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
 
 
 class Optimizer:
@@ -127,3 +127,15 @@ class Adam(Optimizer):
         step_size = group["lr"] / (1 - beta1**step)
         denom = np.sqrt(v) / math.sqrt(1 - beta2**step) + group["eps"]
         _write(p, p._value + (-step_size) * (m / denom))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr*wd`` before the Adam step (default wd 0.01)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+    def _update(self, p, g, group, state):
+        _write(p, p._value * (1 - group["lr"] * group["weight_decay"]))
+        super()._update(p, g, dict(group, weight_decay=0), state)

@@ -5,10 +5,13 @@ from .modules import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
+    ELU,
+    GELU,
     Dropout,
     Flatten,
     Identity,
     L1Loss,
+    LeakyReLU,
     Linear,
     LogSoftmax,
     Module,
@@ -18,6 +21,7 @@ from .modules import (
     Parameter,
     ReLU,
     Sequential,
+    SiLU,
     Sigmoid,
     Softmax,
     Softplus,
@@ -25,7 +29,7 @@ from .modules import (
 )
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "Flatten", "Identity", "L1Loss", "Linear",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "GELU", "LeakyReLU", "SiLU", "Identity", "L1Loss", "Linear",
     "LogSoftmax", "MSELoss", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid",
     "Softmax", "Softplus", "Tanh", "functional", "init", "utils",
 ]

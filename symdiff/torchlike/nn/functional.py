@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..functions import log_softmax, softmax
+from ..ops import _sigmoid as sigmoid_expr
 from ..ops import relu, sigmoid, tanh
 from ..tensor import Tensor, apply, to_tensor
 
 __all__ = [
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "l1_loss", "linear",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "elu", "gelu", "l1_loss",
+    "leaky_relu", "linear", "silu",
     "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh",
 ]
 
@@ -90,6 +92,28 @@ def softplus(input, beta=1.0, threshold=20.0):
     """``log(1 + exp(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``."""
     return apply("SoftplusBackward0",
                  lambda a: np.where(a * beta > threshold, a, np.logaddexp(0, a * beta) / beta), [input])
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    return apply("LeakyReluBackward0", lambda a: np.where(a > 0, a, a * negative_slope), [input])
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return apply("EluBackward0", lambda a: np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))), [input])
+
+
+def silu(input, inplace=False):
+    return apply("SiluBackward0", lambda a: a * sigmoid_expr(a), [input])
+
+
+def gelu(input, approximate="none"):
+    """``x * Phi(x)`` with the error function (scipy, imported here), or PyTorch's tanh approximation."""
+    if approximate == "tanh":
+        c = float(np.sqrt(2 / np.pi))
+        return apply("GeluBackward0", lambda a: 0.5 * a * (1 + np.tanh(c * (a + 0.044715 * a**3))), [input])
+    from scipy.special import erf
+
+    return apply("GeluBackward0", lambda a: 0.5 * a * (1 + erf(a * float(1 / np.sqrt(2)))), [input])
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

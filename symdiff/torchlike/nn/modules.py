@@ -285,27 +285,36 @@ Sigmoid = _activation("Sigmoid", ops.sigmoid, "``1 / (1 + exp(-x))``.")
 Identity = _activation("Identity", lambda x: x, "Returns its input.")
 
 
-class Softplus(Module):
-    def __init__(self, beta=1.0, threshold=20.0):
-        super().__init__()
-        self.beta, self.threshold = beta, threshold
+SiLU = _activation("SiLU", F.silu, "``x * sigmoid(x)``.")
+
+
+def _with_options(name, fn, **defaults):
+    """An activation module whose options (``LeakyReLU(0.2)``, ``Softmax(dim=1)``) are passed to ``fn``
+    after the input; ``inplace`` is accepted and ignored."""
+    options = [k for k in defaults if k != "inplace"]
+
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        values = dict(defaults, **dict(zip(defaults, args)), **kwargs)
+        for k in options:
+            setattr(self, k, values[k])
 
     def forward(self, input):
-        return F.softplus(input, self.beta, self.threshold)
+        return fn(input, *(getattr(self, k) for k in options))
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k in options)
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward, "extra_repr": extra_repr,
+                                  "__module__": __name__})
 
 
-class Softmax(Module):
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        return functions.softmax(input, self.dim)
-
-
-class LogSoftmax(Softmax):
-    def forward(self, input):
-        return functions.log_softmax(input, self.dim)
+LeakyReLU = _with_options("LeakyReLU", F.leaky_relu, negative_slope=0.01, inplace=False)
+ELU = _with_options("ELU", F.elu, alpha=1.0, inplace=False)
+GELU = _with_options("GELU", F.gelu, approximate="none")
+Softplus = _with_options("Softplus", F.softplus, beta=1.0, threshold=20.0)
+Softmax = _with_options("Softmax", functions.softmax, dim=None)
+LogSoftmax = _with_options("LogSoftmax", functions.log_softmax, dim=None)
 
 
 class Dropout(Module):
@@ -329,6 +338,9 @@ class Flatten(Module):
 
     def forward(self, input):
         return ops.flatten(input, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 def _loss(name, fn):
