@@ -549,7 +549,7 @@ def test_gradients_come_from_symdiff_vjp_and_compile_graph(fresh_engine, monkeyp
     monkeypatch.setattr(api, "compile_graph", counting_compile)
     _logistic_step(0)
     assert calls == {"vjp": 1, "compile": 1}
-    (_, _, fn), = fresh_engine._compiled.values()
+    (fn, _, _), = fresh_engine._recorded.values()
     assert "def backward(" in fn.source and "import numpy as np" in fn.source
 
 

@@ -155,13 +155,14 @@ def _derive(outputs, grad_outputs, wrt, stop, create_graph):
     if hit is not None:
         stats["fast"] += 1
         replay = _Replay(order, stop, grad_outputs)
-        compiled, used = hit
+        compiled, used, saved = hit
         wrt = list(wrt) if wrt is not None else replay.leaves + replay.retained
-        arrays = compiled(*(t._value for t in replay.operands)) if compiled is not None else []
+        values = [t._value for t in replay.operands] + [order[i]._value for i in saved]
+        arrays = compiled(*values) if compiled is not None else []
         return wrt, _results(wrt, used, arrays, None, replay.operands), replay
-    wrt, results, g, compiled, used = _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph)
+    wrt, results, g, (compiled, saved), used = _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph)
     if fast is not None:
-        _recorded[fast] = (compiled, used)
+        _recorded[fast] = (compiled, used, saved)
     return wrt, results, g
 
 
@@ -203,17 +204,44 @@ def _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph):
         json.dumps([ir.structure_key(out_nodes + cot_nodes + wanted), len(g.in_nodes), len(wanted)]).encode()
     ).hexdigest()
     entry = _compiled.get(key)
-    if entry is None:
+    fresh = entry is None  # derived now, so its nodes are this graph's
+    if fresh:
         stats["derived"] += 1
         grads = [ir.cast(d, n.dtype) for d, n in zip(D.vjp(out_nodes, cot_nodes, wanted), wanted)] if wanted else []
-        fn = api.compile_graph(g.in_nodes, grads, name="backward", summary=_SUMMARY) if grads else None
-        entry = _compiled[key] = (list(g.in_nodes), grads, fn)  # fn: the generated numpy function
+        entry = _compiled[key] = [list(g.in_nodes), grads, None]  # [2]: compiled from the leaves alone
     else:
         stats["reused"] += 1
     in_nodes, grads, compiled = entry
-    arrays = compiled(*(t._value for t in g.operands)) if grads else []
+    replay = None, ()
+    if grads and fresh and not create_graph:
+        replay = _reading_saved_values(order, g, grads)
+        values = [t._value for t in g.operands] + [order[i]._value for i in replay[1]]
+        arrays = replay[0](*values)
+    elif grads:
+        if compiled is None:
+            compiled = entry[2] = api.compile_graph(in_nodes, grads, name="backward", summary=_SUMMARY)
+        arrays = compiled(*(t._value for t in g.operands))
+        replay = compiled, ()
+    else:
+        arrays = []
     results = _results(wrt, used, arrays, (in_nodes, grads) if create_graph else None, g.operands)
-    return wrt, results, g, (compiled if grads else None), used
+    return wrt, results, g, replay, used
+
+
+def _reading_saved_values(order, g, grads):
+    """The gradient compiled to read the forward values the eager pass already computed (like
+    PyTorch's saved tensors) instead of recomputing them from the leaves: every recorded
+    intermediate the gradient uses becomes an extra input. ``(function, positions in order)``."""
+    needed = {id(n) for n in ir.toposort(grads)}
+    saved, mapping = [], {}
+    for i, t in enumerate(order):
+        node = g.node_of[id(t)]
+        if node.op != "input" and id(node) in needed and id(node) not in mapping:  # (clone shares its node)
+            mapping[id(node)] = ir.input_node(len(g.in_nodes) + len(saved), node.shape, node.dtype)
+            saved.append(i)
+    inputs = list(g.in_nodes) + [mapping[id(g.node_of[id(order[i])])] for i in saved]
+    fn = api.compile_graph(inputs, ir.substitute(grads, mapping), name="backward", summary=_SUMMARY)
+    return fn, tuple(saved)
 
 
 def _free(rebuilt, retain_graph):
