@@ -28,6 +28,8 @@ CASES = {
     + T.einsum("i,ji->j", v, a).pow(2).sum(),
     "var_std": lambda T, a, b, m, v, i: T.var(a) + a.var(dim=1).sum() + T.std(a * b, dim=0, unbiased=False).sum()
     + a.std(1, keepdim=True, correction=0).sum() + b.var(correction=2) + v.std(),
+    "elementwise2": lambda T, a, b, m, v, i: (T.tan(a - 1) + T.sinh(a) * T.cosh(b) + T.log2(a) + T.log10(b)
+                                                + T.reciprocal(a + b) + T.rsqrt(a) + a.tan() * b.rsqrt()).sum(),
     "elementwise": lambda T, a, b, m, v, i: (T.log1p(a) + T.expm1(b) + T.atan2(a, b - 1) + T.abs(a - b)
                                                + T.sqrt(a * b) + a.log1p() * b.expm1()).sum(),
     "indexing": lambda T, a, b, m, v, i: (a[T.tensor([1, 2, 0])] ** 2).sum() + (a[:, [0, 2, 2]] * 3).exp().sum() + a[a > 1].sum()
@@ -97,6 +99,17 @@ def test_integer_and_boolean_operators_match_pytorch():
                    T.logical_not(a > 0), T.logical_xor(a > 0, a > 4)]
         outs.append([(str(r.dtype), r.tolist()) for r in results])
     assert outs[0] == outs[1]
+
+
+def test_device_idioms_pick_the_cpu():
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert str(device) == "cpu" and repr(device) == repr(real.device("cpu"))
+    x = torch.ones(2).to(device)
+    model = torch.nn.Linear(2, 1).to(device)
+    assert model(x).shape == (1,) and x.cpu() is x
+    assert torch.full_like(x, 3).tolist() == [3, 3] and torch.empty_like(x).shape == (2,)
+    with pytest.raises(RuntimeError, match="cpu only"):
+        x.to("cuda")
 
 
 def test_max_with_dim_returns_values_and_indices():

@@ -13,9 +13,11 @@ from .creation import (
     arange,
     as_tensor,
     empty,
+    empty_like,
     eye,
     from_numpy,
     full,
+    full_like,
     initial_seed,
     is_tensor,
     linspace,
@@ -32,6 +34,7 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .device import cuda, device
 from .dtypes import Size, get_default_dtype, set_default_dtype, double, dtype, float, float32, float64, int, int32, int64, long
 from .dtypes import bool_ as bool
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -88,6 +91,7 @@ from .functions import (
     atan2,
     cat,
     chunk,
+    cosh,
     clamp,
     clamp_max,
     clamp_min,
@@ -101,6 +105,8 @@ from .functions import (
     index_select,
     isclose,
     log1p,
+    log2,
+    log10,
     log_softmax,
     logsumexp,
     max,
@@ -111,11 +117,15 @@ from .functions import (
     numel,
     outer,
     prod,
+    reciprocal,
+    rsqrt,
     sign,
+    sinh,
     softmax,
     split,
     stack,
     std,
+    tan,
     var,
     where,
 )
@@ -123,6 +133,8 @@ from .printing import set_printoptions
 from .serialization import load, save
 from .tensor import Tensor
 
+_PUBLIC_MODULES = ("autograd", "nn", "optim", "utils")
 __all__ = sorted(
-    name for name, value in dict(globals()).items() if not name.startswith("_") and name not in ("annotations",)
+    name for name, value in dict(globals()).items()
+    if not name.startswith("_") and (not isinstance(value, type(autograd)) or name in _PUBLIC_MODULES)
 )

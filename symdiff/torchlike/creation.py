@@ -128,6 +128,15 @@ def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like(zeros, input, dtype, requires_grad)
 
 
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(tuple(input.shape), fill_value, dtype=dtype if dtype is not None else input.dtype,
+                requires_grad=requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(zeros, input, dtype, requires_grad)
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on [0, 1)."""
     rng = (generator or default_generator).rng

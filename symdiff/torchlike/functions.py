@@ -23,6 +23,13 @@ from .tensor import Tensor, apply, as_tensor_operand, no_record, to_tensor
 
 log1p = _unary("Log1PBackward0", np.log1p)
 expm1 = _unary("Expm1Backward0", np.expm1)
+tan = _unary("TanBackward0", np.tan)
+sinh = _unary("SinhBackward0", np.sinh)
+cosh = _unary("CoshBackward0", np.cosh)
+log2 = _unary("Log2Backward0", np.log2)
+log10 = _unary("Log10Backward0", np.log10)
+reciprocal = _unary("ReciprocalBackward0", lambda a: 1 / a)
+rsqrt = _unary("RsqrtBackward0", lambda a: 1 / np.sqrt(a))
 
 
 def atan2(input, other):
@@ -330,7 +337,8 @@ def masked_fill(input, mask, value):
 
 
 _METHODS = {
-    "log1p": log1p, "expm1": expm1, "atan2": atan2, "clamp": clamp, "clip": clamp, "clamp_min": clamp_min,
+    "log1p": log1p, "expm1": expm1, "tan": tan, "sinh": sinh, "cosh": cosh, "log2": log2, "log10": log10,
+    "reciprocal": reciprocal, "rsqrt": rsqrt, "atan2": atan2, "clamp": clamp, "clip": clamp, "clamp_min": clamp_min,
     "clamp_max": clamp_max, "maximum": maximum, "minimum": minimum, "max": max, "min": min, "amax": amax,
     "amin": amin, "argmax": argmax, "argmin": argmin, "var": var, "std": std, "logsumexp": logsumexp,
     "softmax": softmax, "log_softmax": log_softmax, "norm": norm, "sign": sign, "prod": prod, "cumsum": cumsum,

@@ -284,7 +284,7 @@ def to(input, *args, dtype=None, **kwargs):
             dtype = a.dtype
         elif isinstance(a, (dtypes.dtype, np.dtype, type)):
             dtype = a
-        elif str(a) != "cpu":
+        elif str(a) not in ("cpu", "cpu:0"):
             raise RuntimeError(f"symdiff.torchlike runs on the cpu only; cannot move a tensor to {a!r}")
     if dtype is None:
         return input
@@ -318,7 +318,7 @@ _METHODS = {
     "transpose": transpose, "t": t, "clone": clone, "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt,
     "ge": ge, "to": to,
     "float": lambda self: to(self, np.float32), "double": lambda self: to(self, np.float64),
-    "long": lambda self: to(self, np.int64), "int": lambda self: to(self, np.int32),
+    "cpu": lambda self: self, "long": lambda self: to(self, np.int64), "int": lambda self: to(self, np.int32),
     "bool": lambda self: to(self, np.bool_), "type_as": lambda self, other: to(self, other.dtype),
     "T": property(lambda self: apply("PermuteBackward0", np.transpose, [self], saves=False)),
     "mT": property(lambda self: transpose(self, -2, -1)),
