@@ -42,24 +42,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+from threads import threads_from_argv  # noqa: E402  (sets the BLAS/OpenMP variables before numpy loads)
 
-def _threads_from_argv(argv):
-    """--threads N must take effect before numpy/torch/jax start their thread pools."""
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--threads="):
-            return a.split("=", 1)[1]
-    return None
-
-
-THREADS = _threads_from_argv(sys.argv[1:])
-if THREADS and THREADS.isdigit():
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = THREADS
-    if THREADS == "1":  # XLA has no "N threads" switch; one thread is expressible
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                   + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+THREADS = threads_from_argv(sys.argv[1:])
+if THREADS == "1":  # XLA has no "N threads" switch; one thread is expressible
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 import numpy as np
 import sympy as sp

@@ -128,8 +128,10 @@ def fresh_input(position: int, shape, dtype: str, role: str = "fresh") -> Node:
     return Node("input", (), shape, dtype, (position, role, next(_fresh_inputs)))
 
 
-def toposort(outputs) -> list:
-    """Every node reachable from ``outputs``, inputs before users, in a deterministic order."""
+def toposort(outputs, children=None) -> list:
+    """Every node reachable from ``outputs``, inputs before users, in a deterministic order.
+
+    ``children(node)``: a node's inputs (default ``node.inputs``; torchlike walks its tensors)."""
     order, seen = [], set()
     for root in outputs:
         if id(root) in seen:
@@ -144,7 +146,7 @@ def toposort(outputs) -> list:
                 continue
             seen.add(id(node))
             stack.append((node, True))
-            for child in reversed(node.inputs):
+            for child in reversed(node.inputs if children is None else children(node)):
                 if id(child) not in seen:
                     stack.append((child, False))
     return order

@@ -46,7 +46,7 @@ def _size(size) -> tuple:
 
 
 def _float_dtype(dtype) -> np.dtype:
-    return np.dtype(np.float32) if dtype is None else dtypes.to_numpy_dtype(dtype)
+    return dtypes.default_numpy() if dtype is None else dtypes.to_numpy_dtype(dtype)
 
 
 def _leaf(value: np.ndarray, requires_grad: bool) -> Tensor:
@@ -99,12 +99,21 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     ints = all(isinstance(v, int) for v in (start, end, step))
-    np_dtype = dtypes.to_numpy_dtype(dtype) if dtype is not None else np.dtype(np.int64 if ints else np.float32)
+    np_dtype = dtypes.to_numpy_dtype(dtype) if dtype is not None else (np.dtype(np.int64) if ints else dtypes.default_numpy())
     return _leaf(np.arange(start, end, step).astype(np_dtype), requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _leaf(np.linspace(start, end, steps).astype(_float_dtype(dtype)), requires_grad)
+    """PyTorch's formula, in the result dtype: the first half counts up from ``start``, the second
+    half down from ``end`` (so the ends are exact and the values match PyTorch bit for bit)."""
+    dt = _float_dtype(dtype)
+    if steps == 1:
+        return _leaf(np.array([start], dtype=dt), requires_grad)
+    step = float(dt.type((end - start) / (steps - 1)))  # rounded to the dtype, then fused like PyTorch's kernel
+    i = np.arange(steps)
+    first = float(dt.type(start)) + step * i
+    second = float(dt.type(end)) - step * (steps - 1 - i)
+    return _leaf(np.where(i < steps // 2, first, second).astype(dt), requires_grad)
 
 
 def _like(fn, input: Tensor, dtype, requires_grad) -> Tensor:
@@ -116,6 +125,15 @@ def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(zeros, input, dtype, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(tuple(input.shape), fill_value, dtype=dtype if dtype is not None else input.dtype,
+                requires_grad=requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _like(zeros, input, dtype, requires_grad)
 
 
@@ -141,3 +159,31 @@ def randn_like(input, dtype=None, requires_grad=False) -> Tensor:
 
 def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Integers uniform on [low, high) (int64 by default); ``randint(high, size)`` starts at 0."""
+    if size is None:
+        low, high, size = 0, low, high
+    rng = (generator or default_generator).rng
+    np_dtype = np.dtype(np.int64) if dtype is None else dtypes.to_numpy_dtype(dtype)
+    return _leaf(rng.integers(low, high, _size((size,))).astype(np_dtype), requires_grad)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None) -> Tensor:
+    rng = (generator or default_generator).rng
+    return Tensor._make(rng.permutation(n).astype(np.int64 if dtype is None else dtypes.to_numpy_dtype(dtype)))
+
+
+def _uniform_(self, a=0.0, b=1.0, *, generator=None):
+    rng = (generator or default_generator).rng
+    return self._inplace(lambda x, _: rng.uniform(a, b, x.shape))
+
+
+def _normal_(self, mean=0.0, std=1.0, *, generator=None):
+    rng = (generator or default_generator).rng
+    return self._inplace(lambda x, _: rng.normal(mean, std, x.shape))
+
+
+Tensor.uniform_ = _uniform_
+Tensor.normal_ = _normal_

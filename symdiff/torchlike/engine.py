@@ -17,24 +17,26 @@ import numpy as np
 
 from .. import api, ir
 from .. import differentiate as D
-from . import graph
+from . import graph, structure
 from .grad_mode import set_grad_enabled
 from .tensor import Tensor
 
-_compiled: dict = {}
+_compiled: dict = {}  # IR structure key -> (input nodes, gradient nodes, compiled function)
+_recorded: dict = {}  # recorded structure key (structure.graph_key) -> (compiled function, used)
 _SUMMARY = "Gradient of a recorded torchlike graph."
-stats = {"derived": 0, "reused": 0}
+stats = {"derived": 0, "reused": 0, "fast": 0}
 
 
 def cache_clear() -> None:
     _compiled.clear()
-    stats.update(derived=0, reused=0)
+    _recorded.clear()
+    stats.update(derived=0, reused=0, fast=0)
 
 
 class _Rebuilt:
     """The recorded graph below ``roots`` as IR over fresh input nodes."""
 
-    def __init__(self, roots, stop):
+    def __init__(self, order, stop):
         self.operands: list = []  # tensors whose values are inputs 0..n-1
         self.in_nodes: list = []
         self.node_of: dict = {}
@@ -42,7 +44,7 @@ class _Rebuilt:
         self.leaves: list = []  # leaves that require grad, in walk order
         self.retained: list = []  # non-leaf tensors that asked for .grad (retain_grad)
         self._input_ids: set = set()
-        for t in _post_order(roots, stop):
+        for t in order:
             fn = t.grad_fn
             if fn is None or id(t) in stop:
                 self.node_of[id(t)] = self.add_input(t)
@@ -54,7 +56,7 @@ class _Rebuilt:
                     raise RuntimeError(_modified_message(x, version))
             self.node_of[id(t)] = fn.node([self.node_of[id(x)] for x in fn._inputs])
             self.functions.append(fn)
-            if t._retains_grad:
+            if t._retains_grad or t._hooks:
                 self.retained.append(t)
 
     def add_input(self, t: Tensor) -> ir.Node:
@@ -65,33 +67,15 @@ class _Rebuilt:
         return node
 
 
-class _Vertex:
-    """A tensor seen as an IR-like vertex (``.inputs``), so ``ir.toposort`` can order the record."""
-
-    __slots__ = ("_stop", "_vertex", "tensor")
-
-    def __init__(self, tensor, vertex, stop):
-        self.tensor, self._vertex, self._stop = tensor, vertex, stop
-
-    @property
-    def inputs(self):
-        fn = self.tensor.grad_fn
-        if fn is None or id(self.tensor) in self._stop:
-            return ()
-        return tuple(self._vertex(x) for x in fn._inputs)
-
-
 def _post_order(roots, stop):
-    """Tensors below ``roots``, operands before results, in a deterministic order."""
-    vertices: dict = {}
+    """Tensors below ``roots``, operands before results, in a deterministic order (the order of
+    ``ir.toposort`` on the rebuilt graph)."""
 
-    def vertex(t):
-        v = vertices.get(id(t))
-        if v is None:
-            v = vertices[id(t)] = _Vertex(t, vertex, stop)
-        return v
+    def operands(t):
+        fn = t.grad_fn
+        return () if fn is None or id(t) in stop else fn._inputs
 
-    return [v.tensor for v in ir.toposort([vertex(r) for r in roots])]
+    return ir.toposort(roots, operands)
 
 
 def _modified_message(t: Tensor, expected: int) -> str:
@@ -128,11 +112,81 @@ def _check_outputs(outputs, grad_outputs):
     return checked
 
 
+class _Replay:
+    """A graph whose structure was seen before: its operands in the order the compiled gradient
+    takes them, found without rebuilding IR (the same walk and order as ``_Rebuilt``)."""
+
+    def __init__(self, order, stop, grad_outputs):
+        self.operands, self.functions, self.leaves, self.retained = [], [], [], []
+        index: dict = {}
+        for t in order:
+            fn = t.grad_fn
+            if fn is None or id(t) in stop:
+                index[id(t)] = len(self.operands)
+                self.operands.append(t)
+                if fn is None and t.requires_grad:
+                    self.leaves.append(t)
+                continue
+            if fn._freed and fn._saves:
+                raise RuntimeError(graph.SECOND_BACKWARD)
+            for x, version in zip(fn._inputs, fn._versions):
+                if id(x) in index and x._vc[0] != version:
+                    raise RuntimeError(_modified_message(x, version))
+            self.functions.append(fn)
+            if t._retains_grad or t._hooks:
+                self.retained.append(t)
+        for c in grad_outputs:
+            if c is not None and id(c) not in index:
+                self.operands.append(c)
+
+
+def _is_input(stop):
+    return lambda t: t.grad_fn is None or id(t) in stop
+
+
 def _derive(outputs, grad_outputs, wrt, stop, create_graph):
     """``(wrt, gradients, rebuilt graph)``: one gradient tensor per ``wrt`` tensor (all leaves that
     require grad when ``wrt`` is None), None where it is unused; with ``create_graph`` the gradients'
-    grad_fn holds their derivative graph."""
-    g = _Rebuilt(outputs, stop)
+    grad_fn holds their derivative graph. A graph whose recorded structure was seen before skips
+    the rebuild and runs the gradient compiled for it (``structure.graph_key``)."""
+    order = _post_order(outputs, stop)
+    fast = None if create_graph else structure.graph_key(order, _is_input(stop), outputs, grad_outputs, wrt)
+    hit = _recorded.get(fast) if fast is not None else None
+    if hit is not None:
+        stats["fast"] += 1
+        replay = _Replay(order, stop, grad_outputs)
+        compiled, used, saved = hit
+        wrt = list(wrt) if wrt is not None else replay.leaves + replay.retained
+        values = [t._value for t in replay.operands] + [order[i]._value for i in saved]
+        arrays = compiled(*values) if compiled is not None else []
+        return wrt, _results(wrt, used, arrays, None, replay.operands), replay
+    wrt, results, g, (compiled, saved), used = _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph)
+    if fast is not None:
+        _recorded[fast] = (compiled, used, saved)
+    return wrt, results, g
+
+
+def _results(wrt, used, arrays, grads, operands):
+    """Gradient tensors in the dtypes of ``wrt``; with ``grads`` (create_graph) carrying their graph."""
+    results, k = [], 0
+    for t, u in zip(wrt, used):
+        if not u:
+            results.append(None)
+            continue
+        out = Tensor._make(np.array(arrays[k], dtype=t._value.dtype))
+        if grads is not None:
+            in_nodes, nodes = grads
+            fn = graph.derivative_function(nodes[k], in_nodes, operands)
+            if any(op.requires_grad for op in fn._inputs):  # else the derivative is a constant
+                out.grad_fn = fn
+        results.append(out)
+        k += 1
+    return results
+
+
+def _derive_rebuilt(order, outputs, grad_outputs, wrt, stop, create_graph):
+    """The full path: rebuild the record as IR and find (or derive and compile) its gradient."""
+    g = _Rebuilt(order, stop)
     out_nodes = [g.node_of[id(o)] for o in outputs]
     cot_nodes = []
     for o, c in zip(outputs, grad_outputs):
@@ -150,29 +204,44 @@ def _derive(outputs, grad_outputs, wrt, stop, create_graph):
         json.dumps([ir.structure_key(out_nodes + cot_nodes + wanted), len(g.in_nodes), len(wanted)]).encode()
     ).hexdigest()
     entry = _compiled.get(key)
-    if entry is None:
+    fresh = entry is None  # derived now, so its nodes are this graph's
+    if fresh:
         stats["derived"] += 1
         grads = [ir.cast(d, n.dtype) for d, n in zip(D.vjp(out_nodes, cot_nodes, wanted), wanted)] if wanted else []
-        fn = api.compile_graph(g.in_nodes, grads, name="backward", summary=_SUMMARY) if grads else None
-        entry = _compiled[key] = (list(g.in_nodes), grads, fn)  # fn: the generated numpy function
+        entry = _compiled[key] = [list(g.in_nodes), grads, None]  # [2]: compiled from the leaves alone
     else:
         stats["reused"] += 1
     in_nodes, grads, compiled = entry
-    arrays = compiled(*(t._value for t in g.operands)) if grads else []
-    results, k = [], 0
-    for t, u in zip(wrt, used):
-        if not u:
-            results.append(None)
-            continue
-        value = np.array(arrays[k], dtype=t._value.dtype)
-        out = Tensor._make(value)
-        if create_graph:
-            fn = graph.derivative_function(grads[k], in_nodes, g.operands)
-            if any(op.requires_grad for op in fn._inputs):  # else the derivative is a constant
-                out.grad_fn = fn
-        results.append(out)
-        k += 1
-    return wrt, results, g
+    replay = None, ()
+    if grads and fresh and not create_graph:
+        replay = _reading_saved_values(order, g, grads)
+        values = [t._value for t in g.operands] + [order[i]._value for i in replay[1]]
+        arrays = replay[0](*values)
+    elif grads:
+        if compiled is None:
+            compiled = entry[2] = api.compile_graph(in_nodes, grads, name="backward", summary=_SUMMARY)
+        arrays = compiled(*(t._value for t in g.operands))
+        replay = compiled, ()
+    else:
+        arrays = []
+    results = _results(wrt, used, arrays, (in_nodes, grads) if create_graph else None, g.operands)
+    return wrt, results, g, replay, used
+
+
+def _reading_saved_values(order, g, grads):
+    """The gradient compiled to read the forward values the eager pass already computed (like
+    PyTorch's saved tensors) instead of recomputing them from the leaves: every recorded
+    intermediate the gradient uses becomes an extra input. ``(function, positions in order)``."""
+    needed = {id(n) for n in ir.toposort(grads)}
+    saved, mapping = [], {}
+    for i, t in enumerate(order):
+        node = g.node_of[id(t)]
+        if node.op != "input" and id(node) in needed and id(node) not in mapping:  # (clone shares its node)
+            mapping[id(node)] = ir.input_node(len(g.in_nodes) + len(saved), node.shape, node.dtype)
+            saved.append(i)
+    inputs = list(g.in_nodes) + [mapping[id(g.node_of[id(order[i])])] for i in saved]
+    fn = api.compile_graph(inputs, ir.substitute(grads, mapping), name="backward", summary=_SUMMARY)
+    return fn, tuple(saved)
 
 
 def _free(rebuilt, retain_graph):
@@ -226,9 +295,24 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     with set_grad_enabled(create_graph):
         wrt, results, rebuilt = _derive(tensors, grad_tensors, inputs, stop, create_graph)
         for t, g in zip(wrt, results):
-            if g is not None:
+            if g is not None and t._hooks:
+                g = _run_hooks(t, g)
+            if g is not None and (t.grad_fn is None or t._retains_grad or id(t) in stop):
                 _accumulate(t, g, create_graph)
     _free(rebuilt, retain_graph)
+
+
+def _run_hooks(t: Tensor, g: Tensor) -> Tensor:
+    for hook in list(t._hooks.values()):
+        new = hook(g)
+        if new is not None:
+            if t.grad_fn is not None:
+                raise NotImplementedError(
+                    "symdiff.torchlike: a hook on a non-leaf tensor may observe its gradient but not replace it "
+                    "(the whole gradient is one compiled function); register the hook on a leaf instead"
+                )
+            g = new
+    return g
 
 
 def _accumulate(t: Tensor, g: Tensor, create_graph: bool) -> None:

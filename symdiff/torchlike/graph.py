@@ -82,11 +82,12 @@ def function_class(name: str) -> type:
     return type(name, (BackwardFunction,), {"__slots__": (), "__module__": __name__})
 
 
-def record(name: str, fn, inputs, dtype: str, saves: bool = True) -> BackwardFunction:
-    """The grad_fn of ``fn(*inputs)``: ``fn`` is a numpy expression that also runs on tracers."""
+def record(name: str, fn, inputs, dtype, saves: bool = True) -> BackwardFunction:
+    """The grad_fn of ``fn(*inputs)``: ``fn`` is a numpy expression that also runs on tracers;
+    ``dtype`` (numpy) is the result's."""
 
     def build(*nodes):
-        return ir.cast(as_node(fn(*(Tracer(n) for n in nodes))), dtype)
+        return ir.cast(as_node(fn(*(Tracer(n) for n in nodes))), str(dtype))
 
     return function_class(name)(inputs, build, saves)
 

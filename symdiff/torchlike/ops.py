@@ -51,6 +51,39 @@ def pow(input, exponent):
     return _binary(("PowBackward1", "PowBackward0", "PowBackward2"), np.power, input, exponent)
 
 
+def remainder(input, other):
+    """Python's sign convention (the result has the divisor's sign), as np.mod and PyTorch."""
+    return _binary(("RemainderBackward0", "RemainderBackward0", "RemainderBackward1"), np.mod, input, other)
+
+
+def floor_divide(input, other):
+    return _binary(("FloorDivideBackward0",) * 3, np.floor_divide, input, other)
+
+
+def _logical(fn):
+    def op(input, other=None):
+        if other is None:
+            return no_record(fn, [input])
+        return no_record(fn, [input, as_tensor(other)])
+
+    return op
+
+
+def as_tensor(x):
+    from .tensor import to_tensor
+
+    return to_tensor(x)
+
+
+logical_and, logical_or, logical_xor = (_logical(f) for f in (np.logical_and, np.logical_or, np.logical_xor))
+logical_not = _logical(np.logical_not)
+
+
+def _bitwise(fn):
+    """``&``, ``|``, ``^`` on bool or integer tensors (no gradient)."""
+    return lambda a, b: no_record(fn, [a, as_tensor(b)])
+
+
 def neg(input):
     return apply("NegBackward0", np.negative, [input], saves=False)
 
@@ -189,25 +222,35 @@ def clone(input):
     return apply("CloneBackward0", lambda a: a, [input], saves=False)
 
 
-def _plain_index(key):
-    parts = key if isinstance(key, tuple) else (key,)
-    if builtins.any(isinstance(k, (Tensor, list, np.ndarray)) for k in parts):
-        return None
-    return key
+def _advanced(input, parts):
+    """Indexing with integer tensors or lists (operands of the recorded expression: the positions
+    are data of the compiled gradient) and boolean masks (constants: they decide the shape)."""
+    operands, layout = [input], []
+    for k in parts:
+        if isinstance(k, (Tensor, list, np.ndarray)):
+            arr = k._value if isinstance(k, Tensor) else np.asarray(k)
+            if arr.dtype.kind == "b":
+                layout.append(("const", arr))
+            elif arr.dtype.kind in "iu" or arr.size == 0:
+                layout.append(("operand", len(operands)))
+                operands.append(Tensor._make(arr.astype(np.int64)))
+            else:
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        else:
+            layout.append(("const", k))
+
+    def fn(a, *idx):
+        key = tuple(idx[v - 1] if kind == "operand" else v for kind, v in layout)
+        return a[key]
+
+    return apply("IndexBackward0", fn, operands)
 
 
 def getitem(input, key):
-    plain = _plain_index(key)
-    if plain is None:  # advanced indexing: fine for values, not recorded by symdiff's tracer
-        from .tensor import _plain_key
-
-        if input.requires_grad:
-            raise NotImplementedError(
-                "symdiff.torchlike: indexing with tensors or lists is not differentiable here; "
-                "use ints, slices, None and ..."
-            )
-        return no_record(lambda a: a[_plain_key(key)], [input])
-    parts = plain if isinstance(plain, tuple) else (plain,)
+    parts = key if isinstance(key, tuple) else (key,)
+    if builtins.any(isinstance(k, (Tensor, list, np.ndarray)) for k in parts):
+        return _advanced(input, parts)
+    plain = key
     if builtins.any(isinstance(k, numbers.Integral) for k in parts):
         name = "SelectBackward0"
     elif builtins.any(k is None for k in parts):
@@ -231,14 +274,24 @@ def _compare(fn):
 eq, ne, lt, le, gt, ge = (_compare(f) for f in (np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal))
 
 
-def to(input, dtype):
-    """A cast; recorded so that gradients flow back (``ToCopyBackward0``), except to integers."""
-    from .dtypes import to_numpy_dtype
+def to(input, *args, dtype=None, **kwargs):
+    """``x.to(dtype)``, ``x.to(device[, dtype])``, ``x.to(other_tensor)``: a cast, recorded so that
+    gradients flow back (``ToCopyBackward0``), except to integers. Devices other than cpu are refused."""
+    from . import dtypes
 
-    target = to_numpy_dtype(dtype)
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (dtypes.dtype, np.dtype, type)):
+            dtype = a
+        elif str(a) not in ("cpu", "cpu:0"):
+            raise RuntimeError(f"symdiff.torchlike runs on the cpu only; cannot move a tensor to {a!r}")
+    if dtype is None:
+        return input
+    target = dtypes.to_numpy_dtype(dtype)
     if input._value.dtype == target:
         return input
-    return apply("ToCopyBackward0", lambda a: a.astype(target), [input], saves=False)
+    return apply("ToCopyBackward0", lambda a: a.astype(target), [input], saves=False, dtype=target)
 
 
 # -- Tensor methods -------------------------------------------------------------------------------
@@ -250,6 +303,12 @@ _METHODS = {
     "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": _reflected(sub),
     "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div, "__rtruediv__": _reflected(div),
     "__pow__": pow, "__rpow__": _reflected(pow), "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+    "__mod__": remainder, "__rmod__": _reflected(remainder), "__floordiv__": floor_divide,
+    "__rfloordiv__": _reflected(floor_divide), "remainder": remainder, "floor_divide": floor_divide,
+    "__and__": _bitwise(np.bitwise_and), "__or__": _bitwise(np.bitwise_or), "__xor__": _bitwise(np.bitwise_xor),
+    "__rand__": _bitwise(np.bitwise_and), "__ror__": _bitwise(np.bitwise_or),
+    "__invert__": lambda self: no_record(np.invert, [self]), "logical_not": logical_not,
+    "logical_and": logical_and, "logical_or": logical_or, "logical_xor": logical_xor,
     "__neg__": neg, "__pos__": lambda self: self, "__abs__": abs, "__getitem__": getitem,
     "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
     "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg, "matmul": matmul, "mm": mm,
@@ -259,6 +318,8 @@ _METHODS = {
     "transpose": transpose, "t": t, "clone": clone, "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt,
     "ge": ge, "to": to,
     "float": lambda self: to(self, np.float32), "double": lambda self: to(self, np.float64),
+    "cpu": lambda self: self, "long": lambda self: to(self, np.int64), "int": lambda self: to(self, np.int32),
+    "bool": lambda self: to(self, np.bool_), "type_as": lambda self, other: to(self, other.dtype),
     "T": property(lambda self: apply("PermuteBackward0", np.transpose, [self], saves=False)),
     "mT": property(lambda self: transpose(self, -2, -1)),
 }

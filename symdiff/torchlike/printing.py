@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import dtypes
+
 
 @dataclass
 class PrintOptions:
@@ -150,9 +152,9 @@ def tensor_repr(values: np.ndarray, dtype, grad_fn, requires_grad: bool) -> str:
     if values.size == 0:
         if values.ndim != 1:
             suffixes.append(f"size={tuple(values.shape)}")
-        if dtype.name != "float32":
+        if dtype is not dtypes.get_default_dtype():
             suffixes.append(f"dtype={dtype!r}")
-    elif dtype.name not in ("float32", "int64", "bool"):
+    elif dtype is not dtypes.get_default_dtype() and dtype.name not in ("int64", "bool"):
         suffixes.append(f"dtype={dtype!r}")
     if grad_fn is not None:
         suffixes.append(f"grad_fn=<{type(grad_fn).__name__}>")

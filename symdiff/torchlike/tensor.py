@@ -23,11 +23,11 @@ def _default_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, (np.ndarray, np.generic)):
         arr = np.array(data)
         if arr.dtype.type not in _SUPPORTED:
-            arr = arr.astype(np.float32 if arr.dtype.kind == "f" else np.int64)
+            arr = arr.astype(dtypes.default_numpy() if arr.dtype.kind == "f" else np.int64)
         return arr
     arr = np.array(_unwrap_nested(data))
     if arr.dtype.kind == "f":
-        return arr.astype(np.float32)
+        return arr.astype(dtypes.default_numpy())
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
     if arr.dtype.kind == "b":
@@ -51,16 +51,16 @@ def _require_float(arr: np.ndarray) -> None:
 class Tensor:
     """A tensor with PyTorch's autograd semantics; its gradients are compiled by symdiff."""
 
-    __slots__ = ("__weakref__", "_grad", "_requires_grad", "_retains_grad", "_value", "_vc", "grad_fn")
+    __slots__ = ("__weakref__", "_grad", "_hooks", "_requires_grad", "_retains_grad", "_value", "_vc", "grad_fn")
     __array_priority__ = 1000
     __array_ufunc__ = None  # numpy defers to our reflected operators
 
     def __init__(self, *data):
-        """``torch.Tensor([1, 2])`` or ``torch.Tensor(2, 3)`` (uninitialized -> zeros), as float32."""
+        """``torch.Tensor([1, 2])`` or ``torch.Tensor(2, 3)`` (uninitialized -> zeros), default dtype."""
         if len(data) == 1 and not isinstance(data[0], numbers.Integral):
-            value = np.array(_unwrap_nested(data[0]), dtype=np.float32)
+            value = np.array(_unwrap_nested(data[0]), dtype=dtypes.default_numpy())
         else:
-            value = np.zeros(tuple(int(d) for d in data), dtype=np.float32)
+            value = np.zeros(tuple(int(d) for d in data), dtype=dtypes.default_numpy())
         self._init(value)
 
     def _init(self, value: np.ndarray, requires_grad: bool = False, vc=None):
@@ -70,6 +70,7 @@ class Tensor:
         self.grad_fn = None
         self._vc = vc if vc is not None else [0]
         self._retains_grad = False
+        self._hooks = None
 
     @classmethod
     def _make(cls, value, requires_grad: bool = False, vc=None) -> Tensor:
@@ -119,6 +120,16 @@ class Tensor:
         elif not self.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
 
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this tensor's gradient is computed by ``backward``; on a leaf it
+        may return a replacement that is accumulated instead."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        self._hooks = (self._hooks or {})
+        key = max(self._hooks, default=-1) + 1
+        self._hooks[key] = hook
+        return _RemovableHandle(self._hooks, key)
+
     @property
     def retains_grad(self) -> bool:
         return self._retains_grad
@@ -147,8 +158,8 @@ class Tensor:
         self._value = value._value if isinstance(value, Tensor) else np.asarray(value)
 
     # -- conversion -----------------------------------------------------------------------------
-    def numpy(self) -> np.ndarray:
-        if self.requires_grad:
+    def numpy(self, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         return self._value
 
@@ -296,6 +307,16 @@ class Tensor:
         self._inplace(assign, value)
 
 
+class _RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: dict, key: int):
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+
 def _plain_key(key):
     if isinstance(key, Tensor):
         return key._value
@@ -322,28 +343,25 @@ def to_tensor(x) -> Tensor:
 
 
 def result_dtype(tensors, value: np.ndarray) -> np.dtype:
-    """PyTorch's promotion for a result numpy computed as ``value``: Python floats do not widen
-    float32, integer tensors mixed with floats give the default float32."""
+    """PyTorch's promotion for a result numpy computed as ``value`` (``dtypes.promote``)."""
     kind = value.dtype.kind
-    if kind == "f":
-        return np.dtype(np.float64 if any(t._value.dtype == np.float64 for t in tensors) else np.float32)
-    if kind in "iu":
-        return np.dtype(np.int32 if tensors and all(t._value.dtype == np.int32 for t in tensors) else np.int64)
-    return value.dtype
+    if kind == "b" or all(t._value.dtype == value.dtype for t in tensors):  # the common case: nothing to promote
+        return value.dtype
+    return dtypes.promote([t._value.dtype for t in tensors], [t._value.ndim == 0 for t in tensors], kind)
 
 
-def apply(name: str, fn, tensors, saves: bool = True) -> Tensor:
+def apply(name: str, fn, tensors, saves: bool = True, dtype=None) -> Tensor:
     """Run the numpy expression ``fn`` on the operands' values now, and record it as ``name`` when
-    a gradient may be needed."""
+    a gradient may be needed. ``dtype``: the result's dtype when it is not PyTorch's promotion (casts)."""
     arrays = [t._value for t in tensors]
     with np.errstate(all="ignore"):
         value = np.asarray(fn(*arrays))
-    dtype = result_dtype(tensors, value)
+    dtype = result_dtype(tensors, value) if dtype is None else np.dtype(dtype)
     if value.dtype != dtype or any(np.may_share_memory(value, a) for a in arrays) or not value.flags.writeable:
         value = np.array(value, dtype=dtype)
     out = Tensor._make(value)
     if dtype.kind == "f" and is_grad_enabled() and any(t.requires_grad for t in tensors):
-        out.grad_fn = graph.record(name, fn, tensors, str(dtype), saves)
+        out.grad_fn = graph.record(name, fn, tensors, dtype, saves)
     return out
 
 
