@@ -89,7 +89,7 @@ def chain_picture(var, params=None, max_vertices=pictures.MAX_VERTICES) -> pictu
 def _ir_nodes(var) -> dict:
     """``{id(tensor): IR node}`` of the record below ``var`` ({} once ``backward`` freed it)."""
     try:
-        rebuilt = engine._Rebuilt([var], set())
+        rebuilt = engine._Rebuilt(engine._post_order([var], set()), set())
     except RuntimeError:
         return {}
     return {id(t): rebuilt.node_of[id(t)] for t in engine._post_order([var], set())}
@@ -129,7 +129,7 @@ def _written_out(t):
     from .. import optimize, views
 
     try:
-        rebuilt = engine._Rebuilt([t], set())
+        rebuilt = engine._Rebuilt(engine._post_order([t], set()), set())
     except RuntimeError:
         return None
     if sum(n.size for n in rebuilt.in_nodes) > FORMULA_INPUTS or t.numel() > FORMULA_OUTPUTS:
