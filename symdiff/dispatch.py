@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import environment, load, pytrees
+from . import environment, load, pytrees, scalar_entry
 from .arguments import (
     Call,
     _auto_static,
@@ -83,6 +83,8 @@ class Dispatch:
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
                          _call_leaves(len(args), call))
+        if scalar_call and not consts and keywords is None and _call_leaves(len(args), call) is None:
+            runner = scalar_entry.fast_runner(compiled, meta["name"], runner, args, meta["tree"])
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -391,6 +393,8 @@ def _guarded(runner, reads):
     if not reads.checks and not any(isinstance(v, np.ndarray) for _, v in reads.values):
         return runner
     unchanged = reads.guard()
+    if hasattr(runner, "with_guard"):  # a scalar entry: guard and call fused
+        return runner.with_guard(unchanged, _STALE)
 
     def run(*a, **k):
         if not unchanged():

@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from . import emit_layout as layout
-from . import inplace, ir, ops
+from . import inplace, ir, ops, scalar_entry
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
@@ -88,6 +88,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants)
         plan.constant_names = list(model["constants"])
+        model["scalar"] = scalar_entry.model(plan, _FunctionWriter)  # None unless small and scalar
         if model["points"] is None:  # a numpy function: render its body once, count what it executes
             model["body"] = _environment().get_template("function.j2").module.function_body(model)
             model["total_ops"] = layout.count_ops(model["body"])
@@ -100,7 +101,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     text = _environment().get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
-                "uses_scipy": uses_scipy_special,
+                "uses_scipy": uses_scipy_special, "uses_math": any(f["scalar"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
     )
