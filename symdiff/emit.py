@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from . import emit_layout as layout
-from . import inplace, ir, ops, scalar_entry
+from . import chunking, inplace, ir, ops, scalar_entry
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
@@ -92,6 +92,9 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         if model["points"] is None:  # a numpy function: render its body once, count what it executes
             model["body"] = _environment().get_template("function.j2").module.function_body(model)
             model["total_ops"] = layout.count_ops(model["body"])
+            model["chunk"] = chunking.model(plan, model)  # large arrays: the body over cache-sized slices
+            if model["chunk"]:
+                model["body"] = _environment().get_template("function.j2").module.function_body(model)
         functions.append(model)
         constants.append(consts)
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
@@ -198,6 +201,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         "output_start": output_start,
         "intermediate_terms": layout.intermediate_count(statements[:output_start]),
         "total_ops": None,  # filled by render, from the rendered body
+        "chunk": None,  # filled by render for long elementwise bodies (symdiff.chunking)
         "body": None,  # rendered by render (once: the op count is read off it)
         "returned": returned,
         "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)

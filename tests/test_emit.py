@@ -103,8 +103,15 @@ def test_source_compiles_and_has_no_loops(corpus, name):
     source = corpus[name][0]
     compile(source, f"<{name}>", "exec")
     loops = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-    found = [type(n).__name__ for n in ast.walk(ast.parse(source)) if isinstance(n, loops)]
+    found = [type(n).__name__ for n in ast.walk(ast.parse(source)) if isinstance(n, loops) and not _slices(n)]
     assert not found, found
+
+
+def _slices(node) -> bool:
+    """The one loop generated code may have: over cache-sized slices of a large array (chunking)."""
+    from symdiff import chunking
+
+    return isinstance(node, ast.For) and ast.unparse(node.iter).endswith(f"), {chunking.CHUNK})")
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
