@@ -25,6 +25,7 @@ from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, sha
 from .printing import print_expr as _print
 from .resources import template_dir
 
+FUSED = ("numba", "numba_parallel")  # backends whose per-point functions are one compiled loop
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
 RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range",
             "math", "numba", "getattr", "_argument", "_REGENERATE", "_FLOAT64", "_FLOAT32", "_FLOAT16"}
@@ -85,7 +86,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
     module_constants: list = []
     for plan in plans:
-        model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
+        model, consts = _function_model(plan, numba=backend in FUSED and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants)
         plan.constant_names = list(model["constants"])
         model["scalar"] = scalar_entry.model(plan, _FunctionWriter)  # None unless small and scalar
@@ -97,14 +98,14 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
                 model["body"] = _environment().get_template("function.j2").module.function_body(model)
         functions.append(model)
         constants.append(consts)
-    template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
+    template = "numba_module.py.j2" if backend in FUSED else "module.py.j2"
     uses_scipy_special = any("scipy.special." in repr(_code_fields(s)) for f in functions for s in f["statements"])
-    uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
+    uses_numpy = (backend in FUSED or bool(module_constants) or any(_uses_numpy(f) for f in functions)
                   or any(f["checks"] for f in functions))
     text = _environment().get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
-                "uses_scipy": uses_scipy_special, "uses_math": any(f["scalar"] for f in functions),
+                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f["scalar"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
     )
