@@ -392,9 +392,9 @@ def _guarded(runner, reads):
     """``runner`` that first checks that everything the function reads is unchanged (else _STALE)."""
     if not reads.checks and not any(isinstance(v, np.ndarray) for _, v in reads.values):
         return runner
+    if hasattr(runner, "with_guard"):  # a scalar entry: guard and call in one function
+        return runner.with_guard(reads, _STALE)
     unchanged = reads.guard()
-    if hasattr(runner, "with_guard"):  # a scalar entry: guard and call fused
-        return runner.with_guard(unchanged, _STALE)
 
     def run(*a, **k):
         if not unchanged():

@@ -11,26 +11,29 @@ function instead, and bodies whose Python form would treat NaN differently from 
 
 from __future__ import annotations
 
-import sympy
-
-from . import ir
-from .printing import NumbaPrinter, wrap
+from functools import lru_cache
 
 MAX_NODES = 64  # latency matters for small functions; a large one costs far more than the dispatch
 _NAN_SENSITIVE = (" if ", "max(", "min(")  # Python's forms differ from numpy's on NaN
 
 
-class ScalarPrinter(NumbaPrinter):
-    """The numba printer, with powers that raise (and so fall back) where numpy gives NaN."""
+@lru_cache(maxsize=1)
+def _printer():
+    """The numba printer, with powers that raise (and so fall back) where numpy gives NaN. Built on
+    first use: the call path imports this module and must not import SymPy."""
+    import sympy
 
-    def _print_Pow(self, expr, rational=False):
-        if expr.exp.is_Integer or expr.exp == sympy.S.Half:  # x**n never turns complex; sqrt raises
-            return super()._print_Pow(expr, rational)
-        # (-8.0)**(1/3) is a complex number in Python; math.pow raises ValueError (NaN in numpy)
-        return f"math.pow({self._print(expr.base)}, {self._print(expr.exp)})"
+    from .printing import NumbaPrinter, wrap
 
+    class ScalarPrinter(NumbaPrinter):
+        def _print_Pow(self, expr, rational=False):
+            if expr.exp.is_Integer or expr.exp == sympy.S.Half:  # x**n never turns complex; sqrt raises
+                return super()._print_Pow(expr, rational)
+            # (-8.0)**(1/3) is a complex number in Python; math.pow raises ValueError (NaN in numpy)
+            return f"math.pow({self._print(expr.base)}, {self._print(expr.exp)})"
 
-_PRINTER = ScalarPrinter({"fully_qualified_modules": True})
+    printer = ScalarPrinter({"fully_qualified_modules": True})
+    return lambda expr: wrap(printer.doprint(expr))
 
 
 def eligible(plan) -> bool:
@@ -41,6 +44,8 @@ def eligible(plan) -> bool:
         return False
     if any(str(d) != "float64" for d in plan.output_dtypes):
         return False
+    from . import ir
+
     nodes = ir.toposort(plan.outputs)
     return len(nodes) <= MAX_NODES and all(n.op in ("input", "elementwise") for n in nodes)
 
@@ -51,7 +56,7 @@ def model(plan, writer_class) -> dict | None:
     if not eligible(plan):
         return None
     writer = writer_class(plan, True, None, None)
-    writer.print_expr = lambda expr: wrap(_PRINTER.doprint(expr))
+    writer.print_expr = _printer()
     statements, returned = writer.write()
     if writer.const_names or any(s["op"] not in ("assign", "fill") for s in statements):
         return None
@@ -59,6 +64,21 @@ def model(plan, writer_class) -> dict | None:
     if any(bad in line["expr"] for line in lines for bad in _NAN_SENSITIVE):
         return None
     return {"params": list(plan.param_names), "statements": lines, "returned": [r["name"] for r in returned]}
+
+
+_GUARDED = """
+def guarded(*a):
+    try:
+        if not ({test}):
+            return _stale
+    except ValueError:  # a closure cell was emptied
+        return _stale
+    try:
+        result = _scalar(*a)
+    except (ArithmeticError, ValueError, TypeError):  # 1/0, log(0), overflow: numpy's answer
+        return _slow(*a)
+    return result if result.__class__ is float else _slow(*a)
+"""
 
 
 def fast_runner(compiled, name, slow, args, tree):
@@ -75,19 +95,12 @@ def fast_runner(compiled, name, slow, args, tree):
             return slow(*a)
         return result if result.__class__ is float else slow(*a)
 
-    def with_guard(unchanged, stale):
-        """``run`` behind the environment guard in one call (a wrapper costs ~0.1 us here)."""
-
-        def guarded(*a):
-            if not unchanged():
-                return stale
-            try:
-                result = scalar(*a)
-            except (ArithmeticError, ValueError, TypeError):
-                return slow(*a)
-            return result if result.__class__ is float else slow(*a)
-
-        return guarded
+    def with_guard(reads, stale):
+        """``run`` behind the environment guard, its test inlined: one Python call per hit."""
+        test, scope = reads.guard_test()
+        scope.update(_scalar=scalar, _slow=slow, _stale=stale)
+        exec(compile(_GUARDED.format(test=test), "<symdiff scalar entry>", "exec"), scope)
+        return scope["guarded"]
 
     run.with_guard = with_guard
     return run

@@ -72,3 +72,15 @@ def test_two_floats_and_a_changed_global(backend):
 
 
 SCALE = 1.0
+
+
+def test_a_rebound_closure_variable_is_seen():
+    scale = 2.0
+
+    def f(x):
+        return scale * x**3
+
+    d = symdiff.derivative(f)
+    assert d(1.0) == 6.0
+    scale = 3.0  # noqa: F841 - read by f through its closure cell
+    assert d(1.0) == 9.0
