@@ -49,6 +49,7 @@ if THREADS == "1":  # XLA has no "N threads" switch; one thread is expressible
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
+import extra_rows as extra
 import numpy as np
 import sympy as sp
 from common import (
@@ -214,6 +215,9 @@ def warm_up_libraries():
         symdiff.hessian(lambda v: np.sum(v[1:] * v[:-1]), signature="(n)->()")(np.ones((2, 3)))
     seconds["symdiff"] = sw.seconds
     with Stopwatch() as sw:
+        extra.warm_up()
+    seconds["numba and symengine"] = sw.seconds
+    with Stopwatch() as sw:
         x = sp.Symbol("x", real=True)
         for cse in (False, True):
             sp.lambdify(x, sp.diff(sp.sin(x) * x, x), "numpy", cse=cse)(np.ones(3))
@@ -326,6 +330,10 @@ def workload_w1(cfg):
     z_mb = cfg.w1_n * 8 * 8 / 2**20
     impls = [
         Impl("symdiff", lambda: w1_symdiff(data), cold=True, limit=cfg.symbolic_limit),
+        Impl("symdiff numba", lambda: extra.w1_numba(loss, data), cold=True, limit=cfg.symbolic_limit,
+             skip=extra.NUMBA_SKIP, note='backend="numba" (a sum over rows: numpy code, not a fused loop)'),
+        Impl("SymEngine diff + Lambdify", lambda: extra.w1_symengine(data), cold=True, skip=extra.symengine()[1],
+             note="hand-scalarized l(z, y); LLVM where available"),
         Impl("sympy.diff + lambdify", lambda: w1_sympy(data, False), cold=True, note="hand-scalarized l(z, y)"),
         Impl("sympy.diff + lambdify(cse=True)", lambda: w1_sympy(data, True), cold=True, note="hand-scalarized l(z, y)"),
         Impl("PyTorch eager autograd", lambda: w1_torch(data), mem="rss", skip=BACKENDS.skip("torch"),
@@ -434,6 +442,12 @@ def workload_w2(cfg):
         impls = [
             Impl("symdiff", functools.partial(w2_symdiff, P, kind), cold=True, limit=cfg.symbolic_limit,
                  note=f'symdiff.{api}(rosen, signature="(n)->()")'),
+            Impl("symdiff numba", functools.partial(extra.w2_numba, rosen, P, kind), cold=True,
+                 limit=cfg.symbolic_limit, skip=extra.NUMBA_SKIP, note='backend="numba"'),
+            Impl("symdiff numba parallel", functools.partial(extra.w2_numba, rosen, P, kind, True), cold=True,
+                 limit=cfg.symbolic_limit, skip=extra.parallel_skip(THREADS), note=extra.threads_note()),
+            Impl("SymEngine diff + Lambdify", functools.partial(extra.w2_symengine, P, kind), cold=True,
+                 skip=extra.symengine()[1], note="LLVM where available"),
             Impl("sympy.diff + lambdify", functools.partial(w2_sympy, P, kind, False), cold=True),
             Impl("sympy.diff + lambdify(cse=True)", functools.partial(w2_sympy, P, kind, True), cold=True),
             Impl("PyTorch torch.func", functools.partial(w2_torch, P, kind), mem="rss", skip=BACKENDS.skip("torch"),
@@ -596,9 +610,17 @@ def workload_w3(cfg):
         nested_skip = (f"nested first-order AD is exponential in k: not run above k={NESTED_AD_MAX_ORDER}"
                        if k > NESTED_AD_MAX_ORDER else None)
         t_points = min(n, cfg.torch_w3_max_points.get(k, n))
+        numba_skip = (f"not run above k={NESTED_AD_MAX_ORDER}: LLVM compile time of the fused loop grows with the body"
+                      if k > NESTED_AD_MAX_ORDER else None)
         impls = [
             Impl("symdiff", functools.partial(w3_symdiff, x, k), cold=True, limit=cfg.symbolic_limit,
                  note=f"symdiff.derivative(f, {k})"),
+            Impl("symdiff numba", functools.partial(extra.w3_numba, w3, x, k), cold=True, limit=cfg.symbolic_limit,
+                 skip=extra.NUMBA_SKIP or numba_skip, note='backend="numba"'),
+            Impl("symdiff numba parallel", functools.partial(extra.w3_numba, w3, x, k, True), cold=True,
+                 limit=cfg.symbolic_limit, skip=extra.parallel_skip(THREADS) or numba_skip, note=extra.threads_note()),
+            Impl("SymEngine diff + Lambdify", functools.partial(extra.w3_symengine, x, k), cold=True,
+                 limit=cfg.symbolic_limit, skip=extra.symengine()[1], note="LLVM where available"),
             Impl("sympy.diff + lambdify(cse=True)", functools.partial(w3_sympy, x, k, True, sympy_memo), cold=True,
                  limit=cfg.symbolic_limit),
             Impl("sympy.diff + lambdify", functools.partial(w3_sympy, x, k, False, sympy_memo), cold=True,
@@ -680,6 +702,10 @@ def workload_w4(cfg):
                  cold=True, note=f"symdiff.derivative(poly, {order})"),
             Impl("symdiff grad", functools.partial(w4_symdiff_grad, order), args=(2.0,), mem=None, cold=True,
                  note="grad(poly)" if order == 1 else "grad(grad(poly))"),
+            Impl("symdiff numba derivative", functools.partial(extra.w4_numba, poly, order), args=(2.0,), mem=None,
+                 cold=True, skip=extra.NUMBA_SKIP, note='backend="numba"'),
+            Impl("SymEngine diff + Lambdify", functools.partial(extra.w4_symengine, poly, order), args=(2.0,),
+                 mem=None, cold=True, skip=extra.symengine()[1], note="float() of the result"),
             Impl("sympy.diff + lambdify", functools.partial(w4_sympy, order, False), args=(2.0,), mem=None, cold=True),
             Impl("sympy.diff + lambdify(cse=True)", functools.partial(w4_sympy, order, True), args=(2.0,), mem=None,
                  cold=True),
@@ -691,7 +717,7 @@ def workload_w4(cfg):
         case_rows = run_case(cfg, "W4", f"d^{order}/dx^{order} at 2.0 (= {expected:g})",
                              Impl("hand-written Python", _const(ref), args=(2.0,), mem=None), impls, tol=1e-12)
         for r in case_rows:  # Python float in, Python float out is part of the contract
-            if r["impl"].startswith("symdiff") and r["median_s"] is not None:
+            if r["impl"] in ("symdiff derivative", "symdiff grad") and r["median_s"] is not None:
                 out = (w4_symdiff_derivative if "derivative" in r["impl"] else w4_symdiff_grad)(order)(2.0)
                 r["note"] = _join(r["note"], f"returns {type(out).__name__}")
         rows += case_rows
@@ -944,6 +970,9 @@ def machine_info():
         info[name] = getattr(mod, "__version__", None) if mod is not None else BACKENDS.notes.get(name, "not loaded")
     if BACKENDS._mods.get("torch") is not None:
         info["torch_threads"] = BACKENDS.torch.get_num_threads()
+    se, _ = extra.symengine()
+    info["symengine"] = getattr(se, "__version__", None)
+    info["numba_threads"] = extra.numba_threads()
     return info
 
 

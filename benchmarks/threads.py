@@ -15,6 +15,6 @@ def threads_from_argv(argv):
         elif a.startswith("--threads="):
             threads = a.split("=", 1)[1]
     if threads and threads.isdigit():
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[var] = threads
     return threads

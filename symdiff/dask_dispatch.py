@@ -26,7 +26,7 @@ import numpy as np
 from . import environment, pytrees
 from .errors import ShapeError, SymdiffError
 
-BACKENDS = ("numpy", "numba", "array_api")  # backends whose generated code these paths can run
+BACKENDS = ("numpy", "numba", "numba_parallel", "array_api")  # backends whose generated code these paths can run
 
 
 def _is_dask(v) -> bool:

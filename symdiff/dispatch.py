@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import dask_dispatch, environment, load, pytrees
+from . import dask_dispatch, environment, load, pytrees, scalar_entry
 from .arguments import (
     Call,
     _auto_static,
@@ -86,6 +86,8 @@ class Dispatch:
         keywords = tuple(meta.get("keywords", ())) if kwargs else None  # None: no keyword arguments to sort out
         runner = _runner(compiled.function(meta["name"]), consts, meta["tree"], scalar_call, keywords,
                          _call_leaves(len(args), call), self.backend == "array_api")
+        if scalar_call and not consts and keywords is None and _call_leaves(len(args), call) is None:
+            runner = scalar_entry.fast_runner(compiled, meta["name"], runner, args, meta["tree"])
         if reads is not None:
             guarded = _guarded(runner, reads)
             self._dispatch[key] = guarded
@@ -399,6 +401,8 @@ def _guarded(runner, reads):
     """``runner`` that first checks that everything the function reads is unchanged (else _STALE)."""
     if not reads.checks and not any(isinstance(v, np.ndarray) for _, v in reads.values):
         return runner
+    if hasattr(runner, "with_guard"):  # a scalar entry: guard and call in one function
+        return runner.with_guard(reads, _STALE)
     unchanged = reads.guard()
 
     def run(*a, **k):

@@ -15,7 +15,7 @@ import numpy as np
 import sympy
 
 from . import emit_layout as layout
-from . import inplace, ir, ops
+from . import chunking, inplace, ir, ops, scalar_entry
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _ARRAY_API, _ARRAY_API32, _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, nested_list
@@ -23,6 +23,7 @@ from .printing import share_exp, wrap
 from .printing import print_expr as _print
 from .emit_templates import environment as _environment
 
+FUSED = ("numba", "numba_parallel")  # backends whose per-point functions are one compiled loop
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
 RESERVED = {"np", "numpy", "batch", "sys", "os", "builtins", "abs", "min", "max", "sum", "len", "range",
             "math", "numba", "getattr", "_argument", "_REGENERATE", "_FLOAT64", "_FLOAT32", "_FLOAT16",
@@ -86,22 +87,29 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
     module_constants: list = []
     for plan in plans:
-        model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
+        model, consts = _function_model(plan, numba=backend in FUSED and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants, array_api=array_api)
         plan.constant_names = list(model["constants"])
+        # numpy-only speedups: a Python-float twin of small scalar functions, and large elementwise
+        # bodies over cache-sized slices; the array API module stays on its inputs' namespace
+        model["scalar"] = None if array_api else scalar_entry.model(plan, _FunctionWriter)
         if model["points"] is None:  # a numpy function: render its body once, count what it executes
             model["body"] = _environment(array_api).get_template("function.j2").module.function_body(model)
             model["total_ops"] = layout.count_ops(model["body"])
+            model["chunk"] = None if array_api else chunking.model(plan, model)
+            if model["chunk"]:
+                model["body"] = _environment().get_template("function.j2").module.function_body(model)
         functions.append(model)
         constants.append(consts)
-    template = {"numba": "numba_module.py.j2", "array_api": "array_api_module.py.j2"}.get(backend, "module.py.j2")
+    template = {"numba": "numba_module.py.j2", "numba_parallel": "numba_module.py.j2",
+                "array_api": "array_api_module.py.j2"}.get(backend, "module.py.j2")
     uses_scipy_special = any("scipy.special." in repr(_code_fields(s)) for f in functions for s in f["statements"])
-    uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
+    uses_numpy = (backend in FUSED or bool(module_constants) or any(_uses_numpy(f) for f in functions)
                   or any(f["checks"] for f in functions))
     text = _environment(array_api).get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
-                "uses_scipy": uses_scipy_special,
+                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f["scalar"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
                 # the array API module's helpers that some function calls (the others are left out)
@@ -171,6 +179,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
         "output_start": output_start,
         "intermediate_terms": layout.intermediate_count(statements[:output_start]),
         "total_ops": None,  # filled by render, from the rendered body
+        "chunk": None,  # filled by render for long elementwise bodies (symdiff.chunking)
         "body": None,  # rendered by render (once: the op count is read off it)
         "returned": returned,
         "needs_batch": any(s["op"] in ("pack", "assign_full") and s.get("batched") for s in statements)

@@ -78,6 +78,15 @@ class Reads:
     def guard(self):
         """``unchanged`` as one compiled expression of identity tests: it runs on every call of a
         compiled transform, so it costs what a handful of attribute loads cost, not a loop."""
+        test, scope = self.guard_test()
+        source = "def unchanged():\n    try:\n        return " + test
+        source += "\n    except ValueError:  # a closure cell was emptied\n        return False\n"
+        exec(compile(source, "<symdiff guard>", "exec"), scope)
+        return scope["unchanged"]
+
+    def guard_test(self):
+        """(expression, names it reads): the test ``guard`` compiles, for callers that inline it
+        (a ValueError from it means a closure cell was emptied: changed)."""
         tests, scope = [], {"_MISSING": _MISSING, "_items_unchanged": _items_unchanged, "_same_content": _same_content}
         arrays = [v for _, v in self.values if isinstance(v, np.ndarray)]
         for k, array in enumerate(arrays):  # the trace copied them: an array changed in place is a new value
@@ -93,10 +102,7 @@ class Reads:
                 tests.append(f"p{k}.cell_contents is e{k}")
             else:
                 tests.append(f"_items_unchanged({kind!r}, p{k}, e{k})")
-        source = "def unchanged():\n    try:\n        return " + (" and ".join(tests) or "True")
-        source += "\n    except ValueError:  # a closure cell was emptied\n        return False\n"
-        exec(compile(source, "<symdiff guard>", "exec"), scope)
-        return scope["unchanged"]
+        return " and ".join(tests) or "True", scope
 
     def digest(self, memo: DigestMemo) -> str:
         """A digest of every value read (arrays by content): equal digests, equal traces."""

@@ -29,7 +29,7 @@ class Transform(Dispatch):
     """A derivative of ``fun``: callable on arrays, traceable by other transforms, inspectable."""
 
     def __init__(self, fun, kind, argnums=0, wrt=None, has_aux=False, signature=None, order=1, backend="numpy",
-                 static_argnums=(), static_argnames=()):
+                 static_argnums=(), static_argnames=(), parallel=False):
         if not callable(fun):
             raise SymdiffError(f"{kind} expects a function, got {type(fun).__name__}")
         if backend not in BACKENDS:
@@ -38,7 +38,7 @@ class Transform(Dispatch):
             raise SymdiffError("backend='numba' needs numba: pip install 'symdiff[numba]'")
         if backend == "array_api" and importlib.util.find_spec("array_api_compat") is None:
             raise SymdiffError("backend='array_api' needs array-api-compat: pip install 'symdiff[array-api]'")
-        self.backend = backend
+        self.backend = _parallel_backend(backend) if parallel else backend
         if kind == "derivative" and (not isinstance(order, int) or order < 0):
             raise SymdiffError(f"order must be a non-negative integer, got {order!r}")
         self.fun, self.kind, self.has_aux, self.order = fun, kind, has_aux, order
@@ -269,6 +269,14 @@ def _sanitized_params(names):
     return [emit.sanitize(n, taken) for n in names]
 
 
+def _parallel_backend(backend):
+    """``parallel=True``: the fused loops of the numba backend run over the points on every core."""
+    if backend != "numba":
+        raise SymdiffError(f"parallel=True runs numba's fused loops on several cores: use it with backend='numba', "
+                           f"not {backend!r} (numpy code is vectorized per operation; its BLAS calls use threads already)")
+    return "numba_parallel"
+
+
 def _decorator(kind, fun, **kw):
     if fun is None:
         return lambda f: Transform(f, kind, **kw)
@@ -289,26 +297,26 @@ def _sparse(kind, fun, argnums, signature=None, **kw):
 
 
 def grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
-         static_argnums=(), static_argnames=()):
+         static_argnums=(), static_argnames=(), parallel=False):
     """Gradient of a scalar-valued ``fun`` (like ``jax.grad``); the result has the argument's shape and dtype.
 
     Static arguments (``static_argnums``/``static_argnames``, and Python ints, bools, strings and
     None passed positionally) reach ``fun`` as Python values: each value compiles once."""
     return _decorator("grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend,
-                      static_argnums=static_argnums, static_argnames=static_argnames)
+                      static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
 
 
 def value_and_grad(fun=None, argnums=0, *, wrt=None, has_aux=False, signature=None, backend="numpy",
-                   static_argnums=(), static_argnames=()):
+                   static_argnums=(), static_argnames=(), parallel=False):
     """``(fun(*args), grad(fun)(*args))`` computed together, sharing work."""
     return _decorator(
         "value_and_grad", fun, argnums=argnums, wrt=wrt, has_aux=has_aux, signature=signature, backend=backend,
-        static_argnums=static_argnums, static_argnames=static_argnames,
+        static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel,
     )
 
 
 def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=(),
-             sparse=False):
+             sparse=False, parallel=False):
     """Jacobian with shape ``out.shape + in.shape`` (like ``jax.jacrev``).
 
     ``sparse=True``: a ``scipy.sparse.csr_array`` of shape ``(out.size, in.size)`` from one
@@ -317,11 +325,11 @@ def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", 
         return _sparse("jacobian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
                        static_argnums=static_argnums, static_argnames=static_argnames)
     return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
-                      static_argnums=static_argnums, static_argnames=static_argnames)
+                      static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
 
 
 def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", static_argnums=(), static_argnames=(),
-            sparse=False):
+            sparse=False, parallel=False):
     """Hessian of a scalar-valued ``fun``, shape ``in.shape + in.shape``.
 
     ``sparse=True``: a symmetric ``scipy.sparse.csr_array`` of shape ``(n, n)`` from one
@@ -330,17 +338,18 @@ def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", s
         return _sparse("hessian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
                        static_argnums=static_argnums, static_argnames=static_argnames)
     return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
-                      static_argnums=static_argnums, static_argnames=static_argnames)
+                      static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
 
 
-def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy", static_argnums=(), static_argnames=()):
+def derivative(fun=None, order=1, argnums=0, *, wrt=None, backend="numpy", static_argnums=(), static_argnames=(),
+               parallel=False):
     """Elementwise ``order``-th derivative of a function of scalars, broadcast like a ufunc.
 
     ``wrt=("x", "x", "z")`` differentiates in sequence (SymPy's ``diff(f, x, x, z)``)."""
     if isinstance(fun, int) and not callable(fun):
         fun, order = None, fun
     return _decorator("derivative", fun, order=order, argnums=argnums, wrt=wrt, backend=backend,
-                      static_argnums=static_argnums, static_argnames=static_argnames)
+                      static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
 
 
 def jacobian_sparsity(fun, argnums=0, *, wrt=None, static_argnums=(), static_argnames=()):

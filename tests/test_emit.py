@@ -103,8 +103,15 @@ def test_source_compiles_and_has_no_loops(corpus, name):
     source = corpus[name][0]
     compile(source, f"<{name}>", "exec")
     loops = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-    found = [type(n).__name__ for n in ast.walk(ast.parse(source)) if isinstance(n, loops)]
+    found = [type(n).__name__ for n in ast.walk(ast.parse(source)) if isinstance(n, loops) and not _slices(n)]
     assert not found, found
+
+
+def _slices(node) -> bool:
+    """The one loop generated code may have: over cache-sized slices of a large array (chunking)."""
+    from symdiff import chunking
+
+    return isinstance(node, ast.For) and ast.unparse(node.iter).endswith(f"), {chunking.CHUNK})")
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
@@ -112,8 +119,9 @@ def test_source_imports_only_numpy_and_reads_no_undefined_name(corpus, name):
     source = corpus[name][0]
     tree = ast.parse(source)
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert [ast.unparse(n) for n in imports] in (["import numpy as np"], [])  # numpy only, if at all
-    module_names = {"np"} | _module_names(source)
+    # numpy only, if at all, and Python's math for the scalar entry point of small scalar functions
+    assert [ast.unparse(n) for n in imports if ast.unparse(n) != "import math"] in (["import numpy as np"], [])
+    module_names = {"np", "math"} | _module_names(source)
     for fn in _functions(source):
         args = fn.args
         params = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
