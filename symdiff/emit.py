@@ -109,7 +109,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     text = _environment(array_api).get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
-                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f["scalar"] for f in functions),
+                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f["scalar"] and f["scalar"]["uses_math"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
                 # the array API module's helpers that some function calls (the others are left out)

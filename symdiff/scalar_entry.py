@@ -55,15 +55,21 @@ def model(plan, writer_class) -> dict | None:
     when the function has no safe scalar form. ``writer_class``: the emitter's function writer."""
     if not eligible(plan):
         return None
+    from sympy.printing.codeprinter import PrintMethodNotImplementedError
+
     writer = writer_class(plan, True, None, None)
     writer.print_expr = _printer()
-    statements, returned = writer.write()
+    try:
+        statements, returned = writer.write()
+    except PrintMethodNotImplementedError:  # a function with no Python form (polygamma, erfcx, ...)
+        return None
     if writer.const_names or any(s["op"] not in ("assign", "fill") for s in statements):
         return None
     lines = [{"target": s["target"], "expr": s["expr"] if s["op"] == "assign" else s["value"]} for s in statements]
     if any(bad in line["expr"] for line in lines for bad in _NAN_SENSITIVE):
         return None
-    return {"params": list(plan.param_names), "statements": lines, "returned": [r["name"] for r in returned]}
+    return {"params": list(plan.param_names), "statements": lines, "returned": [r["name"] for r in returned],
+            "uses_math": any("math." in line["expr"] for line in lines)}
 
 
 _GUARDED = """
