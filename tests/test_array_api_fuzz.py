@@ -130,3 +130,38 @@ def test_functions_of_numbers_alone_run_on_strict_arrays(name, f):
     x = np.array([-1.5, -0.5, 0.0, 0.5, 1.0, 2.0])
     _compare(lambda b: symdiff.grad(f, backend=b), [x], f"grad of {name}")
     _compare(lambda b: symdiff.hessian(f, backend=b), [x], f"hessian of {name}")
+
+
+M3 = np.array([[3.0, 0.5, -0.2], [0.1, 2.5, 0.3], [-0.4, 0.2, 3.5]])
+STEPS = [  # vector (6,) -> vector (6,): the operations test_fuzz.py's programs do not draw
+    lambda v: np.exp2(v) * np.log10(1 + v**2) + np.log2(2 + v**2),
+    lambda v: np.cbrt(v) * v + np.sinc(v) + np.heaviside(v, 1.0) * v**2,
+    lambda v: np.logaddexp(v, -v) + np.logaddexp2(v, 0.5) + np.hypot(v, 1.0) + np.arctan2(v, 2 + v**2),
+    lambda v: (v - np.mean(v)) / np.std(v) + np.var(v, ddof=1),
+    lambda v: np.cumsum(v[::-1]) * np.sort(v) + np.clip(v, -0.5, 1.0),
+    lambda v: np.concatenate([np.linalg.solve(M3 + np.eye(3) * v[:3] ** 2, v[3:]), np.linalg.inv(M3 * (1 + v[0] ** 2))[0]]),
+    lambda v: np.concatenate([np.linalg.det(M3 + v[:3, None]) * v[:3], np.linalg.norm(v) * v[3:]]),
+    lambda v: np.einsum("ij,jk->ik", v.reshape(2, 3), M3).reshape(-1) + np.outer(v[:2], v[2:5]).reshape(-1)[:6],
+    lambda v: np.copysign(v, -1.0) * v + np.expm1(v) * np.log1p(v**2) + np.arcsinh(v) * np.tanh(v),
+    lambda v: np.maximum(v, 0.5 * v) + np.minimum(v, v[::-1]) + np.where(v > 0, v, np.sin(v)),
+    lambda v: np.stack([v[:3], v[3:] ** 2]).T.reshape(-1) + np.roll(np.tile(v[:3], 2), 1),
+    lambda v: np.float_power(1 + v**2, 1.5) + (2 + v**2) ** -0.5 + np.reciprocal(3 + np.cos(v)),
+]
+
+
+@pytest.mark.slow  # ~50 s each on a loaded 2-core machine: the Hessians of three composed steps
+@pytest.mark.parametrize("seed", range(12))
+def test_compositions_of_more_operations(seed):
+    r = np.random.default_rng(seed)
+    chosen = [STEPS[k] for k in r.choice(len(STEPS), size=3, replace=False)]
+
+    def f(x):
+        v = x
+        for step in chosen:
+            v = 0.5 * np.tanh(step(v))  # bounded: the next step stays in its domain
+        return np.sum(v * np.arange(1.0, 7.0))
+
+    x = r.uniform(-1.0, 1.0, size=6)
+    _compare(lambda b: symdiff.value_and_grad(f, backend=b), [x], "value_and_grad")
+    _compare(lambda b: symdiff.hessian(f, backend=b), [x], "hessian")
+    _compare(lambda b: symdiff.hessian(f, signature="(n)->()", backend=b), [np.stack([x, -0.5 * x])], "batched hessian")
