@@ -7,11 +7,13 @@ arrays, and must equal the numpy backend to 1e-12. Programs of one array argumen
 "no array API equivalent" naming an operation the standard really lacks (the adjoint of integer-array
 indexing, ``np.add.at``; integer arrays on several axes), and then the numpy backend must work.
 
-Default: ``FAST_EXAMPLES`` derandomized programs (seconds); ``-m slow``: ``LONG_EXAMPLES`` random ones.
+Default: ``FAST_EXAMPLES`` derandomized programs (~30 s); ``-m slow``: ``LONG_EXAMPLES`` random ones
+(``SYMDIFF_FUZZ_EXAMPLES=<n>`` to change; 80 took 94 s on a loaded 2-core machine).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -27,7 +29,7 @@ xps = pytest.importorskip("array_api_strict")
 pytest.importorskip("array_api_compat")
 
 FAST_EXAMPLES = 30
-LONG_EXAMPLES = 300
+LONG_EXAMPLES = int(os.environ.get("SYMDIFF_FUZZ_EXAMPLES") or 300)  # as in test_fuzz.py
 RTOL = 1e-12
 # operations the standard has no counterpart for (docs/array_api.md, "What does not map")
 NO_EQUIVALENT = ("np.add.at", "integer arrays on several axes", "np.trace", "np.diagonal")
