@@ -132,6 +132,7 @@ def _per_point(transform, args, kwargs):
         if _is_dask(a) and core_rank[i]:  # core axes never split: each chunk holds whole points
             a = a.rechunk({a.ndim - 1 - k: -1 for k in range(core_rank[i])})
         arrays.append(a)
+    arrays = _aligned(arrays, [core_rank[i] for i in traced_at])
     out_sigs, sizes = [], {}
     for j, o in enumerate(outs):
         core = o.shape[batch_nd:]
@@ -146,6 +147,19 @@ def _per_point(transform, args, kwargs):
     flat = [result] if len(outs) == 1 else list(result)
     tree = meta["tree"]
     return flat[tree] if isinstance(tree, int) else pytrees.unflatten(tree, flat)
+
+
+def _aligned(arrays, core_ranks):
+    """The arrays with one chunking of each batch axis (numpy arrays as one-chunk Dask arrays):
+    apply_gufunc refuses batch axes chunked differently (two Dask arguments, or a Dask and a numpy one)."""
+    from dask.array.core import unify_chunks
+
+    batch_nd = max(np.ndim(a) - c for a, c in zip(arrays, core_ranks))
+    pairs = []
+    for j, (a, c) in enumerate(zip(arrays, core_ranks)):
+        nb = np.ndim(a) - c
+        pairs += [a, tuple(f"b{k}" for k in range(batch_nd - nb, batch_nd)) + tuple(f"c{j}_{k}" for k in range(c))]
+    return unify_chunks(*pairs, warn=False)[1]
 
 
 def _dtype(a):
@@ -219,10 +233,12 @@ def whole_array(transform, args, kwargs):
             f"the generated code of the {what} would compute a Dask array at {_generated_line(e, compiled)}: "
             "call .compute() on the arguments first, or map a per-point function over chunks with signature="
         ) from None
-    except (NotImplementedError, TypeError, ValueError) as e:
+    except (NotImplementedError, TypeError, ValueError, AttributeError) as e:  # AttributeError: a function
+        # the array API namespace of Dask lacks (array_api_compat.dask has no take_along_axis)
+        reason = str(e).splitlines()[0][:200] if str(e) else ""
         raise SymdiffError(
             f"the generated code of the {what} does not run on Dask arrays at {_generated_line(e, compiled)} "
-            f"({type(e).__name__}: {e}): call .compute() on the arguments first, or use signature= for a "
+            f"({type(e).__name__}: {reason}): call .compute() on the arguments first, or use signature= for a "
             "per-point function"
         ) from None
     flat = list(out) if isinstance(out, tuple) else [out]

@@ -58,6 +58,21 @@ def _float_text(f: float, module: str) -> str:
     return repr(f)
 
 
+def _constant_value(expr):
+    """The float value of a function of numbers alone, as numpy computes it (SymPy cannot evaluate
+    symdiff's own functions, Copysign say); None when it is not a real number."""
+    try:
+        return float(expr)
+    except TypeError:
+        pass
+    try:
+        with np.errstate(all="ignore"):
+            value = eval(_PRINTER.doprint(expr), {"np": np})  # the numpy backend's text of this constant
+        return float(value) if np.ndim(value) == 0 and np.isrealobj(value) else None
+    except Exception:  # anything unprintable or not a number: printed as the expression instead
+        return None
+
+
 class NumbaPrinter(PythonCodePrinter):
     """Scalar code for numba kernels: ``math`` functions and conditional expressions, no arrays."""
 
@@ -86,6 +101,16 @@ class ArrayAPIPrinter(Printer):
 
     def _print_Float(self, expr):
         return _float_text(float(expr), "xp")
+
+    def _print(self, expr, **kwargs):
+        # A function of numbers alone (log(2), sqrt(6) from SymPy's algebra, copysign(1, -1)) as its
+        # value: the standard's functions take arrays only (xp.log(2) is a TypeError on
+        # array_api_strict and PyTorch)
+        if isinstance(expr, sympy.Expr) and not expr.is_Atom and expr.is_number:
+            value = _constant_value(expr)
+            if value is not None and np.isfinite(value):
+                return _float_text(value, "xp")
+        return super()._print(expr, **kwargs)
 
     def _print_Where(self, expr):
         c, x, y = (self._print(a) for a in expr.args)

@@ -57,6 +57,8 @@ def take_rows(pattern, rows):
     rows = np.asarray(rows, dtype=np.int64).ravel()
     if len(rows) == pattern.shape[0] and (rows == np.arange(len(rows))).all():
         return pattern
+    if pattern.shape[0] == 0:  # a zero-size input: nothing to read, every row is empty
+        return empty(len(rows), pattern.shape[1])
     valid = rows >= 0
     safe = np.where(valid, rows, 0)
     counts = np.where(valid, np.diff(pattern.indptr)[safe], 0)
