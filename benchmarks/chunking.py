@@ -10,7 +10,12 @@ For each order k of the W3 derivative, four ways to compute it on the same point
 * ``plain``: symdiff's body over the whole array (the module generated with chunking off);
 * ``slices``: the chunk loop calling the function on slices of 8192 points (each operation on a
   slice allocates its result);
-* ``buffers``: the chunk loop evaluating the body with ``out=`` into buffers made once (the default).
+* ``buffers``: the chunk loop evaluating the body with ``out=`` into buffers made once (the default);
+* ``exp+sin+cos``: just the three transcendental calls every one of them makes on the whole array
+  (without AVX-512 numpy's float64 sin/cos are not vectorized): a floor for any numpy evaluation.
+
+``calls``: ufunc calls per slice in the ``buffers`` loop (each costs ~1 us of dispatch on top of its
+8192 points).
 
 Time is CPU time of the process (``time.process_time``, best of ``--repeats``): the machine these
 run on is shared, and wall time there measures the other jobs. Memory is tracemalloc's peak during
@@ -50,7 +55,18 @@ def generated(k, x, variant):
         source = symdiff.derivative(lambda t: w3(t), k).source(x)
     namespace: dict = {}
     exec(compile(source, f"<w3 k={k} {variant}>", "exec"), namespace)
-    return next(v for n, v in namespace.items() if n.startswith("derivative_"))
+    fn = next(v for n, v in namespace.items() if n.startswith("derivative_"))
+    fn.calls = source.count(", out=")  # ufunc calls per slice of the buffers loop
+    return fn
+
+
+def transcendentals(x, _out={}):
+    """exp, sin and cos over the whole array, as every evaluation of W3 makes them (into arrays
+    made on the first call: the time of the three functions, not of fresh pages)."""
+    w, s = _out.setdefault(x.size, (np.empty_like(x), np.empty_like(x)))
+    np.exp(x, out=w)
+    np.sin(w, out=s)
+    return np.cos(w, out=s)
 
 
 def cpu_time(fn, x, repeats):
@@ -87,6 +103,7 @@ def main():
     for k in map(int, args.orders.split(",")):
         fns = {"hand": lambda v, k=k: w3_numpy(v, k)}
         fns.update({v: generated(k, x, v) for v in VARIANTS})
+        fns["exp+sin+cos"] = transcendentals
         plain = fns["plain"](x)
         for v in ("slices", "buffers"):
             if not np.array_equal(fns[v](x), plain):
@@ -96,14 +113,14 @@ def main():
         for _ in range(2):  # interleaved rounds: a burst of load hits every variant alike
             for name, fn in fns.items():
                 seconds[name] = min(seconds.get(name, float("inf")), cpu_time(fn, x, args.repeats))
-        memory = {name: peak(fn, x) for name, fn in fns.items()}
+        memory = {name: peak(fns[name], x) for name in ["hand", *VARIANTS]}
         rows.append([f"k={k}", f"{seconds['hand'] * 1e3:.1f} ms"]
-                    + [f"{seconds[v] / seconds['hand']:.2f}" for v in VARIANTS]
-                    + [f"{memory[v]:.2f}" for v in fns])
+                    + [f"{seconds[v] / seconds['hand']:.2f}" for v in list(VARIANTS) + ["exp+sin+cos"]]
+                    + [str(fns["buffers"].calls)] + [f"{memory[v]:.2f}" for v in ["hand", *VARIANTS]])
         print(rows[-1], flush=True)
     print(f"\nW3 at {int(args.n)} points, CPU time ratios to hand numpy (lower is faster), best of "
           f"{2 * args.repeats}; peak memory in input sizes (tracemalloc). Load average {os.getloadavg()[0]:.1f}.\n")
-    print(markdown_table(["order", "hand numpy", "plain", "slices", "buffers",
+    print(markdown_table(["order", "hand numpy", "plain", "slices", "buffers", "exp+sin+cos", "calls",
                           "mem hand", "mem plain", "mem slices", "mem buffers"], rows))
 
 
