@@ -96,7 +96,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=float, default=1e6)
     parser.add_argument("--orders", default="1,2,4,6")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     x = np.random.default_rng(0).uniform(-1.0, 1.0, int(args.n))
     rows = []
@@ -110,7 +110,7 @@ def main():
                 raise SystemExit(f"k={k}: {v} does not give the same numbers as the plain body")
         np.testing.assert_allclose(fns["hand"](x), plain, rtol=1e-9, atol=1e-9 * np.abs(plain).max())
         seconds = {}
-        for _ in range(2):  # interleaved rounds: a burst of load hits every variant alike
+        for _ in range(3):  # interleaved rounds: a burst of load hits every variant alike
             for name, fn in fns.items():
                 seconds[name] = min(seconds.get(name, float("inf")), cpu_time(fn, x, args.repeats))
         memory = {name: peak(fns[name], x) for name in ["hand", *VARIANTS]}
@@ -119,7 +119,7 @@ def main():
                     + [str(fns["buffers"].calls)] + [f"{memory[v]:.2f}" for v in ["hand", *VARIANTS]])
         print(rows[-1], flush=True)
     print(f"\nW3 at {int(args.n)} points, CPU time ratios to hand numpy (lower is faster), best of "
-          f"{2 * args.repeats}; peak memory in input sizes (tracemalloc). Load average {os.getloadavg()[0]:.1f}.\n")
+          f"{3 * args.repeats}; peak memory in input sizes (tracemalloc). Load average {os.getloadavg()[0]:.1f}.\n")
     print(markdown_table(["order", "hand numpy", "plain", "slices", "buffers", "exp+sin+cos", "calls",
                           "mem hand", "mem plain", "mem slices", "mem buffers"], rows))
 
