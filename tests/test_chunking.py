@@ -123,3 +123,6 @@ def test_a_body_with_other_calls_keeps_the_allocating_loop():
     assert model["calls"][-1]["out"] == "out[a:b]" and model["buffers"] == ["buf0"]
     other = [{"op": "assign", "target": "t0", "expr": "np.where(x > 0, x, 0)"}, plain[1]]
     assert chunk_buffers.model(other, returned, ["out[a:b]"], {"x"}, lambda k: f"buf{k}") is None
+    cast = [{"name": "t1", "dtype": "float64", "broadcast": None}]  # cast on return: copied into the output
+    model = chunk_buffers.model(plain, cast, ["out[a:b]"], {"x"}, lambda k: f"buf{k}")
+    assert model["calls"][-1]["out"] == "buf0" and model["copies"] == [{"out": "out[a:b]", "value": "t1"}]
