@@ -10,6 +10,8 @@ L2 and the extra memory is the output itself. Small arrays run the body directly
 
 from __future__ import annotations
 
+from . import chunk_buffers
+
 CHUNK = 8192  # points per slice: a long body's live temporaries (tens of 64 KB) stay in a 1 MB L2
 MIN_SIZE = 4 * CHUNK  # below this many points the per-slice call overhead is not worth it
 MIN_OPS = 12  # shorter bodies gain little: their few temporaries cost less than the slicing
@@ -33,7 +35,16 @@ def model(plan, function: dict) -> dict | None:
         taken.add(name)
         return name
 
-    return {"size": CHUNK, "min_size": MIN_SIZE, "inputs": params, "flat": [free(f"flat_{a}") for a in params],
-            "outputs": [{"dtype": str(d), "name": free(f"out{k}"), "flat": free(f"flat_out{k}")}
-                        for k, d in enumerate(plan.output_dtypes)],
-            "start": free("start")}
+    for s in function["statements"]:
+        taken.add(s.get("target"))
+    chunk = {"size": CHUNK, "min_size": MIN_SIZE, "inputs": params, "flat": [free(f"flat_{a}") for a in params],
+             "outputs": [{"dtype": str(d), "name": free(f"out{k}"), "flat": free(f"flat_out{k}")}
+                         for k, d in enumerate(plan.output_dtypes)],
+             "start": free("start"), "stop": free("stop"), "buffers_name": free("buffers"), "body": None}
+    # float64 throughout: the buffers hold what the plain body's temporaries would (float32 bodies
+    # may compute some values in float64, and integer arguments in integers)
+    if all(str(d) == "float64" for d in list(plan.output_dtypes) + [n.dtype for n in plan.inputs]):
+        outputs = [f"{o['flat']}[{chunk['start']} : {chunk['stop']}]" for o in chunk["outputs"]]
+        chunk["body"] = chunk_buffers.model(function["statements"], function["returned"], outputs, set(params),
+                                            lambda k: free(f"buf{k}"))
+    return chunk

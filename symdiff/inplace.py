@@ -31,7 +31,7 @@ _IDENT = re.compile(r"[A-Za-z_]\w*")
 def rewrite(statements, returns, shapes, printer, exp_bound=708.0):
     """Replace big assignments by in-place ufunc sequences. ``shapes``: name -> static shape (the
     buffers the sequences add are entered into it)."""
-    last_use = _last_reads(statements, returns)
+    last_use = last_reads(statements, returns)
     for s in reversed(statements):  # an array lives as long as its views (a view of a view included)
         source = _view_source(s)
         if source is not None:
@@ -70,7 +70,7 @@ def release(statements, returns, shapes):
     """``del`` every array of at least ``MIN_SIZE`` elements after the statement that reads it last,
     so that peak memory follows the values still needed, not every value the function computed.
     Names of one array (``t1 = t0``) go together, after the last read of either."""
-    last_use = _last_reads(statements, returns)
+    last_use = last_reads(statements, returns)
     returned = set(_IDENT.findall(" ".join(returns)))
     targets = [s["target"] for s in statements if s.get("target")]
     group = {n: {n} for n in targets}
@@ -97,7 +97,7 @@ def release(statements, returns, shapes):
     return out
 
 
-def _last_reads(statements, returns) -> dict:
+def last_reads(statements, returns) -> dict:
     """name -> index of the last statement that reads it (``len(statements)`` if it is returned)."""
     last_use = {}
     for i, s in enumerate(statements):

@@ -33,7 +33,8 @@ def test_a_long_derivative_is_chunked_and_gives_the_same_numbers():
     np.testing.assert_allclose(d(x), _pieces(d, x), rtol=1e-13, atol=0)
 
 
-def test_against_jax():
+def _jax_w3(k, x):
+    """The k-th derivative of w3 by JAX in float64, vmapped over the points."""
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
     jnp = jax.numpy
@@ -41,10 +42,18 @@ def test_against_jax():
     def g(t):
         return jnp.sin(jnp.exp(t) * t) / (1 + t**2)
 
-    for _ in range(3):
+    for _ in range(k):
         g = jax.grad(g)
-    x = np.linspace(0.0, 1.0, N)
-    np.testing.assert_allclose(symdiff.derivative(w3, 3)(x), np.asarray(jax.vmap(g)(x)), rtol=1e-10, atol=1e-12)
+    return np.asarray(jax.jit(jax.vmap(g))(x))
+
+
+@pytest.mark.parametrize("k", [3, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow),
+                               pytest.param(4, marks=pytest.mark.slow), pytest.param(5, marks=pytest.mark.slow),
+                               pytest.param(6, marks=pytest.mark.slow)])  # JAX's nested grads take seconds each
+def test_against_jax(k):
+    x = np.linspace(-1.0, 1.0, N)
+    want = _jax_w3(k, x)
+    np.testing.assert_allclose(symdiff.derivative(w3, k)(x), want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
 def test_shapes_layouts_and_broadcasts():
@@ -74,3 +83,46 @@ def test_short_bodies_and_small_arrays_are_not_chunked():
     d = symdiff.derivative(w3, 4)
     small = np.linspace(0, 1, 100)
     np.testing.assert_allclose(d(small), _pieces(d, small), rtol=0)
+
+
+# -- the loop's body writing into buffers made once (symdiff.chunk_buffers) ------------------------
+
+
+@pytest.mark.parametrize("k", range(1, 7))
+def test_buffers_give_bit_identical_numbers(k):
+    d = symdiff.derivative(w3, k)
+    x = np.random.default_rng(k).uniform(-2.0, 2.0, N)
+    source = d.source(x)
+    assert "out=buf0" in source and "buffers[:, : stop - start]" in source
+    np.testing.assert_array_equal(d(x), _pieces(d, x))  # the plain body: the same operations in the same order
+
+
+def test_buffers_with_two_arguments_and_layouts():
+    d = symdiff.derivative(two, 2)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 1, (3, N)), rng.uniform(-1, 1, (3, N))
+    assert "out=buf0" in d.source(x, y)
+    got = d(x, y)
+    np.testing.assert_array_equal(got.ravel(), _pieces(d, x, y))
+    np.testing.assert_array_equal(d(np.asfortranarray(x), y), got)
+
+
+def test_float32_keeps_the_allocating_loop():
+    source = symdiff.derivative(w3, 4).source(np.ones(N, dtype=np.float32))
+    assert f"np.size(x) >= {chunking.MIN_SIZE}" in source and "out=buf" not in source
+
+
+def test_a_body_with_other_calls_keeps_the_allocating_loop():
+    from symdiff import chunk_buffers
+
+    plain = [{"op": "assign", "target": "t0", "expr": "np.exp(x)"},
+             {"op": "assign", "target": "t1", "expr": "t0*x + 1"}]
+    returned = [{"name": "t1", "dtype": None, "broadcast": None}]
+    model = chunk_buffers.model(plain, returned, ["out[a:b]"], {"x"}, lambda k: f"buf{k}")
+    assert [c["fn"] for c in model["calls"]] == ["np.exp", "np.multiply", "np.add"]
+    assert model["calls"][-1]["out"] == "out[a:b]" and model["buffers"] == ["buf0"]
+    other = [{"op": "assign", "target": "t0", "expr": "np.where(x > 0, x, 0)"}, plain[1]]
+    assert chunk_buffers.model(other, returned, ["out[a:b]"], {"x"}, lambda k: f"buf{k}") is None
+    cast = [{"name": "t1", "dtype": "float64", "broadcast": None}]  # cast on return: copied into the output
+    model = chunk_buffers.model(plain, cast, ["out[a:b]"], {"x"}, lambda k: f"buf{k}")
+    assert model["calls"][-1]["out"] == "buf0" and model["copies"] == [{"out": "out[a:b]", "value": "t1"}]
