@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from . import emit_layout as layout
-from . import inplace, ir, ops
+from . import inplace, ir, ops, sample_sum_emit
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, share_exp, wrap
@@ -84,6 +84,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     functions, constants = [], []
     literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
     module_constants: list = []
+    kernels: list = []  # module-level loops of sample sums (symdiff.sample_sum_emit)
     for plan in plans:
         model, consts = _function_model(plan, numba=backend == "numba" and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants)
@@ -91,8 +92,14 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         if model["points"] is None:  # a numpy function: render its body once, count what it executes
             model["body"] = _environment().get_template("function.j2").module.function_body(model)
             model["total_ops"] = layout.count_ops(model["body"])
+        # sample sums (issue 16): a proven sum over rows becomes one pass over the rows; else unchanged
+        helpers, loops = sample_sum_emit.attach(
+            plan, model, backend,
+            lambda p: _function_model(p, literals=literals, module_constants=module_constants), _render_sample_sum)
+        functions.extend(helpers)
+        kernels.extend(loops)
         functions.append(model)
-        constants.append(consts)
+        constants.extend([[]] * len(helpers) + [consts])
     template = "numba_module.py.j2" if backend == "numba" else "module.py.j2"
     uses_scipy_special = any("scipy.special." in repr(_code_fields(s)) for f in functions for s in f["statements"])
     uses_numpy = (backend == "numba" or bool(module_constants) or any(_uses_numpy(f) for f in functions)
@@ -104,7 +111,9 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]})}
     )
-    return text.rstrip() + "\n", constants
+    if kernels:
+        text = text.rstrip() + "".join(_sample_sum_macros().kernel(k) for k in kernels)
+    return text.rstrip() + "\n", [c for c, f in zip(constants, functions) if not f.get("sample_sum_helper")]
 
 
 # arrays built inside the user's function up to this size (and source length) are written into the module
@@ -143,6 +152,19 @@ def _environment() -> jinja2.Environment:
     )
     environment.globals["statement"] = _render_statement
     return environment
+
+
+@lru_cache(maxsize=1)
+def _sample_sum_macros():
+    return _environment().get_template("sample_sum.j2").module
+
+
+def _render_sample_sum(macro: str, model: dict, data) -> str:
+    """A sample-sum body: ``function_body`` of function.j2, or a driver of sample_sum.j2."""
+    if macro == "function_body":
+        model["sample_sum_helper"] = True
+        return _environment().get_template("function.j2").module.function_body(model)
+    return getattr(_sample_sum_macros(), macro)(model, data)
 
 
 def _render_statement(s: dict) -> str:

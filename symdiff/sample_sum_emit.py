@@ -1,0 +1,183 @@
+"""Code for sample sums (``symdiff.sample_sum``): one pass over the rows of the data.
+
+numpy backend: the plan's function becomes a driver that runs the same graph over blocks of rows sized
+to stay in the L2 cache (views of the row arguments, no copy) and adds the block sums in row order.
+numba backend: when every row op is an elementwise op, an einsum or a sum, one compiled loop over rows
+keeps one row of each intermediate in a small buffer and adds each row's terms to the sums, row after
+row; otherwise the numpy driver above. Rendered by ``templates/sample_sum.j2``.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from . import sample_sum as ss
+from .ir import placeholder
+from .printing import _NUMBA, wrap
+
+L2_TARGET = 512 * 1024  # bytes of row data per block: half of this machine's 1 MiB L2
+MIN_BLOCK, MAX_BLOCK = 256, 8192
+KERNEL_OPS = {"elementwise", "einsum", "sum"}
+
+
+def block_rows(s: ss.Split) -> int:
+    """Rows per block: ``SYMDIFF_SAMPLE_SUM=<rows>`` or the power of two whose row data fits L2_TARGET."""
+    chosen = ss.setting()
+    if chosen.isdigit():
+        return max(1, int(chosen))
+    row_bytes = sum(8 * (n.size // max(n.shape[0], 1)) for n in s.nodes if s.kinds[id(n)] == ss.ROW)
+    block = MIN_BLOCK
+    while block * 2 * row_bytes <= L2_TARGET and block < MAX_BLOCK:
+        block *= 2
+    return block
+
+
+def attach(plan, model, backend, function_model, render_body):
+    """Turn ``model`` (the plan's function) into a one-pass driver when ``symdiff.sample_sum`` proves
+    its outputs are sums over rows. Returns (helper function models, module-level kernel models); both
+    empty (and ``model`` untouched) otherwise."""
+    if plan.core_ranks or plan.elementwise or model["constants"] or model["points"] is not None:
+        return [], []
+    if any(str(d) != "float64" for d in plan.output_dtypes):
+        return [], []
+    s = ss.split(plan.inputs, plan.outputs)
+    if s is None:
+        return [], []
+    names = {id(n): plan.param_names[k] for k, n in enumerate(plan.inputs)}
+    row_names = [names[id(n)] for n in s.row_inputs]
+    data = {"rows": s.rows, "row_args": row_names, "args": list(plan.param_names), "outputs": len(plan.outputs)}
+    if backend == "numba" and _kernel_fits(s):
+        kernel = _kernel(s, names, f"_rows_{plan.name}")
+        model["body"] = render_body("numba_driver", model, {**data, "kernel": kernel})
+        model["total_ops"] = None
+        return [], [kernel]
+    block = block_rows(s)
+    if s.rows <= block:
+        return [], []
+    helpers = []
+    for rows, name in ((block, f"_rows_{plan.name}"), (s.rows % block, f"_last_rows_{plan.name}")):
+        if rows:
+            helpers.append(_block_model(plan, s, rows, name, function_model, render_body))
+    if any(h["constants"] for h in helpers):
+        return [], []
+    model["body"] = render_body("blocked_driver", model, {
+        **data, "block": block, "full_end": s.rows - s.rows % block, "rest": s.rows % block,
+        "block_fn": helpers[0]["name"], "rest_fn": helpers[-1]["name"]})
+    model["total_ops"] = None
+    return helpers, []
+
+
+def _block_model(plan, s, rows, name, function_model, render_body):
+    from .emit import FunctionPlan
+
+    mapping, outputs = ss.block_graph(s, rows)
+    block_plan = FunctionPlan(
+        name=name, summary=f"{plan.summary} Sums over {rows} rows (one block of {plan.name}).",
+        param_names=list(plan.param_names), inputs=[mapping[id(n)] for n in plan.inputs], outputs=outputs,
+        output_dtypes=[o.dtype for o in outputs], doc=[f"The sums {plan.name} adds up, over {rows} rows."])
+    block_model, _ = function_model(block_plan)
+    block_model["body"] = render_body("function_body", block_model, None)
+    return block_model
+
+
+# -- the numba loop over rows -------------------------------------------------------------------
+
+
+def _kernel_fits(s) -> bool:
+    for n in s.nodes:
+        kind = s.kinds[id(n)]
+        if kind == ss.PARAM and n.op != "input":
+            return False  # parameters computed from parameters: the numpy driver handles them
+        if kind != ss.PARAM and n.op not in KERNEL_OPS and n.op != "input":
+            return False
+        if n.op == "elementwise" and not n.inputs:
+            return False
+    return True
+
+
+class _Access:
+    """How the kernel reads one value at given indices: a row of an argument, a row buffer, a
+    parameter, or an accumulated sum."""
+
+    def __init__(self, s, names):
+        self.s, self.names, self.buffers, self.sums = s, names, {}, {}
+        for k, o in enumerate(s.outputs):
+            self.sums.setdefault(id(o), f"_sum{k}")
+
+    def name(self, n) -> str:
+        if id(n) in self.sums:
+            return self.sums[id(n)]
+        if n.op == "input":
+            return self.names[id(n)]
+        return self.buffers.setdefault(id(n), f"_row{len(self.buffers)}")
+
+    def at(self, n, idx) -> str:
+        """``n`` at core indices ``idx`` (row values: the indices after the row axis)."""
+        kind, name = self.s.kinds[id(n)], self.name(n)
+        if kind == ss.ROW and n.op == "input":
+            return f"{name}[{', '.join(['_r', *idx])}]"
+        if kind == ss.ROW or id(n) in self.sums:
+            return f"{name}[{', '.join(idx) if idx else '0'}]"
+        return f"{name}[{', '.join(idx)}]" if idx else name
+
+
+def _kernel(s, names, fname) -> dict:
+    """The data model of the loop over rows: buffers, then per row one loop nest per node."""
+    access, nests = _Access(s, names), []
+    for n in s.nodes:
+        if n.op == "input":
+            continue
+        nests.extend(_nests(n, s, access))
+    params = [names[id(n)] for n in s.nodes if n.op == "input"]
+    zero_d = {names[id(n)] for n in s.nodes if n.op == "input" and n.ndim == 0}
+    return {
+        "name": fname, "rows": s.rows, "params": params,
+        "call_args": [f"{p}[()]" if p in zero_d else p for p in params],
+        "sums": [{"name": access.sums[id(o)], "shape": tuple(o.shape) or (1,), "scalar": o.ndim == 0,
+                  "first": access.sums[id(o)] == f"_sum{k}"} for k, o in enumerate(s.outputs)],
+        "buffers": [{"name": access.buffers[id(n)], "shape": tuple(n.shape[1:]) or (1,)}
+                    for n in s.nodes if id(n) in access.buffers],
+        "nests": nests,
+    }
+
+
+def _nests(n, s, access) -> list:
+    kind = s.kinds[id(n)]
+    core = list(n.shape[1:]) if kind == ss.ROW else list(n.shape)
+    zero = [{"loops": [{"var": f"_o{a}", "extent": d} for a, d in enumerate(core)],
+             "lines": [f"{access.at(n, [f'_o{a}' for a in range(len(core))])} = 0.0"], "comment": ""}] if kind == ss.ROW else []
+    if n.op == "elementwise":
+        idx = [f"_e{a}" for a in range(len(core))]
+        reads = [f"_a{k} = {access.at(x, _broadcast_idx(x, s.kinds[id(x)], idx, len(core)))}"
+                 for k, x in enumerate(n.inputs)]
+        body = n.body.xreplace({placeholder(k): sympy.Symbol(f"_a{k}") for k in range(len(n.inputs))})
+        expr = wrap(_NUMBA.doprint(body))
+        return [{"loops": [{"var": v, "extent": d} for v, d in zip(idx, core)],
+                 "lines": reads + [f"{access.at(n, idx)} = {expr}"], "comment": "elementwise"}]
+    if n.op == "einsum":
+        terms, out = ss.einsum_terms(n)
+        row = next(t[0] for t, x in zip(terms, n.inputs) if s.kinds[id(x)] == ss.ROW)
+        sizes = {ch: d for t, x in zip(terms, n.inputs) for ch, d in zip(t, x.shape)}
+        letters = [c for c in dict.fromkeys("".join(terms)) if c not in out and c != row]
+        letters += [c for c in out if c != row]
+        var = {c: f"_{c}" for c in letters}
+        factors = [access.at(x, [var[c] for c in (t[1:] if s.kinds[id(x)] == ss.ROW else t)])
+                   for t, x in zip(terms, n.inputs)]
+        target = access.at(n, [var[c] for c in out if c != row])
+        return zero + [{"loops": [{"var": var[c], "extent": sizes[c]} for c in letters],
+                        "lines": [f"{target} += {' * '.join(factors)}"], "comment": f"einsum {n.params[0]}"}]
+    # a sum over axes (those after the row axis for a row result; including it for a sum over rows)
+    x = n.inputs[0]
+    idx = [f"_s{a}" for a in range(1, x.ndim)]
+    kept = [v for a, v in enumerate(idx, start=1) if a - x.ndim not in n.params[0]]
+    return zero + [{"loops": [{"var": v, "extent": d} for v, d in zip(idx, x.shape[1:])],
+                    "lines": [f"{access.at(n, kept)} += {access.at(x, idx)}"], "comment": "sum"}]
+
+
+def _broadcast_idx(x, kind, idx, rank) -> list:
+    """Indices of operand ``x`` of an elementwise node of core rank ``rank`` (numpy's broadcasting:
+    trailing axes line up, size-1 axes read entry 0)."""
+    if kind == ss.ROW:
+        return [v if d != 1 else "0" for v, d in zip(idx, x.shape[1:])]
+    full = ["_r", *idx][len(idx) + 1 - x.ndim:] if x.ndim else []
+    return [v if d != 1 else "0" for v, d in zip(full, x.shape)]
