@@ -143,3 +143,18 @@ def _has_numba():
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_data_in_any_memory_order(backend, monkeypatch):
+    """Column-major or strided data gives the same sums (the numba loop takes a C-ordered view or copy)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    W, b, X, Y = _args(bce)
+    fast = _grad(bce, (0, 1), backend, "128", monkeypatch)
+    ref = _leaves(_grad(bce, (0, 1), "numpy", "off", monkeypatch)(W, b, X, Y))
+    wide = np.zeros((N, 2 * D))
+    wide[:, ::2] = X
+    for data in (np.asfortranarray(X), wide[:, ::2]):
+        for a, r in zip(_leaves(fast(W, b, data, Y)), ref, strict=True):
+            np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
