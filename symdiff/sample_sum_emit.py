@@ -108,9 +108,6 @@ class _Access:
         for k, o in enumerate(s.outputs):
             self.sums.setdefault(id(o), f"_sum{k}")
 
-    def row_args(self) -> set:
-        return {self.names[id(n)] for n in self.s.row_inputs}
-
     def name(self, n) -> str:
         if id(n) in self.sums:
             return self.sums[id(n)]
@@ -152,8 +149,8 @@ def _kernel(s, names, fname) -> dict:
     zero_d = {names[id(n)] for n in s.nodes if n.op == "input" and n.ndim == 0}
     return {
         "name": fname, "rows": s.rows, "block": KERNEL_BLOCK, "params": params,
-        "call_args": [f"{p}[()]" if p in zero_d else f"np.ascontiguousarray({p})" if p in access.row_args() else p
-                      for p in params],
+        # C order for np.dot and one compiled specialization: no copy for C-ordered data
+        "call_args": [f"{p}[()]" if p in zero_d else f"np.ascontiguousarray({p})" for p in params],
         "sums": [{"name": access.sums[id(o)], "shape": tuple(o.shape) or (1,), "scalar": o.ndim == 0,
                   "first": access.sums[id(o)] == f"_sum{k}"} for k, o in enumerate(s.outputs)],
         "buffers": [{"name": access.buffers[id(n)], "shape": (KERNEL_BLOCK,) + tuple(n.shape[1:])}
