@@ -9,10 +9,13 @@ gradients. ``split`` proves that structure on an optimized graph or returns None
 * ``SUM``: a sum over the row axis of ``ROW`` values (a sum including axis 0, or an einsum contracting
   the row index of its row operands): the sum of the same node computed over row blocks.
 
-Every output must be a ``SUM`` and nothing may read a ``SUM`` (a column mean subtracted from the rows, a
-Gram matrix fed back into the rows, a cumsum or sort along the rows: all refused), so evaluating the
-graph over row blocks and adding the block results is exactly the same computation, summed in another
-order. Any op not listed above touching row data refuses the split: the ordinary code path runs.
+* ``TAIL``: computed from sums and parameters only, once the sums are complete (the value of a mean loss
+  beside its gradient: a sum times 1/N).
+
+Every output is a ``SUM`` or a ``TAIL`` and no row value reads a sum (a column mean subtracted from the
+rows, a Gram matrix fed back into the rows, a cumsum or sort along the rows: all refused), so evaluating
+the row part over row blocks, adding the block sums, then the tail, is the same computation with the
+sums added in another order. Any op not listed above touching row data refuses the split: the ordinary code path runs.
 ``symdiff.sample_sum_emit`` writes the code (numpy: row blocks that stay in L2; numba: one fused loop).
 """
 
@@ -25,7 +28,7 @@ import numpy as np
 
 # the graph modules (and SymPy behind them) load on first use: ``setting`` is read by every cache lookup
 
-PARAM, ROW, SUM = "param", "row", "sum"
+PARAM, ROW, SUM, TAIL = "param", "row", "sum", "tail"
 ENV = "SYMDIFF_SAMPLE_SUM"  # "0"/"off": never split; a number: rows per block (numpy backend)
 MIN_ROWS = 64  # fewer rows than this: nothing to gain
 
@@ -47,6 +50,8 @@ class Split:
     nodes: list  # toposorted
     outputs: list
     row_inputs: list  # input nodes whose axis 0 is the row axis
+    sums: list  # the distinct SUM nodes, in graph order
+    tail: bool  # some output is computed from the sums (else every output is one of them)
 
 
 def split(inputs, outputs) -> Split | None:
@@ -66,18 +71,20 @@ def split(inputs, outputs) -> Split | None:
         if kind is None:
             return None
         kinds[id(n)] = kind
-    if any(kinds[id(o)] != SUM for o in outputs) or any(np.dtype(n.dtype) != np.float64 for n in nodes):
+    if any(kinds[id(o)] not in (SUM, TAIL) for o in outputs) or any(np.dtype(n.dtype) != np.float64 for n in nodes):
         return None
     row_inputs = [n for n in inputs if kinds.get(id(n)) == ROW]
     if not row_inputs or any(n.op == "input" and kinds[id(n)] == ROW and n not in row_inputs for n in nodes):
         return None
-    return Split(rows, kinds, nodes, list(outputs), row_inputs)
+    sums = [n for n in nodes if kinds[id(n)] == SUM]
+    tail = any(kinds[id(o)] == TAIL for o in outputs)
+    return Split(rows, kinds, nodes, list(outputs), row_inputs, sums, tail)
 
 
 def _kind(n, kinds: dict, rows: int) -> str | None:
     ins = [kinds[id(i)] for i in n.inputs]
-    if SUM in ins:
-        return None  # a row sum read again: the rows are coupled (two passes at least)
+    if SUM in ins or TAIL in ins:
+        return TAIL if ROW not in ins else None  # a sum read by row values: rows coupled (two passes)
     if n.op in ("input", "const") or (n.op == "elementwise" and not n.inputs):
         is_row = n.ndim >= 1 and n.shape[0] == rows
         if is_row and n.op == "const":
@@ -155,31 +162,49 @@ def _scatter(n, ins, rows):
     return ROW
 
 
+def _index(n, ins, rows):
+    """Basic indexing whose key takes every row first (``m[:, 0]``): row i of the result is read from
+    row i."""
+    idx, core = n.params
+    x = n.inputs[0]
+    return ROW if len(core) == x.ndim and idx and idx[0] == (0, rows, 1) and n.shape[0] == rows else None
+
+
 _RULES = {"elementwise": _elementwise, "einsum": _einsum, "sum": _sum, "max": _extreme, "min": _extreme,
-          "reshape": _reshape, "broadcast": _reshape, "scatter": _scatter}
+          "reshape": _reshape, "broadcast": _reshape, "scatter": _scatter, "index": _index}
 
 
 def _block_params(n, block: int):
     """The parameters of row node ``n`` over ``block`` rows (those that spell out the row count)."""
     if n.op in ("reshape", "broadcast") and n.params[0] == n.inputs[0].ndim:
         return (n.params[0], (block,) + tuple(n.params[1][1:]))
-    if n.op == "scatter":
+    if n.op in ("scatter", "index"):
         idx, core = n.params
         return ((((0, block, 1),) + tuple(idx[1:])), (block,) + tuple(core[1:]))
     return n.params
 
 
 def block_graph(s: Split, block: int):
-    """The graph over ``block`` rows: (inputs by original id -> new input, new outputs). Row nodes get
+    """The graph of the sums over ``block`` rows: (new node by original id, the sums). Row nodes get
     ``block`` rows, every other node keeps its shape and parameters."""
     from .graph import Node
 
     mapping: dict = {}
     for n in s.nodes:
+        if s.kinds[id(n)] == TAIL:
+            continue
         inputs = tuple(mapping[id(i)] for i in n.inputs)
         row = s.kinds[id(n)] == ROW
         shape = (block,) + tuple(n.shape[1:]) if row else n.shape
         new = Node(n.op, inputs, shape, n.dtype, _block_params(n, block) if row else n.params)
         new.origin = n.origin
         mapping[id(n)] = new
-    return mapping, [mapping[id(o)] for o in s.outputs]
+    return mapping, [mapping[id(o)] for o in s.sums]
+
+
+def tail_graph(s: Split):
+    """The outputs computed from the sums: (one fresh input per sum, outputs over them)."""
+    from .graph import fresh_input, substitute
+
+    inputs = [fresh_input(k, n.shape, n.dtype, "sample sum") for k, n in enumerate(s.sums)]
+    return inputs, substitute(s.outputs, {id(n): x for n, x in zip(s.sums, inputs)})

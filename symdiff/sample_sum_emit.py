@@ -49,26 +49,48 @@ def attach(plan, model, backend, function_model, render_body):
         return [], []
     names = {id(n): plan.param_names[k] for k, n in enumerate(plan.inputs)}
     row_names = [names[id(n)] for n in s.row_inputs]
-    data = {"rows": s.rows, "row_args": row_names, "args": list(plan.param_names), "outputs": len(plan.outputs)}
-    if backend == "numba" and _kernel_fits(s):
-        kernel = _kernel(s, names, f"_rows_{plan.name}")
-        model["body"] = render_body("numba_driver", model, {**data, "kernel": kernel})
-        model["total_ops"] = None
-        return [], [kernel]
+    data = {"rows": s.rows, "row_args": row_names, "args": list(plan.param_names), "sums": len(s.sums)}
+    kernel = _kernel(s, names, f"_rows_{plan.name}") if backend == "numba" and _kernel_fits(s) else None
     block = block_rows(s)
-    if s.rows <= block:
+    if kernel is None and s.rows <= block:
         return [], []
     helpers = []
-    for rows, name in ((block, f"_rows_{plan.name}"), (s.rows % block, f"_last_rows_{plan.name}")):
-        if rows:
-            helpers.append(_block_model(plan, s, rows, name, function_model, render_body))
+    if kernel is None:
+        for rows, name in ((block, f"_rows_{plan.name}"), (s.rows % block, f"_last_rows_{plan.name}")):
+            if rows:
+                helpers.append(_block_model(plan, s, rows, name, function_model, render_body))
+    sums = [f"_sum{k}[0]" if kernel and n.ndim == 0 else f"_sum{k}" for k, n in enumerate(s.sums)]
+    if s.tail:
+        helpers.append(_tail_model(plan, s, function_model, render_body))
+        returned = [f"{helpers[-1]['name']}({', '.join(data['args'] + sums)})"]
+    else:
+        returned = [next(e for e, n in zip(sums, s.sums) if n is o) for o in s.outputs]
     if any(h["constants"] for h in helpers):
         return [], []
-    model["body"] = render_body("blocked_driver", model, {
-        **data, "block": block, "full_end": s.rows - s.rows % block, "rest": s.rows % block,
-        "block_fn": helpers[0]["name"], "rest_fn": helpers[-1]["name"]})
+    data["returned"] = ", ".join(returned)
+    if kernel is not None:
+        model["body"] = render_body("numba_driver", model, {**data, "kernel": kernel})
+    else:
+        model["body"] = render_body("blocked_driver", model, {
+            **data, "block": block, "full_end": s.rows - s.rows % block, "rest": s.rows % block,
+            "block_fn": helpers[0]["name"], "rest_fn": helpers[-1 - s.tail]["name"]})
     model["total_ops"] = None
-    return helpers, []
+    return helpers, [kernel] if kernel else []
+
+
+def _tail_model(plan, s, function_model, render_body):
+    """The function computing the outputs from the complete sums (and the arguments)."""
+    from .emit import FunctionPlan
+
+    inputs, outputs = ss.tail_graph(s)
+    tail_plan = FunctionPlan(
+        name=f"_total_{plan.name}", summary=f"{plan.summary} The outputs, from the sums over all rows.",
+        param_names=list(plan.param_names) + [f"_sum{k}" for k in range(len(inputs))],
+        inputs=list(plan.inputs) + inputs, outputs=outputs, output_dtypes=list(plan.output_dtypes),
+        doc=[f"What {plan.name} returns, from its sums over rows _sum0, ..."])
+    tail_model, _ = function_model(tail_plan)
+    tail_model["body"] = render_body("function_body", tail_model, None)
+    return tail_model
 
 
 def _block_model(plan, s, rows, name, function_model, render_body):
@@ -90,6 +112,8 @@ def _block_model(plan, s, rows, name, function_model, render_body):
 def _kernel_fits(s) -> bool:
     for n in s.nodes:
         kind = s.kinds[id(n)]
+        if kind == ss.TAIL:
+            continue  # computed by the numpy code after the loop
         if kind == ss.PARAM and n.op != "input":
             return False  # parameters computed from parameters: the numpy driver handles them
         if kind != ss.PARAM and n.op not in KERNEL_OPS and n.op != "input":
@@ -105,8 +129,8 @@ class _Access:
 
     def __init__(self, s, names):
         self.s, self.names, self.buffers, self.sums = s, names, {}, {}
-        for k, o in enumerate(s.outputs):
-            self.sums.setdefault(id(o), f"_sum{k}")
+        for k, o in enumerate(s.sums):
+            self.sums[id(o)] = f"_sum{k}"
 
     def name(self, n) -> str:
         if id(n) in self.sums:
@@ -135,7 +159,7 @@ def _kernel(s, names, fname) -> dict:
     BLAS, or one loop over the block's rows running the loop nests of consecutive nodes)."""
     access, steps, sums_last = _Access(s, names), [], []
     for n in s.nodes:
-        if n.op == "input":
+        if n.op == "input" or s.kinds[id(n)] == ss.TAIL:
             continue
         product = _blas(n, s, access)
         if product is not None:  # nothing reads a sum: products into sums go last, row loops fuse
@@ -151,8 +175,7 @@ def _kernel(s, names, fname) -> dict:
         "name": fname, "rows": s.rows, "block": KERNEL_BLOCK, "params": params,
         # C order for np.dot and one compiled specialization: no copy for C-ordered data
         "call_args": [f"{p}[()]" if p in zero_d else f"np.ascontiguousarray({p})" for p in params],
-        "sums": [{"name": access.sums[id(o)], "shape": tuple(o.shape) or (1,), "scalar": o.ndim == 0,
-                  "first": access.sums[id(o)] == f"_sum{k}"} for k, o in enumerate(s.outputs)],
+        "sums": [{"name": access.sums[id(o)], "shape": tuple(o.shape) or (1,)} for o in s.sums],
         "buffers": [{"name": access.buffers[id(n)], "shape": (KERNEL_BLOCK,) + tuple(n.shape[1:])}
                     for n in s.nodes if id(n) in access.buffers],
         "steps": steps,

@@ -158,3 +158,21 @@ def test_data_in_any_memory_order(backend, monkeypatch):
     for data in (np.asfortranarray(X), wide[:, ::2]):
         for a, r in zip(_leaves(fast(W, b, data, Y)), ref, strict=True):
             np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("f, argnums", [(bce, (0, 1)), (lsq_bias, (0, 1)), (softmax_ce, 0)],
+                         ids=["bce", "lsq_bias", "softmax_ce"])
+def test_value_and_grad_value_from_the_sums(f, argnums, backend, monkeypatch):
+    """The loss value (a sum times 1/N) is computed from the complete sums, after the pass."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    args = _args(f)
+    monkeypatch.setenv("SYMDIFF_SAMPLE_SUM", "128")
+    fresh = types.FunctionType(f.__code__, f.__globals__, f"{f.__name__}_vg_{backend}")
+    fast = symdiff.value_and_grad(fresh, argnums=argnums, backend=backend)
+    value, grads = fast(*args)
+    assert MARK in fast.source(*args) and "_total_" in fast.source(*args)
+    np.testing.assert_allclose(value, f(*args), rtol=1e-12)
+    for a, r in zip(_leaves(grads), _jax_grad(f, argnums, args), strict=True):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
