@@ -51,6 +51,8 @@ def attach(plan, model, backend, function_model, render_body):
     row_names = [names[id(n)] for n in s.row_inputs]
     data = {"rows": s.rows, "row_args": row_names, "args": list(plan.param_names), "sums": len(s.sums)}
     kernel = _kernel(s, names, f"_rows_{plan.name}") if backend == "numba" and _kernel_fits(s) else None
+    if kernel is not None and "scipy." in repr(kernel["steps"]):
+        kernel = None  # scipy.special has no numba versions: the numpy driver
     block = block_rows(s)
     if kernel is None and s.rows <= block:
         return [], []
