@@ -5,7 +5,7 @@ to stay in the L2 cache (views of the row arguments, no copy) and adds the block
 numba backend: when every row op is an elementwise op, an einsum or a sum, one compiled loop over
 blocks of rows: products against parameters and sums of products over rows go to BLAS (``np.dot``) on
 the block, which is still in cache for the second product; elementwise terms and sums run row by row in
-one fused loop over the block. A loop over single rows with hand-written products measured ~2.5x slower
+one fused loop over the block. A loop over single rows with hand-written products measured 1.6-2.8x slower
 than this on W1. Otherwise the numpy driver above. Rendered by ``templates/sample_sum.j2``.
 """
 
