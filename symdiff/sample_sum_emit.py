@@ -98,10 +98,10 @@ def _tail_model(plan, s, function_model, render_body):
 def _block_model(plan, s, rows, name, function_model, render_body):
     from .emit import FunctionPlan
 
-    mapping, outputs = ss.block_graph(s, rows)
+    mapping, outputs = ss.block_graph(s, rows)  # arguments no output reads are passed on unsliced
     block_plan = FunctionPlan(
         name=name, summary=f"{plan.summary} Sums over {rows} rows (one block of {plan.name}).",
-        param_names=list(plan.param_names), inputs=[mapping[id(n)] for n in plan.inputs], outputs=outputs,
+        param_names=list(plan.param_names), inputs=[mapping.get(id(n), n) for n in plan.inputs], outputs=outputs,
         output_dtypes=[o.dtype for o in outputs], doc=[f"The sums {plan.name} adds up, over {rows} rows."])
     block_model, _ = function_model(block_plan)
     block_model["body"] = render_body("function_body", block_model, None)

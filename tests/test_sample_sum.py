@@ -186,3 +186,20 @@ def test_value_and_grad_value_from_the_sums(f, argnums, backend, monkeypatch):
     np.testing.assert_allclose(value, f(*args), rtol=1e-12)
     for a, r in zip(_leaves(grads), _jax_grad(f, argnums, args), strict=True):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
+
+
+def unused_labels(w, X, y):
+    return np.sum(np.exp(X * w))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_argument_the_gradient_does_not_read(backend, monkeypatch):
+    """y is not in the gradient's graph: it is passed on unsliced (was a KeyError building the blocks)."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    args = _args(unused_labels)
+    fast = _grad(unused_labels, 0, backend, "128", monkeypatch)
+    got = fast(*args)
+    assert MARK in fast.source(*args)
+    np.testing.assert_allclose(got, _grad(unused_labels, 0, "numpy", "off", monkeypatch)(*args), rtol=1e-12)
+    np.testing.assert_allclose(got, np.sum(args[1] * np.exp(args[1] * args[0]), axis=0), rtol=1e-12)
