@@ -5,7 +5,8 @@ gradients. ``split`` proves that structure on an optimized graph or returns None
 
 * ``PARAM``: reads no row data (parameters, small constants, anything computed from them only);
 * ``ROW``: axis 0 is the row axis and row ``i`` depends only on row ``i`` of the data and on ``PARAM``
-  values (elementwise ops, einsums that keep the row index first, sums/max over other axes);
+  values (parameters broadcast along the rows, elementwise ops, einsums that keep the row index first,
+  sums/max over other axes);
 * ``SUM``: a sum over the row axis of ``ROW`` values (a sum including axis 0, or an einsum contracting
   the row index of its row operands): the sum of the same node computed over row blocks.
 
@@ -91,9 +92,18 @@ def _kind(n, kinds: dict, rows: int) -> str | None:
             return None  # row data built into the function: not sliced here
         return ROW if is_row else PARAM
     if ROW not in ins:
-        return PARAM
+        return ROW if _stretched_param(n, rows) else PARAM
     rule = _RULES.get(n.op)
     return rule(n, ins, rows) if rule else None
+
+
+def _stretched_param(n, rows) -> bool:
+    """A parameter broadcast along the rows (``w`` as an N x 3 array, which gradients build): the same
+    value in every row, so a row value (its blocks are ``block`` rows of it)."""
+    if n.op != "broadcast" or n.ndim == 0 or n.shape[0] != rows:
+        return False
+    x = n.inputs[0]
+    return n.params[0] == x.ndim == n.ndim and x.shape[0] == 1
 
 
 def _elementwise(n, ins, rows):

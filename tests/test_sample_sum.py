@@ -47,6 +47,10 @@ def lsq_dot(w, X, y):
     return r @ r
 
 
+def stretched(w, X):
+    return np.sum(np.sin(np.broadcast_to(w, X.shape) * X))  # w stretched along the rows: a row value
+
+
 # programs that couple rows: refused, the ordinary code runs
 def gram(w, X):
     return np.mean(np.tanh(X @ (X.T @ X) @ w))
@@ -79,7 +83,7 @@ def _data():
 
 
 ACCEPTED = [(bce, (0, 1)), (bce_nobias, 0), (lsq, 0), (lsq_bias, (0, 1)), (softmax_ce, (0, 1)),
-            (softmax_ce_nobias, 0)]
+            (softmax_ce_nobias, 0), (stretched, 0)]
 REFUSED = [(gram, 0), (column_mean, 0), (row_cumsum, 0), (row_sort, 0), (row_differences, 0)]
 
 
