@@ -31,6 +31,7 @@ from .arguments import (
 )
 from .errors import CompileError, DtypeError, ShapeError, SymdiffError
 from .pipeline import render, version
+from .sample_sum import setting as sample_sum_setting
 
 
 class Dispatch:
@@ -248,6 +249,7 @@ class Dispatch:
                     "specs": specs,
                     "batched": sorted(core_ranks.items()),
                     "version": version(),
+                    "sample_sum": sample_sum_setting(),  # SYMDIFF_SAMPLE_SUM changes the generated code
                 }
             ).encode()
         ).hexdigest()[:32]
@@ -375,7 +377,7 @@ def _persistent_alias(t, key, reads, memo):
     versions). A new process finds its compiled entry through it without tracing or SymPy."""
     base = _base(t)
     text = json.dumps([reads.digest(memo), getattr(base, "__qualname__", None), _chain_spec(t), repr(key),
-                       version(), np.__version__])
+                       version(), np.__version__, sample_sum_setting()])
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 

@@ -8,6 +8,7 @@ numpy and nothing else, and every identifier in it was generated or sanitized he
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 import sympy
 
 from . import emit_layout as layout
-from . import chunking, inplace, ir, ops, scalar_entry
+from . import chunking, inplace, ir, ops, sample_sum_emit, scalar_entry
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _ARRAY_API, _ARRAY_API32, _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, nested_list
@@ -86,6 +87,7 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     functions, constants = [], []
     literals: dict = {}  # digest -> module-level name of a small array built inside the user's function
     module_constants: list = []
+    kernels: list = []  # module-level loops of sample sums (symdiff.sample_sum_emit)
     for plan in plans:
         model, consts = _function_model(plan, numba=backend in FUSED and numba_fusible(plan),
                                         literals=literals, module_constants=module_constants, array_api=array_api)
@@ -99,8 +101,16 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
             model["chunk"] = None if array_api else chunking.model(plan, model)
             if model["chunk"]:
                 model["body"] = _environment().get_template("function.j2").module.function_body(model)
+        # sample sums (issue 16): a proven sum over rows becomes one pass over the rows; else unchanged
+        helpers, loops = ([], []) if array_api else sample_sum_emit.attach(
+            plan, model, backend,
+            lambda p: _function_model(p, literals=literals, module_constants=module_constants), _render_sample_sum)
+        for helper in helpers:
+            helper.setdefault("scalar", None)
+        functions.extend(helpers)
+        kernels.extend(loops)
         functions.append(model)
-        constants.append(consts)
+        constants.extend([[]] * len(helpers) + [consts])
     template = {"numba": "numba_module.py.j2", "numba_parallel": "numba_module.py.j2",
                 "array_api": "array_api_module.py.j2"}.get(backend, "module.py.j2")
     uses_scipy_special = any("scipy.special." in repr(_code_fields(s)) for f in functions for s in f["statements"])
@@ -109,14 +119,16 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     text = _environment(array_api).get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
-                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f["scalar"] and f["scalar"]["uses_math"] for f in functions),
+                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f.get("scalar") and f["scalar"]["uses_math"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
                 # the array API module's helpers that some function calls (the others are left out)
                 "helpers": {h for h in ("_core_first", "_set", "_broadcast_shapes")
                             if any(f["body"] and f"{h}(" in f["body"] for f in functions)}}
     )
-    return text.rstrip() + "\n", constants
+    if kernels:
+        text = text.rstrip() + "".join(_sample_sum_macros().kernel(k) for k in kernels)
+    return text.rstrip() + "\n", [c for c, f in zip(constants, functions) if not f.get("sample_sum_helper")]
 
 
 # arrays built inside the user's function up to this size (and source length) are written into the module
@@ -143,6 +155,19 @@ def _code_fields(statement: dict) -> dict:
 def _doc_text(s: str) -> str:
     """Text that is safe inside a triple-quoted docstring."""
     return str(s).replace("\\", "\\\\").replace('"""', "'''")
+
+
+@lru_cache(maxsize=1)
+def _sample_sum_macros():
+    return _environment().get_template("sample_sum.j2").module
+
+
+def _render_sample_sum(macro: str, model: dict, data) -> str:
+    """A sample-sum body: ``function_body`` of function.j2, or a driver of sample_sum.j2."""
+    if macro == "function_body":
+        model["sample_sum_helper"] = True
+        return _environment().get_template("function.j2").module.function_body(model)
+    return getattr(_sample_sum_macros(), macro)(model, data)
 
 
 def numba_fusible(plan: FunctionPlan) -> bool:

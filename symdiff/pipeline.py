@@ -8,6 +8,7 @@ import hashlib
 import json
 
 from . import load
+from .sample_sum import setting as sample_sum_setting
 from .errors import CompileError, SymdiffError
 
 # front ends decide nothing a compiled entry contains: every other module of the package does
@@ -139,7 +140,8 @@ def compile_graph(in_nodes, outputs, name: str = "f", summary: str = "Generated 
         if n.op != "input" or n.params[0] != i:
             raise SymdiffError(f"compile_graph: input {i} must be ir.input_node({i}, ...)")
     key = hashlib.sha256(
-        json.dumps({"graph": ir.structure_key(outputs), "name": name, "version": version()}).encode()
+        json.dumps({"graph": ir.structure_key(outputs), "name": name, "version": version(),
+                    "sample_sum": sample_sum_setting()}).encode()
     ).hexdigest()[:32]
     values = {n.params[0].digest: n.params[0].value for n in ir.toposort(outputs) if n.op == "const"}
 
