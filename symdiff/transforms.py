@@ -323,7 +323,7 @@ def jacobian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", 
     forward- or reverse-mode product per colour of the pattern (``symdiff[sparse]``)."""
     if sparse:
         return _sparse("jacobian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
-                       static_argnums=static_argnums, static_argnames=static_argnames)
+                       static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
     return _decorator("jacobian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
 
@@ -336,7 +336,7 @@ def hessian(fun=None, argnums=0, *, wrt=None, signature=None, backend="numpy", s
     Hessian-vector product per colour of the pattern (``symdiff[sparse]``)."""
     if sparse:
         return _sparse("hessian", fun, argnums, signature=signature, wrt=wrt, backend=backend,
-                       static_argnums=static_argnums, static_argnames=static_argnames)
+                       static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
     return _decorator("hessian", fun, argnums=argnums, wrt=wrt, signature=signature, backend=backend,
                       static_argnums=static_argnums, static_argnames=static_argnames, parallel=parallel)
 

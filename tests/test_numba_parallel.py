@@ -34,3 +34,18 @@ def test_batched_gradient_and_hessian_with_packed_outputs():
 def test_parallel_needs_the_numba_backend():
     with pytest.raises(SymdiffError, match="backend='numba'"):
         symdiff.grad(rosen, parallel=True)
+
+
+def test_parallel_reaches_the_products_of_sparse_derivatives():
+    """parallel=True with sparse=True builds its colour products with the parallel backend (it was
+    dropped silently); the result equals the dense derivative."""
+    pytest.importorskip("scipy")
+
+    def energy(x):
+        return np.sum((x[1:] - x[:-1]) ** 2 * np.cos(x[1:])) + np.sum(np.sin(x) ** 2)
+
+    x = np.linspace(-1.0, 2.0, 40)
+    sparse = symdiff.hessian(energy, sparse=True, backend="numba", parallel=True)
+    np.testing.assert_allclose(sparse(x).toarray(), symdiff.hessian(energy)(x), rtol=1e-12, atol=1e-12)
+    with pytest.raises(symdiff.SymdiffError, match="parallel=True"):
+        symdiff.jacobian(np.sin, sparse=True, parallel=True)(x)
