@@ -93,7 +93,7 @@ def test_max_ties_share_the_gradient_like_jax():
     np.testing.assert_array_equal(g, [-1.0, 0.0, 1.0])
 
 
-def test_shape_generic_code_does_not_grow_with_size():
+def test_shape_generic_code_does_not_grow_with_size(monkeypatch):
     def loss(W, b, X, Y):
         z = X @ W + b
         return np.mean(np.maximum(z, 0) - z * Y + np.log1p(np.exp(-np.abs(z))))
@@ -108,8 +108,13 @@ def test_shape_generic_code_does_not_grow_with_size():
         (fn,) = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == "grad_loss"]
         return len(list(ast.walk(fn)))
 
-    # small arrays are computed expression by expression, large ones in place: each form is the same
-    # program whatever the size within it (sizes only appear as numbers)
+    # one pass over row blocks (symdiff.sample_sum): one loop, whatever the number of rows
+    one_pass = source(200000, 64, 8)
+    assert len(ast.parse(one_pass).body) == len(ast.parse(source(100000, 64, 8)).body)
+    assert sum(isinstance(n, ast.For) for n in ast.walk(ast.parse(one_pass))) == 1
+    # without it, small arrays are computed expression by expression, large ones in place: each form
+    # is the same program whatever the size within it (sizes only appear as numbers)
+    monkeypatch.setenv("SYMDIFF_SAMPLE_SUM", "off")
     small, large = source(5, 3, 2), source(200000, 64, 8)
     assert statements(small) == statements(source(7, 4, 3))
     assert statements(large) == statements(source(100000, 64, 8)) < 2 * statements(small)
@@ -195,8 +200,10 @@ def test_rosenbrock_hessian_is_tridiagonal_and_batched():
     np.testing.assert_allclose(H[7], central_difference(symdiff.grad(rosen), pts[7]), rtol=1e-6, atol=1e-5)
 
 
-def test_large_elementwise_work_runs_in_place_without_copies():
+def test_large_elementwise_work_runs_in_place_without_copies(monkeypatch):
     import tracemalloc
+
+    monkeypatch.setenv("SYMDIFF_SAMPLE_SUM", "off")  # the whole-array form (row blocks: tests/test_sample_sum.py)
 
     r = np.random.default_rng(5)
     n, k = 20000, 8  # Z has 160000 elements: above the in-place threshold
