@@ -29,7 +29,7 @@ xps = pytest.importorskip("array_api_strict")
 pytest.importorskip("array_api_compat")
 
 FAST_EXAMPLES = 30
-LONG_EXAMPLES = int(os.environ.get("SYMDIFF_FUZZ_EXAMPLES") or 300)  # as in test_fuzz.py
+LONG_EXAMPLES = int(os.environ.get("SYMDIFF_FUZZ_EXAMPLES") or 100)  # 300 took over 25 min under load
 RTOL = 1e-12
 # operations the standard has no counterpart for (docs/array_api.md, "What does not map")
 NO_EQUIVALENT = ("np.add.at", "integer arrays on several axes", "np.trace", "np.diagonal")
@@ -152,7 +152,7 @@ STEPS = [  # vector (6,) -> vector (6,): the operations test_fuzz.py's programs 
 
 
 @pytest.mark.slow  # ~50 s each on a loaded 2-core machine: the Hessians of three composed steps
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(6))  # 12 seeds passed once (617 s); 6 keep the slow run bounded
 def test_compositions_of_more_operations(seed):
     r = np.random.default_rng(seed)
     chosen = [STEPS[k] for k in r.choice(len(STEPS), size=3, replace=False)]
