@@ -230,3 +230,30 @@ def test_python_bools_are_numbers_in_arithmetic_as_in_pytorch():
         with pytest.raises(RuntimeError, match="Subtraction, the `-` operator, with a bool tensor"):
             x - True
     assert grads[0] == grads[1]
+
+
+def test_an_intermediate_changed_in_place_after_it_was_saved_raises_as_in_pytorch():
+    """Bug found in this review: the compiled gradient reads saved forward values, and only leaves'
+    versions were checked, so ``y.add_(1)`` under no_grad after ``y.sin()`` gave cos(y + 1) silently
+    (PyTorch raises). Checked on the first (full) and the repeated (cached) step."""
+    for _ in range(2):
+        x = tl.tensor([0.1, 0.2], dtype=tl.float64, requires_grad=True)
+        y = x * 2
+        z = y.sin()
+        with tl.no_grad():
+            y.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.sum().backward()
+
+
+def test_a_mask_tensor_changed_in_place_after_indexing_does_not_move_the_gradient():
+    """Bug found in this review: a boolean mask tensor was kept by reference, so changing it in
+    place before backward scattered the gradient to the new positions. PyTorch raises here; we
+    keep the mask of the forward pass (the gradient of what was computed)."""
+    for _ in range(2):
+        x = tl.tensor([1.0, 2.0, 3.0, 4.0], dtype=tl.float64, requires_grad=True)
+        m = tl.tensor([True, False, True, False])
+        y = x[m]
+        m[0], m[1] = False, True
+        (y**2).sum().backward()
+        assert x.grad.tolist() == [2.0, 0.0, 6.0, 0.0]

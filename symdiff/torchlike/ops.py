@@ -235,8 +235,8 @@ def _advanced(input, parts):
     for k in parts:
         if isinstance(k, (Tensor, list, np.ndarray)):
             arr = k._value if isinstance(k, Tensor) else np.asarray(k)
-            if arr.dtype.kind == "b":
-                layout.append(("const", arr))
+            if arr.dtype.kind == "b":  # a copy: the mask tensor may change in place before backward
+                layout.append(("const", arr.copy() if isinstance(k, Tensor) else arr))
             elif arr.dtype.kind in "iu" or arr.size == 0:
                 layout.append(("operand", len(operands)))
                 operands.append(Tensor._make(arr.astype(np.int64)))
