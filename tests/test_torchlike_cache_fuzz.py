@@ -257,3 +257,17 @@ def test_a_mask_tensor_changed_in_place_after_indexing_does_not_move_the_gradien
         m[0], m[1] = False, True
         (y**2).sum().backward()
         assert x.grad.tolist() == [2.0, 0.0, 6.0, 0.0]
+
+
+def test_equal_code_from_another_file_is_another_function():
+    """Found in this review: code objects compare equal across files (same line, same bytecode),
+    so two rebuild functions reading different globals had the same key."""
+    from symdiff.torchlike import structure
+
+    made = []
+    for file, g in (("one.py", abs), ("two.py", np.negative)):
+        space = {"g": g}
+        exec(compile("f = lambda a: g(a)", file, "exec"), space)
+        made.append(space["f"])
+    assert made[0].__code__ == made[1].__code__
+    assert structure.freeze(made[0]) != structure.freeze(made[1])
