@@ -271,3 +271,15 @@ def test_equal_code_from_another_file_is_another_function():
         made.append(space["f"])
     assert made[0].__code__ == made[1].__code__
     assert structure.freeze(made[0]) != structure.freeze(made[1])
+
+
+def test_the_norm_of_a_zero_vector_has_gradient_zero_as_in_pytorch():
+    """Bug found by this fuzz (slow run, program 85): ``h.norm()`` of an all-zero ``h`` gave a NaN
+    gradient (0/0); PyTorch defines it as 0."""
+    real = pytest.importorskip("torch")
+    grads = []
+    for L in (tl, real):
+        x = L.tensor([[0.0, -0.0], [3.0, 4.0]], dtype=L.float64, requires_grad=True)
+        (x[0].norm() + L.norm(x, dim=1).sum() + x[1].norm() * 2).backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
