@@ -140,7 +140,9 @@ def compile_graph(in_nodes, outputs, name: str = "f", summary: str = "Generated 
         if n.op != "input" or n.params[0] != i:
             raise SymdiffError(f"compile_graph: input {i} must be ir.input_node({i}, ...)")
     key = hashlib.sha256(
-        json.dumps({"graph": ir.structure_key(outputs), "name": name, "version": version(),
+        # the inputs too: an input the outputs never read is still a parameter (its count and shape)
+        json.dumps({"graph": ir.structure_key(outputs), "inputs": [[list(n.shape), str(n.dtype)] for n in in_nodes],
+                    "name": name, "version": version(),
                     "sample_sum": sample_sum_setting()}).encode()
     ).hexdigest()[:32]
     values = {n.params[0].digest: n.params[0].value for n in ir.toposort(outputs) if n.op == "const"}

@@ -51,8 +51,8 @@ class _Rebuilt:
                 if fn is None and t.requires_grad:
                     self.leaves.append(t)
                 continue
-            for x, version in zip(fn._inputs, fn._versions):
-                if id(self.node_of[id(x)]) in self._input_ids and x._vc[0] != version:
+            for x, version in zip(fn._inputs, fn._versions):  # an intermediate too when it may be read saved
+                if (fn._saves or id(self.node_of[id(x)]) in self._input_ids) and x._vc[0] != version:
                     raise RuntimeError(_modified_message(x, version))
             self.node_of[id(t)] = fn.node([self.node_of[id(x)] for x in fn._inputs])
             self.functions.append(fn)
@@ -130,7 +130,7 @@ class _Replay:
             if fn._freed and fn._saves:
                 raise RuntimeError(graph.SECOND_BACKWARD)
             for x, version in zip(fn._inputs, fn._versions):
-                if id(x) in index and x._vc[0] != version:
+                if (fn._saves or id(x) in index) and x._vc[0] != version:
                     raise RuntimeError(_modified_message(x, version))
             self.functions.append(fn)
             if t._retains_grad or t._hooks:

@@ -241,11 +241,17 @@ def log_softmax(input, dim=None, dtype=None):
     return apply("LogSoftmaxBackward0", fn, [input, _shift(input, dim)])
 
 
+def _safe_sqrt(s):
+    """sqrt whose gradient is 0 at 0, PyTorch's choice for the norm of a zero vector (not 0/0)."""
+    positive = s > 0
+    return np.where(positive, np.sqrt(np.where(positive, s, 1)), 0)
+
+
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """``torch.norm``: p = 2/'fro' (default), 1, inf, -inf or any other real p."""
     axis = _axis(dim)
     if p in ("fro", 2, 2.0):
-        return apply("NormBackward1", lambda a: np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdim)), [input])
+        return apply("NormBackward1", lambda a: _safe_sqrt(np.sum(a * a, axis=axis, keepdims=keepdim)), [input])
     if p in (np.inf, float("inf")):
         return apply("NormBackward1", lambda a: np.max(np.abs(a), axis=axis, keepdims=keepdim), [input])
     if p in (-np.inf, float("-inf")):

@@ -19,7 +19,7 @@ from .tensor import Tensor, apply, as_tensor_operand, no_record
 def _binary(names, fn, a, b, saves=True):
     """``fn(a, b)`` where either side may be a Python number (closed over: it becomes a constant of
     the elementwise body). ``names``: grad_fn name for (tensor, tensor), (tensor, number), (number, tensor)."""
-    a, b = as_tensor_operand(a), as_tensor_operand(b)
+    a, b = (int(v) if isinstance(v, bool) else v for v in (as_tensor_operand(a), as_tensor_operand(b)))
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return apply(names[0], fn, [a, b], saves)
     if isinstance(a, Tensor):
@@ -34,9 +34,15 @@ def add(input, other, alpha=1):
 
 
 def sub(input, other, alpha=1):
+    if builtins.any(isinstance(v, bool) or (isinstance(v, Tensor) and v.dtype.name == "bool") for v in (input, other)):
+        raise RuntimeError(_BOOL_SUB)
     if alpha != 1:
         other = mul(other, alpha)
     return _binary(("SubBackward0", "SubBackward0", "RsubBackward1"), np.subtract, input, other, saves=False)
+
+
+_BOOL_SUB = ("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+             "mask, use the `~` or `logical_not()` operator instead.")
 
 
 def mul(input, other):
@@ -229,8 +235,8 @@ def _advanced(input, parts):
     for k in parts:
         if isinstance(k, (Tensor, list, np.ndarray)):
             arr = k._value if isinstance(k, Tensor) else np.asarray(k)
-            if arr.dtype.kind == "b":
-                layout.append(("const", arr))
+            if arr.dtype.kind == "b":  # a copy: the mask tensor may change in place before backward
+                layout.append(("const", arr.copy() if isinstance(k, Tensor) else arr))
             elif arr.dtype.kind in "iu" or arr.size == 0:
                 layout.append(("operand", len(operands)))
                 operands.append(Tensor._make(arr.astype(np.int64)))

@@ -32,7 +32,9 @@ def _function(v, depth):
     except ValueError:  # an empty cell
         raise Unfreezable from None
     defaults = v.__defaults__
-    return (v.__code__, closed, None if defaults is None else freeze(defaults, depth + 1),
+    code = v.__code__  # code objects compare equal across files: the file and name tell them apart
+    return (code, code.co_filename, v.__qualname__, v.__module__, closed,
+            None if defaults is None else freeze(defaults, depth + 1),
             None if v.__kwdefaults__ is None else freeze(v.__kwdefaults__, depth + 1))
 
 
