@@ -49,15 +49,17 @@ EXPECTED = {
 
 
 def _text(cell) -> str:
-    parts = []
+    """A cell's outputs as text; stream outputs are concatenated as printed (the kernel splits one
+    cell's prints into several stream outputs depending on timing)."""
+    text = ""
     for out in cell.get("outputs", []):
         if out.output_type == "stream":
-            parts.append(out.text)
+            text += out.text
         elif out.output_type in ("execute_result", "display_data"):
-            parts += [out.data.get("text/markdown", ""), out.data.get("text/plain", "")]
+            text += "\n" + out.data.get("text/markdown", "") + "\n" + out.data.get("text/plain", "") + "\n"
         elif out.output_type == "error":
-            parts.append(f"{out.ename}: {out.evalue}")
-    return "\n".join(parts)
+            text += f"\n{out.ename}: {out.evalue}\n"
+    return text
 
 
 @pytest.mark.slow
