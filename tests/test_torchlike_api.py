@@ -375,3 +375,33 @@ def test_module_reprs_with_options_match_pytorch():
                                T.nn.Softmax(dim=1), T.nn.LogSoftmax(1), T.nn.Dropout(0.1), T.nn.SiLU(), T.nn.Flatten())
 
     assert repr(build(torch)) == repr(build(real))
+
+
+def test_autograd_grad_runs_hooks_like_pytorch():
+    """Reproducer: ``autograd.grad`` ignored hooks, so a leaf hook that scales the gradient gave the
+    unscaled one (PyTorch returns the hook's result)."""
+    results = {}
+    for T in (torch, real):
+        seen = []
+        x = T.tensor([1.0, 2.0], requires_grad=True)
+        x.register_hook(lambda g: g * 10)
+        (gx,) = T.autograd.grad((x * x).sum(), x)
+        w = T.tensor([1.0, 2.0], requires_grad=True)
+        h = w * 3
+        h.register_hook(lambda g: seen.append(g.tolist()))
+        (gw,) = T.autograd.grad((h * h).sin().sum(), w)
+        (gh,) = T.autograd.grad((h * h).sum(), h)  # an intermediate as the input: its hook's result is returned
+        results[T.__name__] = (gx.tolist(), gw.tolist(), gh.tolist(), seen)
+    assert results["symdiff.torchlike"][0] == [20.0, 40.0]
+    mine, ref = results["symdiff.torchlike"], results["torch"]
+    np.testing.assert_allclose(mine[1], ref[1], rtol=1e-12)
+    assert mine[2] == ref[2] and len(mine[3]) == len(ref[3]) == 2
+    np.testing.assert_allclose(mine[3], ref[3], rtol=1e-12)
+
+
+def test_autograd_grad_hook_replacing_an_intermediate_gradient_is_refused():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    h.register_hook(lambda g: g * 100)
+    with pytest.raises(NotImplementedError, match="observe"):
+        torch.autograd.grad((h * h).sum(), x)

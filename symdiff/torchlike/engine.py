@@ -266,8 +266,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     retain_graph = create_graph if retain_graph is None else retain_graph
     allow_unused = materialize_grads if allow_unused is None else allow_unused
+    stop = {id(t) for t in inputs}
+    hooked = [t for t in _post_order(outputs, stop) if t._hooks and t.grad_fn is not None and id(t) not in stop]
     with set_grad_enabled(create_graph):
-        _, results, rebuilt = _derive(outputs, grad_outputs, inputs, {id(t) for t in inputs}, create_graph)
+        _, results, rebuilt = _derive(outputs, grad_outputs, inputs + hooked, stop, create_graph)
+        for t, g in zip(hooked, results[len(inputs):]):
+            if g is not None:
+                _run_hooks(t, g)  # hooks between outputs and inputs see their gradient, as in PyTorch
+        results = [_run_hooks(t, r, terminal=True) if r is not None and t._hooks else r
+                   for t, r in zip(inputs, results[:len(inputs)])]
     for i, r in enumerate(results):
         if r is None and not allow_unused:
             raise RuntimeError(
@@ -296,17 +303,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         wrt, results, rebuilt = _derive(tensors, grad_tensors, inputs, stop, create_graph)
         for t, g in zip(wrt, results):
             if g is not None and t._hooks:
-                g = _run_hooks(t, g)
+                g = _run_hooks(t, g, terminal=id(t) in stop)
             if g is not None and (t.grad_fn is None or t._retains_grad or id(t) in stop):
                 _accumulate(t, g, create_graph)
     _free(rebuilt, retain_graph)
 
 
-def _run_hooks(t: Tensor, g: Tensor) -> Tensor:
+def _run_hooks(t: Tensor, g: Tensor, terminal: bool = False) -> Tensor:
+    """Run ``t``'s hooks on its gradient ``g``; a hook may replace the gradient where nothing is
+    derived from it any more (a leaf, or a ``terminal`` tensor: an input of ``autograd.grad``)."""
     for hook in list(t._hooks.values()):
         new = hook(g)
         if new is not None:
-            if t.grad_fn is not None:
+            if t.grad_fn is not None and not terminal:
                 raise NotImplementedError(
                     "symdiff.torchlike: a hook on a non-leaf tensor may observe its gradient but not replace it "
                     "(the whole gradient is one compiled function); register the hook on a leaf instead"
