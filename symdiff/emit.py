@@ -23,6 +23,7 @@ from .printing import _ARRAY_API, _ARRAY_API32, _NUMBA, _NUMBA32, _PRINTER, _PRI
 from .printing import share_exp, wrap
 from .printing import print_expr as _print
 from .emit_templates import environment as _environment
+from .errors import CompileError
 
 FUSED = ("numba", "numba_parallel")  # backends whose per-point functions are one compiled loop
 CSE_MAX_BODIES = 80  # beyond this many elementwise bodies, sympy.cse costs more than it finds
@@ -333,8 +334,14 @@ class _FunctionWriter:
         context = StatementContext(self.names, self.batched, self.numba, self.statements, self.new_name, self.array_api)
         for node in self.nodes:
             start = len(self.statements)
-            self._write(node, context)
-            layout.tag_origin(self.statements, start, node.origin and node.origin.describe(self.plan.param_names))
+            origin = node.origin and node.origin.describe(self.plan.param_names)
+            try:
+                self._write(node, context)
+            except CompileError as e:  # a form the backend lacks: say which line of the user's program needs it
+                if not origin or "(at " in str(e):
+                    raise
+                raise CompileError(f"{e} (needed at {origin})") from None
+            layout.tag_origin(self.statements, start, origin)
         returned = [self._returned(node, dtype) for node, dtype in zip(self.outputs, self.plan.output_dtypes)]
         names = [r["name"] for r in returned]
         statements = self.statements

@@ -150,6 +150,15 @@ def test_op_without_standard_equivalent_is_a_compile_error():
         symdiff.value_and_grad(f, backend="array_api")(np.linspace(0, 1, 3))
 
 
+def test_op_without_standard_equivalent_names_the_users_line():
+    def f(x):
+        return np.sum(np.fmod(x, 0.7) ** 2)
+
+    line = f.__code__.co_firstlineno + 1
+    with pytest.raises(CompileError, match=rf"np\.fmod has no array API equivalent.*test_array_api\.py:{line}"):
+        symdiff.grad(f, backend="array_api")(np.linspace(0, 1, 3))
+
+
 def test_integer_array_indexing_on_one_axis_is_take_and_its_gradient_a_compile_error(kind):
     convert, array_type = kind
     idx = np.array([2, 0, 0, 1])
