@@ -26,12 +26,13 @@ import ast
 import builtins
 import inspect
 import linecache
+import math
 import textwrap
 import types
 import warnings
 import weakref
 
-from . import rewrite_runtime
+from . import rewrite_math, rewrite_runtime
 from .rewrite_escapes import (
     _HELPERS,
     _TEMP,
@@ -92,7 +93,7 @@ def _rewrite_code(fun):
         tree = ast.parse(textwrap.dedent("".join(lines)))
         ast.increment_lineno(tree, first - 1)
         fdef = tree.body[0]
-    modules = {name for name, v in fun.__globals__.items() if isinstance(v, types.ModuleType)}
+    modules = {name for name, v in fun.__globals__.items() if isinstance(v, types.ModuleType) and v is not math}
     if not isinstance(fdef, ast.FunctionDef) or fdef.name != fun.__name__ or not _worth_rewriting(fdef, modules):
         return None
     fdef.decorator_list = []
@@ -188,9 +189,11 @@ def _worth_rewriting(fdef, modules) -> bool:
 
 def _helper_call(call, modules) -> bool:
     """A call of a function by a plain name that is not a builtin, or of a method (``self.helper(x)``,
-    not ``np.sin(x)`` of a module the function's globals hold): maybe the user's own helper."""
+    not ``np.sin(x)`` of a module the function's globals hold): maybe the user's own helper. Also
+    ``max``/``min`` and ``math`` functions: ``_sd.convert`` gives their twins for traced values."""
     if isinstance(call.func, ast.Name):
-        return call.func.id != _HELPERS and not hasattr(builtins, call.func.id)
+        name = call.func.id
+        return name != _HELPERS and (not hasattr(builtins, name) or name in rewrite_math.BUILTIN_NAMES)
     root = call.func
     while isinstance(root, ast.Attribute):
         root = root.value

@@ -15,6 +15,7 @@ import types
 
 import numpy as np
 
+from . import rewrite_math
 from .concatenators import concatenator  # noqa: F401  np.r_[...] / np.c_[...] of the rewritten code
 from .errors import ShapeError, TraceError, user_location
 
@@ -328,6 +329,9 @@ _INSTALLED = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "
 
 def convert(f):
     """``f`` rewritten like the traced function when it is the user's own Python function or method."""
+    scalar = rewrite_math.twin(f)  # math.sin, max, min on traced values: their numpy forms
+    if scalar is not None:
+        return scalar
     if isinstance(f, types.MethodType):
         inner = convert(f.__func__)
         return f if inner is f.__func__ else types.MethodType(inner, f.__self__)
