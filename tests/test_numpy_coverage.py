@@ -74,6 +74,9 @@ ARRAY_FUNCTIONS = {
     "cumprod_flat": lambda xp, x: xp.cumprod(x[:2]),
     "sort": lambda xp, x: xp.sort(x, axis=0) * xp.arange(4.0)[:, None],
     "sort_last": lambda xp, x: xp.sort(x**3) * xp.arange(5.0),
+    "argmax_rows": lambda xp, x: x[xp.arange(4), xp.argmax(x, axis=1)] ** 2 + x[xp.argmin(x[:, 0]), 1:] * 3,
+    "argmax_all": lambda xp, x: x.ravel()[xp.argmax(x ** 2)] * x + x.ravel()[x.argmin()] ** 3
+    + xp.argmax(x, axis=0, keepdims=True) * x,
     "select": lambda xp, x: xp.select([x > 0.5, x < -0.5], [x**2, xp.sin(x)], 0.1),
     "nan_to_num": lambda xp, x: xp.nan_to_num(xp.log(x)) * x,
     "take": lambda xp, x: xp.take(x, xp.array([0, 3, 3, 1]), axis=1),

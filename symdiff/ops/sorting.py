@@ -1,5 +1,5 @@
 """Sorting: ``argsort``, the permutation sorting the values (computed when the generated code runs,
-so no derivative), and ``permute``, entries reordered by a permutation (linear: its adjoint reorders by
+so no derivative), ``argmax``/``argmin`` (likewise: positions, used as indices), and ``permute``, entries reordered by a permutation (linear: its adjoint reorders by
 the inverse permutation). np.sort is one of each, so its derivatives follow the run-time order.
 """
 
@@ -17,6 +17,11 @@ from .surface import as_node, negative_axes, numpy_function, refuse_given
 def argsort(x: Node, axis: int) -> Node:
     """The stable sorting permutation of ``x`` along the negative ``axis``, computed at run time."""
     return Node("argsort", (x,), x.shape, "int64", (axis,))
+
+
+def argextreme(name: str, x: Node, axis: int) -> Node:
+    """np.argmax / np.argmin of ``x`` along the negative ``axis`` (first position on ties), at run time."""
+    return Node(name, (x,), x.shape[:axis] + x.shape[axis:][1:], "int64", (axis,))
 
 
 def permute(x: Node, order: Node, axis: int) -> Node:
@@ -44,6 +49,34 @@ class Argsort(Op):
 
     def evaluate(self, node, xs, symbolic):
         return np.argsort(xs[0], axis=node.params[0], kind="stable")
+
+
+class _ArgExtreme(Op):
+    """The position of the largest (smallest) entry along one axis, first on ties; an integer computed
+    at run time, so no derivative: ``x[np.argmax(x)]`` differentiates through the index it picks."""
+
+    opaque = True
+    template = "{{ s.target }} = np.{{ s.op }}({{ s.x }}, axis={{ s.params[0] }})"
+    array_api_template = "{{ s.target }} = xp.{{ s.op }}({{ s.x }}, axis={{ s.params[0] }})"
+
+    def vjp(self, node, g, wanted, n_lead):
+        yield from ()
+
+    def jvp(self, node, tangents, lead):
+        return None
+
+    def evaluate(self, node, xs, symbolic):
+        return getattr(np, self.name)(xs[0], axis=node.params[0])
+
+
+@register
+class Argmax(_ArgExtreme):
+    name = "argmax"
+
+
+@register
+class Argmin(_ArgExtreme):
+    name = "argmin"
 
 
 @register
@@ -115,3 +148,21 @@ def reorder(x: Node, order: Node, axis: int) -> Node | None:
     if order.shape[axis] != x.shape[axis]:
         raise ShapeError(f"a permutation of {order.shape[axis]} entries cannot reorder an axis of {x.shape[axis]}")
     return permute(x, order, axis)
+
+
+def _arg_extreme(name, spelled):
+    @numpy_function(getattr(np, name), method=name)
+    def implementation(a, axis=None, out=None, *, keepdims=False):
+        refuse_given(spelled, out=out)
+        x = as_node(a)
+        if axis is None:
+            x, axis = reshape(x, x.ndim, (x.size,)), -1
+        axis = negative_axes(axis, x.ndim)[0]
+        found = argextreme(name, x, axis)
+        return reshape(found, found.ndim, x.shape[:axis] + (1,) + x.shape[axis:][1:]) if keepdims else found
+
+    return implementation
+
+
+np_argmax = _arg_extreme("argmax", "np.argmax")
+np_argmin = _arg_extreme("argmin", "np.argmin")
