@@ -25,6 +25,10 @@ L2_BYTES = 1024 * 1024  # this machine's L2; W1 (one loaded run): 2048 rows 0.82
 MIN_BLOCK, MAX_BLOCK = 256, 8192
 KERNEL_OPS = {"elementwise", "einsum", "sum"}
 KERNEL_BLOCK = 512  # rows per block of the numba loop (W1, loaded machine: 256 to 2048 alike within noise)
+# products with at most this many columns on one side run in the compiled helpers, wider ones in BLAS:
+# X 100k x 64 against c columns, helpers/np.dot CPU time (loaded machine) c=8 0.71, 16 0.88, 32 1.04, 64 1.31
+SKINNY = 16
+HELPERS = ("_block_times", "_block_add_outer")  # their code: macro block_products of the template
 
 
 def block_rows(s: ss.Split) -> int:
@@ -209,7 +213,7 @@ def _blas(n, s, access) -> str | None:
         k = kinds.index(ss.ROW)
         (rt, pt), (rx, px) = (terms[k], terms[1 - k]), (n.inputs[k], n.inputs[1 - k])
         if len(rt) == 2 and pt[:1] == rt[1] and out == rt[0] + pt[1:]:
-            if len(pt) == 2:
+            if len(pt) == 2 and px.shape[1] <= SKINNY:
                 return f"_block_times({access.block(rx)}, {access.transposed(px)}, {access.block(n)})"
             return f"{access.block(n)}[:] = np.dot({access.block(rx)}, {access.name(px)})"
         return None
@@ -219,13 +223,16 @@ def _blas(n, s, access) -> str | None:
             (a, b), (ta, tb) = (b, a), (tb, ta)
         if out != ta + tb:
             return None
-        if ta and tb:  # the longer row innermost: out, or its transpose added after the loop
+        if ta and tb and min(a.shape[1], b.shape[1]) <= SKINNY:
+            # the longer row innermost: out, or its transpose added after the loop
             if a.shape[1] <= b.shape[1]:
                 return f"_block_add_outer({access.block(a)}, {access.block(b)}, {access.name(n)})"
             total = f"{access.name(n)}_T"
             access.prelude.append(f"{total} = np.zeros(({b.shape[1]}, {a.shape[1]}))")
             access.finish.append(f"{access.name(n)} += {total}.T")
             return f"_block_add_outer({access.block(b)}, {access.block(a)}, {total})"
+        if ta and tb:
+            product = f"np.dot({access.block(a)}.T, {access.block(b)})"
         elif ta or tb:
             vector, matrix = (b, a) if ta else (a, b)
             product = f"np.dot({access.block(matrix)}.T, {access.block(vector)})"

@@ -48,12 +48,26 @@ def test_block_products_match_the_ordinary_code(f, argnums, rows, d, c, monkeypa
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("d, c", [(5, 20), pytest.param(64, 20, marks=SLOW)])
+def test_wide_products_stay_in_blas(d, c, monkeypatch):
+    """More than SKINNY columns: BLAS wins (measured), so np.dot computes the product over the block;
+    (5, 20): the sum of outer products still has a 5-column side, the helper."""
+    args = _data(bce, 1001, d, c)
+    fast = _grad(bce, (0, 1), "numba", "auto", monkeypatch)
+    got, source = fast(*args), fast.source(*args)
+    assert "_block_times(" not in source and "np.dot(" in source
+    assert ("_block_add_outer(" in source) == (d <= 16)
+    for a, r in zip(got, _grad(bce, (0, 1), "numpy", "off", monkeypatch)(*args), strict=True):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
+
+
 def test_block_products_against_numpy_matmul():
     """The two helpers alone, on ragged row counts, against numpy's products (an independent reference)."""
     from symdiff.emit import _sample_sum_macros
+    from symdiff.sample_sum_emit import HELPERS
 
     namespace = {}
-    text = "import numba\nimport numpy as np\n_cacheable = lambda: False\n" + _sample_sum_macros().block_products()
+    text = "import numba\nimport numpy as np\n_cacheable = lambda: False\n" + _sample_sum_macros().block_products(HELPERS)
     exec(text, namespace)  # noqa: S102 - the template's text, as generated modules hold it
     rng = np.random.default_rng(0)
     for n, d, c in ((1, 1, 1), (7, 5, 3), (13, 64, 13), (4, 3, 8)):
