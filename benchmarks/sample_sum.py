@@ -8,7 +8,8 @@ sample-sum path (SYMDIFF_SAMPLE_SUM=off, the code before issue 16) and with it, 
 without and with it, and JAX jit(grad) in x64. Every result is compared with the reference (max
 relative error) before it is timed. After a warm-up call each, the rows are timed round robin, one call
 per row per round (``--repeats`` rounds), so a change of the machine's load hits every row alike; the
-table gives median and fastest-call ratios.
+table gives median and fastest-call ratios. Times are the process's CPU time (every thread: JAX computes
+on its own), which a loaded machine distorts less than wall time.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ def main():
     times = {name: [] for name in built}
     for _ in range(args.repeats):  # round robin: a change of the machine's load hits every row alike
         for name, fn in built.items():
-            start = time.perf_counter()
+            start = time.process_time()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.process_time() - start)
     ref_median, ref_min = statistics.median(times[REF]), min(times[REF])
     for name in built:
         err, problem = max_rel_error(outs[name], outs[REF])
@@ -83,7 +84,7 @@ def main():
                      problem or f"{err:.1e}"])
     load = os.getloadavg()
     print(f"W1 gradient, X {args.rows}x64, W 64x8, b 8, Y {args.rows}x8 float64; 1 thread; "
-          f"{args.repeats} rounds; load average {load[0]:.1f} on {os.cpu_count()} cores\n")
+          f"{args.repeats} rounds; CPU time; load average {load[0]:.1f} on {os.cpu_count()} cores\n")
     print(markdown_table(["implementation", "median", "ratio (medians)", "ratio (fastest calls)",
                           "max rel. error vs hand numpy"], rows))
     for backend in ("numpy", "numba"):
