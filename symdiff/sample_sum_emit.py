@@ -3,13 +3,14 @@
 numpy backend: the plan's function becomes a driver that runs the same graph over blocks of rows sized
 to stay in the L2 cache (views of the row arguments, no copy) and adds the block sums in row order.
 numba backend: when every row op is an elementwise op, an einsum or a sum, one compiled loop over
-blocks of rows: products against parameters and sums of products over rows go to BLAS (``np.dot``) on
-the block, which is still in cache for the second product; elementwise terms and sums run row by row in
-one fused loop over the block. A loop over single rows with hand-written products measured 1.6-2.8x slower
-than this on W1. Matrix products of the block go to two compiled helpers instead of BLAS (``block_times``,
-``block_add_outer`` in the template): four rows at a time, the long contiguous axis innermost so numba's
-loop vectorizer uses AVX FMAs; W1 (loaded machine, thread CPU time): np.dot 0.69x of hand-written numpy,
-these 0.45x (OpenBLAS is slow on 8-column products). Otherwise the numpy driver above. Rendered by
+blocks of rows: products against parameters and sums of products over rows run on the block, which is
+still in cache for the second product; elementwise terms and sums run row by row in one fused loop over
+the block. Products with at most SKINNY columns on one side go to two compiled helpers (``_block_times``,
+``_block_add_outer``, macro block_products of the template): four rows and two columns at a time, the
+long contiguous axis innermost so numba's loop vectorizer uses AVX FMAs; wider ones to BLAS (``np.dot``).
+W1 (loaded machine, CPU time): np.dot 0.69x of hand-written numpy, the helpers 0.46x (OpenBLAS is slow on
+8-column products; ``benchmarks/sample_sum.py --breakdown``); a loop over single rows with hand-written
+products measured 1.6-2.8x slower than np.dot. Otherwise the numpy driver above. Rendered by
 ``templates/sample_sum.j2``.
 """
 

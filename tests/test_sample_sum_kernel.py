@@ -2,6 +2,8 @@
 item 1) give the numbers of the ordinary numpy code on odd shapes: rows not a multiple of the 512-row
 block nor of the 4-row group, 1 to 13 output columns, 1 to 64 data columns, with and without bias."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,12 @@ def test_block_products_match_the_ordinary_code(f, argnums, rows, d, c, monkeypa
     ref = _grad(f, argnums, "numpy", "off", monkeypatch)(*args)
     for a, r in zip(*(x if isinstance(x, tuple) else (x,) for x in (got, ref)), strict=True):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-15)
+    if d == 64:  # no copy of the data (a copy would show as a peak above X.nbytes)
+        tracemalloc.start()
+        fast(*args)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < args[-2].nbytes / 4, (peak, args[-2].nbytes)
 
 
 @pytest.mark.parametrize("d, c", [(5, 20), pytest.param(64, 20, marks=SLOW)])
