@@ -129,6 +129,8 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     )
     if kernels:
         text = text.rstrip() + "".join(_sample_sum_macros().kernel(k) for k in kernels)
+        steps = repr([k["steps"] for k in kernels])  # the compiled block products they call, once
+        text = text.rstrip() + _sample_sum_macros().block_products([h for h in sample_sum_emit.HELPERS if h in steps])
     return text.rstrip() + "\n", [c for c, f in zip(constants, functions) if not f.get("sample_sum_helper")]
 
 

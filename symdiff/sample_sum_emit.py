@@ -3,10 +3,15 @@
 numpy backend: the plan's function becomes a driver that runs the same graph over blocks of rows sized
 to stay in the L2 cache (views of the row arguments, no copy) and adds the block sums in row order.
 numba backend: when every row op is an elementwise op, an einsum or a sum, one compiled loop over
-blocks of rows: products against parameters and sums of products over rows go to BLAS (``np.dot``) on
-the block, which is still in cache for the second product; elementwise terms and sums run row by row in
-one fused loop over the block. A loop over single rows with hand-written products measured 1.6-2.8x slower
-than this on W1. Otherwise the numpy driver above. Rendered by ``templates/sample_sum.j2``.
+blocks of rows: products against parameters and sums of products over rows run on the block, which is
+still in cache for the second product; elementwise terms and sums run row by row in one fused loop over
+the block. Products with at most SKINNY columns on one side go to two compiled helpers (``_block_times``,
+``_block_add_outer``, macro block_products of the template): four rows and two columns at a time, the
+long contiguous axis innermost so numba's loop vectorizer uses AVX FMAs; wider ones to BLAS (``np.dot``).
+W1 (loaded machine, CPU time): np.dot 0.69x of hand-written numpy, the helpers 0.46x (OpenBLAS is slow on
+8-column products; ``benchmarks/sample_sum.py --breakdown``); a loop over single rows with hand-written
+products measured 1.6-2.8x slower than np.dot. Otherwise the numpy driver above. Rendered by
+``templates/sample_sum.j2``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ L2_BYTES = 1024 * 1024  # this machine's L2; W1 (one loaded run): 2048 rows 0.82
 MIN_BLOCK, MAX_BLOCK = 256, 8192
 KERNEL_OPS = {"elementwise", "einsum", "sum"}
 KERNEL_BLOCK = 512  # rows per block of the numba loop (W1, loaded machine: 256 to 2048 alike within noise)
+# products with at most this many columns on one side run in the compiled helpers, wider ones in BLAS:
+# X 100k x 64 against c columns, helpers/np.dot CPU time (loaded machine) c=8 0.71, 16 0.88, 32 1.04, 64 1.31
+SKINNY = 16
+HELPERS = ("_block_times", "_block_add_outer")  # their code: macro block_products of the template
 
 
 def block_rows(s: ss.Split) -> int:
@@ -131,6 +140,7 @@ class _Access:
 
     def __init__(self, s, names):
         self.s, self.names, self.buffers, self.sums = s, names, {}, {}
+        self.prelude, self.finish = [], []  # kernel lines before and after the loop over blocks
         for k, o in enumerate(s.sums):
             self.sums[id(o)] = f"_sum{k}"
 
@@ -150,6 +160,14 @@ class _Access:
         if id(n) in self.sums:
             return f"{name}[{', '.join(idx) if idx else '0'}]"
         return f"{name}[{', '.join(idx)}]" if idx else name
+
+    def transposed(self, n) -> str:
+        """A C-ordered transpose of parameter ``n``, made once before the loop."""
+        name = f"_{self.name(n)}_T"
+        line = f"{name} = np.ascontiguousarray({self.name(n)}.T)"
+        if line not in self.prelude:
+            self.prelude.append(line)
+        return name
 
     def block(self, n) -> str:
         """The rows of the current block of row value ``n``, as an array."""
@@ -180,7 +198,7 @@ def _kernel(s, names, fname) -> dict:
         "sums": [{"name": access.sums[id(o)], "shape": tuple(o.shape) or (1,)} for o in s.sums],
         "buffers": [{"name": access.buffers[id(n)], "shape": (KERNEL_BLOCK,) + tuple(n.shape[1:])}
                     for n in s.nodes if id(n) in access.buffers],
-        "steps": steps,
+        "steps": steps, "prelude": access.prelude, "finish": access.finish,
     }
 
 
@@ -196,6 +214,8 @@ def _blas(n, s, access) -> str | None:
         k = kinds.index(ss.ROW)
         (rt, pt), (rx, px) = (terms[k], terms[1 - k]), (n.inputs[k], n.inputs[1 - k])
         if len(rt) == 2 and pt[:1] == rt[1] and out == rt[0] + pt[1:]:
+            if len(pt) == 2 and px.shape[1] <= SKINNY:
+                return f"_block_times({access.block(rx)}, {access.transposed(px)}, {access.block(n)})"
             return f"{access.block(n)}[:] = np.dot({access.block(rx)}, {access.name(px)})"
         return None
     if s.kinds[id(n)] == ss.SUM and kinds == [ss.ROW, ss.ROW] and terms[0][0] == terms[1][0]:
@@ -204,6 +224,14 @@ def _blas(n, s, access) -> str | None:
             (a, b), (ta, tb) = (b, a), (tb, ta)
         if out != ta + tb:
             return None
+        if ta and tb and min(a.shape[1], b.shape[1]) <= SKINNY:
+            # the longer row innermost: out, or its transpose added after the loop
+            if a.shape[1] <= b.shape[1]:
+                return f"_block_add_outer({access.block(a)}, {access.block(b)}, {access.name(n)})"
+            total = f"{access.name(n)}_T"
+            access.prelude.append(f"{total} = np.zeros(({b.shape[1]}, {a.shape[1]}))")
+            access.finish.append(f"{access.name(n)} += {total}.T")
+            return f"_block_add_outer({access.block(b)}, {access.block(a)}, {total})"
         if ta and tb:
             product = f"np.dot({access.block(a)}.T, {access.block(b)})"
         elif ta or tb:
