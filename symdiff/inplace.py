@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 
 from .ops import REGISTRY, ufuncs
-from .primitives import Sigmoid, _Comparison
+from .primitives import Max, Min, Sigmoid, _Comparison
 
 MIN_SIZE = 1 << 16
 # statements whose target is not an array this function may write into: a broadcast view, a
@@ -213,7 +213,7 @@ class _Generator:
             if not any(self.full(a) for a in e.args):
                 return self.fresh(e)  # full-sized only in combination: see add()
             args = [self.operand(a) for a in sorted(e.args, key=lambda a: not self.full(a))]
-            fn = OUT[e.func]
+            fn = OUT[Max if isinstance(e, sympy.Max) else Min]  # also SymPy's own, in hand-built IR
             acc = args[0]
             for a in args[1:]:
                 acc = self.apply(fn, [acc, a])

@@ -198,16 +198,37 @@ def _drop_unused(node: Node) -> Node:
 # iterations fused into one body would exceed Python's recursion limit (a CompileError); deeper chains
 # become several arrays instead.
 MAX_FUSED_DEPTH = 40
+# ... and is no larger than this as a tree: SymPy's walks (free_symbols, has, xreplace) visit a shared
+# subexpression once per use, so inlining a body that uses its operand in both branches of a select,
+# level after level, made an 84-node body a tree of 7e7 nodes and a compile of many minutes.
+MAX_FUSED_TREE = 20000
+
+
+def _extent(expr) -> tuple:
+    """How deeply ``expr`` nests and how many nodes a tree walk of it visits, counted once per
+    distinct subexpression and without recursion (deep or heavily shared bodies are what it guards
+    against)."""
+    known: dict = {}
+    stack = [(expr, False)]
+    while stack:
+        e, ready = stack.pop()
+        if ready:
+            below = [known[a] for a in e.args]
+            known[e] = (1 + max((d for d, _ in below), default=0), 1 + sum(n for _, n in below))
+        elif e not in known:
+            known[e] = None
+            stack.append((e, True))
+            stack.extend((a, False) for a in e.args if a not in known)
+    return known[expr]
 
 
 def _depth(expr) -> int:
-    """How deeply ``expr`` nests (counted without recursion: deep bodies are what it guards against)."""
-    deepest, stack = 0, [(expr, 1)]
-    while stack:
-        e, level = stack.pop()
-        deepest = max(deepest, level)
-        stack.extend((a, level + 1) for a in e.args)
-    return deepest
+    return _extent(expr)[0]
+
+
+def _fusable(body) -> bool:
+    depth, size = _extent(body)
+    return depth < MAX_FUSED_DEPTH and size <= MAX_FUSED_TREE
 
 
 def _fuse(outputs: list, keep=frozenset()) -> list:
@@ -226,7 +247,7 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
             and x.inputs
             and uses.get(id(x), 0) == 1
             and (x.dtype == "bool" or x.dtype == ir.result_dtype(*(i.dtype for i in x.inputs)))
-            and _depth(x.body) < MAX_FUSED_DEPTH
+            and _fusable(x.body)
         )
 
     def rewrite(node: Node) -> Node:
@@ -249,7 +270,7 @@ def _fuse(outputs: list, keep=frozenset()) -> list:
             else:
                 subs[placeholder(i)] = slot(x)
         body = node.body.xreplace(subs)
-        if not _shape_kept(new_inputs, node.shape):
+        if not _shape_kept(new_inputs, node.shape) or _extent(body)[1] > MAX_FUSED_TREE:
             return node
         fused = Node("elementwise", tuple(new_inputs), node.shape, node.dtype, (body,))
         fused.origin = origins.merge(inlined)  # the lines of the chain, when they are one file's

@@ -1,5 +1,5 @@
 """The SymPy side of elementwise bodies: the functions every stage meets (``where``, comparisons, a
-stable ``logaddexp`` and sigmoid) with their derivatives (``fdiff``), and the conventions SymPy's
+stable ``logaddexp`` and sigmoid, a ``Max``/``Min`` cheap to rebuild) with their derivatives (``fdiff``), and the conventions SymPy's
 derivatives are cleaned up to (``clean_derivative``, ``lift_selects``, ``stable_forms``).
 
 Which numpy and scipy.special ufuncs map to which SymPy body, and how each prints, is the table in
@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import sympy
 from sympy.codegen.cfunctions import log1p
+from sympy.core.operations import ShortCircuit
 from sympy.printing.precedence import PRECEDENCE
 
 
@@ -111,6 +112,54 @@ class Sigmoid(sympy.Function):
     def fdiff(self, argindex=1):
         s = Sigmoid(self.args[0])
         return s * (1 - s)
+
+
+class _CheapExtremum:
+    """SymPy's Max/Min, simplified only where that is cheap: nested calls flattened, repeated
+    arguments dropped, numbers folded into one. SymPy's own constructor compares every pair of
+    arguments symbolically (``_find_localzeros``) each time an expression is rebuilt (every
+    ``xreplace``), which made the max of 12 element symbols and its derivatives a compile of minutes.
+    Same name, printing, derivatives (``Heaviside``: 1/2 at ties) and ``isinstance`` as SymPy's."""
+
+    _sympy: type  # SymPy's class, which still folds the numbers
+
+    def __new__(cls, *args, evaluate=True, **assumptions):
+        args = [sympy.sympify(a) for a in args]
+        if evaluate:
+            try:
+                args = list(dict.fromkeys(cls._new_args_filter(args)))
+            except ShortCircuit:
+                return cls.zero
+            numbers = [a for a in args if a.is_number]
+            if len(numbers) > 1:
+                args = [a for a in args if not a.is_number] + [cls._sympy(*numbers)]
+        unique = frozenset(args)
+        if len(unique) <= 1:
+            return next(iter(unique), cls.identity)
+        obj = sympy.Expr.__new__(cls, *sympy.ordered(unique), **assumptions)
+        obj._argset = unique
+        return obj
+
+    def _others(self, argindex):
+        return self.func(*(a for i, a in enumerate(self.args) if i != argindex - 1))
+
+
+class Max(_CheapExtremum, sympy.Max):
+    _sympy = sympy.Max
+
+    def fdiff(self, argindex=1):
+        if len(self.args) > 2 and 0 < argindex <= len(self.args):
+            return sympy.Heaviside(self.args[argindex - 1] - self._others(argindex))
+        return super().fdiff(argindex)
+
+
+class Min(_CheapExtremum, sympy.Min):
+    _sympy = sympy.Min
+
+    def fdiff(self, argindex=1):
+        if len(self.args) > 2 and 0 < argindex <= len(self.args):
+            return sympy.Heaviside(self._others(argindex) - self.args[argindex - 1])
+        return super().fdiff(argindex)
 
 
 class _Special(sympy.Function):
@@ -250,7 +299,7 @@ def _rewrite_add(expr):
         if z is None or not isinstance(-z, sympy.Abs):
             continue
         inner = (-z).args[0]
-        m = sympy.Max(inner, 0)
+        m = Max(inner, 0)
         if m in terms:
             rest = [u for u in terms if u is not t and u != m]
             return sympy.Add(LogAddExp(0, inner), *rest)

@@ -17,7 +17,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from .ops import ufuncs
 from .ops.base import numpy_dtype_name
 from .errors import CompileError
-from .primitives import GreaterEqual, LessEqual, LogAddExp, Sigmoid, Where
+from .primitives import GreaterEqual, LessEqual, LogAddExp, Max, Min, Sigmoid, Where
 
 
 class Printer(NumPyPrinter):
@@ -230,7 +230,7 @@ def share_exp(bodies: list) -> list:
     forms = {}
     for a, u in softplus.items():
         if sympy.Abs(u) in shared:  # (of u = -v: -min(v, 0), without an array for -v)
-            positive_part = -sympy.Min(-u, 0) if u.could_extract_minus_sign() else sympy.Max(u, 0)
+            positive_part = -Min(-u, 0) if u.could_extract_minus_sign() else Max(u, 0)
             forms[a] = positive_part + log1p(sympy.exp(-sympy.Abs(u)))
     for s in sigmoids:
         u = s.args[0]

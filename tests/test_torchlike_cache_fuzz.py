@@ -203,9 +203,8 @@ def test_random_training_loops_match_pytorch_every_step(seed):
 
 
 @pytest.mark.slow
-# seeds 40-239: seed 304 (maximum, softmax, tanh, SGD, a second derivative, requires_grad toggled)
-# runs for minutes and was not investigated; it stays out of the slow run until it is
-@pytest.mark.parametrize("seed", range(40, 240))
+# seed 304 (maximum, softmax, tanh, a second derivative) compiled for minutes: tests/test_compile_growth.py
+@pytest.mark.parametrize("seed", [*range(40, 240), 304])
 def test_random_training_loops_match_pytorch_every_step_long(seed):
     _check(seed, steps=6)
 

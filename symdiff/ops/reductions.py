@@ -10,7 +10,7 @@ import numpy as np
 import sympy
 
 from ..graph import Node, placeholder
-from ..primitives import Equal, Where
+from ..primitives import Equal, Max, Min, Where
 from . import elementwise as ew
 from . import shape
 from .base import Op, refilled, register, with_ones
@@ -141,7 +141,7 @@ class _Extreme(Op):
     sparsity = _reduction_sparsity
     linear = True
     numpy_function = staticmethod(np.max)
-    sympy_function = sympy.Max
+    sympy_function = Max
 
     def vjp(self, node, g, wanted, n_lead):
         mask, count = extreme_mask(node)
@@ -186,7 +186,7 @@ class Min(_Extreme):
 
     name = "min"
     numpy_function = staticmethod(np.min)
-    sympy_function = sympy.Min
+    sympy_function = Min
 
 
 @register
