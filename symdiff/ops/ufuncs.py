@@ -52,6 +52,7 @@ class Printed:
     numpy: object
     numba: object = None
     array_api: object = None  # None: the array API standard has no such function
+    numba_fast: str | None = None  # a branch-free helper of templates/numba_math.j2 (see ``fast_numba``)
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,14 @@ class Ufunc:
 
 
 def ufunc(names, nin, body, numpy=None, numba=None, out=None, *, func=None, also=(), library="numpy", xp=None,
-          **kw) -> Ufunc:
+          fast=None, **kw) -> Ufunc:
     """An entry. ``numpy``/``numba``: how ``func`` prints, the SymPy function the body is made of (the
     body itself when it is one; arithmetic needs none, SymPy prints it); ``also``: the printing of
-    functions only its derivatives contain; ``xp``: how ``func`` prints on the array API backend."""
+    functions only its derivatives contain; ``xp``: how ``func`` prints on the array API backend; ``fast``:
+    its vectorizable helper in numba loops (templates/numba_math.j2), where it has one."""
     names = (names,) if isinstance(names, str) else tuple(names)
     func = func or (body if isinstance(body, sympy.FunctionClass) else None)
-    printed = (Printed(func, numpy, numba, xp),) if numpy or numba else ()
+    printed = (Printed(func, numpy, numba, xp, fast),) if numpy or numba else ()
     return Ufunc(names, nin, body, printed + tuple(also), out, library=library, **kw)
 
 
@@ -351,7 +353,7 @@ TABLE = (
     ufunc("absolute", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)", xp="abs"),
     ufunc("fabs", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0", xp="abs"),
     ufunc("sign", 1, sympy.sign, "np.sign", SIGN, "np.sign", convention="0", xp="xp.sign"),
-    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp", xp="xp.exp"),
+    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp", xp="xp.exp", fast="exp"),
     ufunc("exp2", 1, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2", xp="2.0**({0})"),
     ufunc("expm1", 1, expm1, "np.expm1", "math.expm1", "np.expm1", xp="xp.expm1"),
     ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log", xp="xp.log"),
@@ -363,8 +365,8 @@ TABLE = (
           convention="real cube root of negative numbers", xp="xp.sign({0})*xp.abs({0})**(1/3)"),
     ufunc("square", 1, lambda a: a**2),
     ufunc("reciprocal", 1, lambda a: 1 / a),
-    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin", xp="xp.sin"),
-    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos", xp="xp.cos"),
+    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin", xp="xp.sin", fast="sin"),
+    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos", xp="xp.cos", fast="cos"),
     ufunc("tan", 1, sympy.tan, "np.tan", "math.tan", "np.tan", xp="xp.tan"),
     ufunc("arcsin", 1, sympy.asin, "np.arcsin", "math.asin", "np.arcsin", xp="xp.asin"),
     ufunc("arccos", 1, sympy.acos, "np.arccos", "math.acos", "np.arccos", xp="xp.acos"),
@@ -482,6 +484,12 @@ def printed(backend: str) -> dict:
             if form is not None and forms.setdefault(p.func, form) != form:
                 raise ValueError(f"{p.func.__name__} prints two ways on {backend}")
     return forms
+
+
+def fast_numba() -> dict:
+    """SymPy function -> the name of its vectorizable helper in templates/numba_math.j2 (``_fast_<name>``,
+    with ``_far_<name>``: True where the helper is not libm-exact and the point reruns on ``math``)."""
+    return {p.func: p.numba_fast for e in TABLE for p in e.printed if p.numba_fast}
 
 
 def without_array_api() -> dict:
