@@ -443,9 +443,11 @@ class _FunctionWriter:
         calls with, per call, the test of points to rerun on ``math`` (``far``)."""
         plan = self.plan
         code = repr([_code_fields(s) for s in statements])
-        far = [t for t in map(self.rename, self.fast.far if self.fast else []) if "_fast_" + t[len("_far_"):] in code]
+        calls = [(name, far, arg) for name, far, arg in ((n, f, self.rename(a)) for n, f, a in self.fast.calls)
+                 if f"_fast_{name}({arg})" in code] if self.fast else []  # the calls that made it into statements
         return {
-            "far": far, "helpers": sorted({t[len("_far_"):].split("(", 1)[0] for t in far}),
+            "far": list(dict.fromkeys(f"_far_{far}({arg})" for _, far, arg in calls)),
+            "helpers": sorted({name for name, _, _ in calls}),
             "inputs": [{"name": plan.param_names[i], "core": n.shape, "dtype": n.dtype, "scalar": n.shape == ()}
                        for i, n in enumerate(plan.inputs)],
             "outputs": [{"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack",

@@ -88,19 +88,19 @@ class NumbaPrinter(PythonCodePrinter):
 
 class NumbaFastPrinter(NumbaPrinter):
     """The numba printer with the table's vectorizable helpers (``_fast_exp``...) in place of ``math``
-    calls that keep LLVM from vectorizing a loop. One per kernel: ``far`` collects, per call, the test
-    that is True where the helper is not libm-exact (the driver reruns those points on ``math``)."""
+    calls that keep LLVM from vectorizing a loop. One per kernel: ``calls`` collects (helper, test,
+    printed argument) per call; the test ``_far_<test>`` is True where the helper is not libm-exact
+    (the driver reruns those points on ``math``)."""
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        self.far: list = []
+        self.calls: list = []
 
 
-def _fast_method(name):
+def _fast_method(name, far):
     def method(self, expr):
         arg = self._print(expr.args[0])
-        if f"_far_{name}({arg})" not in self.far:
-            self.far.append(f"_far_{name}({arg})")
+        self.calls.append((name, far, arg))
         return f"_fast_{name}({arg})"
 
     return method
@@ -108,7 +108,7 @@ def _fast_method(name):
 
 def libm_text(text: str) -> str:
     """A fast kernel's line with the table's ``math`` calls back in place of its helpers (the rerun)."""
-    for func, name in ufuncs.fast_numba().items():
+    for func, (name, _) in ufuncs.fast_numba().items():
         text = text.replace(f"_fast_{name}(", f"{ufuncs.printed('numba')[func]}(")
     return text
 
@@ -175,8 +175,8 @@ def _table_method(form):
 for _printer, _backend in ((Printer, "numpy"), (NumbaPrinter, "numba"), (ArrayAPIPrinter, "array_api")):
     for _func, _form in ufuncs.printed(_backend).items():
         setattr(_printer, f"_print_{_func.__name__}", _table_method(_form))
-for _func, _name in ufuncs.fast_numba().items():
-    setattr(NumbaFastPrinter, f"_print_{_func.__name__}", _fast_method(_name))
+for _func, (_name, _far) in ufuncs.fast_numba().items():
+    setattr(NumbaFastPrinter, f"_print_{_func.__name__}", _fast_method(_name, _far))
 for _func, _spelled in ufuncs.without_array_api().items():
     setattr(ArrayAPIPrinter, f"_print_{_func.__name__}", _no_standard(_spelled))
 
