@@ -66,7 +66,7 @@ def main():
     x = np.linspace(0.0, 1.0, args.points)
     print(f"W3 k-th derivative at {args.points} points in [0, 1], CPU time of one thread, median of "
           f"{args.repeats}; load average at start {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("| k | hand numpy | numba fast exp/sin/cos | numba libm | JAX jit | max rel. diff fast vs libm |")
+    print("| k | hand numpy | numba fast exp/sin/cos | numba libm | JAX jit | max abs(fast - libm) / max abs(libm) |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for k in (int(o) for o in args.orders.split(",")):
@@ -83,7 +83,9 @@ def main():
                     times[r].append(cpu(fn))
             med = {r: statistics.median(t) for r, t in times.items()}
             ref = values["numpy"]
-            diff = np.max(np.abs(values["fast"] - values["libm"]) / np.maximum(np.abs(values["libm"]), 1e-300))
+            # relative to the derivative's size: pointwise, a 1-ulp change of exp/sin is amplified where
+            # the formula's terms cancel (zeros of the derivative), as tests/test_numba_fast_math.py says
+            diff = np.max(np.abs(values["fast"] - values["libm"])) / np.max(np.abs(values["libm"]))
             assert np.allclose(values["fast"], ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
             jax = f"{med['jax'] / med['numpy']:.2f}x" if "jax" in med else "—"
             print(f"| {k} | {med['numpy'] * 1e3:.1f} ms | {med['fast'] / med['numpy']:.2f}x | "
