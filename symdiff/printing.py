@@ -97,8 +97,10 @@ class NumbaFastPrinter(NumbaPrinter):
         self.calls: list = []
 
 
-def _fast_method(name, far):
+def _fast_method(name, far, libm):
     def method(self, expr):
+        if expr.args[0].is_number:  # log(2) from SymPy's algebra: a constant, and an int the helpers do not take
+            return libm(self, expr)
         arg = self._print(expr.args[0])
         self.calls.append((name, far, arg))
         return f"_fast_{name}({arg})"
@@ -176,7 +178,8 @@ for _printer, _backend in ((Printer, "numpy"), (NumbaPrinter, "numba"), (ArrayAP
     for _func, _form in ufuncs.printed(_backend).items():
         setattr(_printer, f"_print_{_func.__name__}", _table_method(_form))
 for _func, (_name, _far) in ufuncs.fast_numba().items():
-    setattr(NumbaFastPrinter, f"_print_{_func.__name__}", _fast_method(_name, _far))
+    setattr(NumbaFastPrinter, f"_print_{_func.__name__}",
+            _fast_method(_name, _far, _table_method(ufuncs.printed("numba")[_func])))
 for _func, _spelled in ufuncs.without_array_api().items():
     setattr(ArrayAPIPrinter, f"_print_{_func.__name__}", _no_standard(_spelled))
 

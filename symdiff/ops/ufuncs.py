@@ -358,7 +358,7 @@ TABLE = (
     ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp", xp="xp.exp", fast="exp"),
     ufunc("exp2", 1, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2", xp="2.0**({0})"),
     ufunc("expm1", 1, expm1, "np.expm1", "math.expm1", "np.expm1", xp="xp.expm1"),
-    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log", xp="xp.log"),
+    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log", xp="xp.log", fast="log"),
     ufunc("log2", 1, log2, "np.log2", "math.log2", "np.log2", xp="xp.log2"),
     ufunc("log10", 1, log10, "np.log10", "math.log10", "np.log10", xp="xp.log10"),
     ufunc("log1p", 1, log1p, "np.log1p", "math.log1p", "np.log1p", xp="xp.log1p"),
