@@ -120,7 +120,8 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
                 "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel",
-                "fast_math": sorted({h for f in functions if f.get("points") for h in f["points"]["helpers"]}), "uses_math": any(f.get("scalar") and f["scalar"]["uses_math"] for f in functions),
+                "fast_math": sorted({h for f in functions if f.get("points") for h in f["points"]["helpers"]}),
+                "uses_math": any(f.get("scalar") and f["scalar"]["uses_math"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
                 # the array API module's helpers that some function calls (the others are left out)
