@@ -20,7 +20,7 @@ from . import chunking, inplace, ir, ops, sample_sum_emit, scalar_entry
 from .ir import placeholder
 from .ops.base import StatementContext, numpy_dtype_name
 from .printing import _ARRAY_API, _ARRAY_API32, _NUMBA, _NUMBA32, _PRINTER, _PRINTER32, array_literal, nested_list
-from .printing import share_exp, wrap
+from .printing import NumbaFastPrinter, share_exp, wrap
 from .printing import print_expr as _print
 from .emit_templates import environment as _environment
 from .errors import CompileError
@@ -120,7 +120,9 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
     text = _environment(array_api).get_template(template).render(
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
-                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel", "uses_math": any(f.get("scalar") and f["scalar"]["uses_math"] for f in functions),
+                "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel",
+                "fast_math": sorted({h for f in functions if f.get("points") for h in f["points"]["helpers"]}),
+                "uses_math": any(f.get("scalar") and f["scalar"]["uses_math"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
                 # the array API module's helpers that some function calls (the others are left out)
@@ -195,7 +197,7 @@ def _function_model(plan: FunctionPlan, numba: bool = False, literals=None, modu
     output_start = layout.output_start(statements, names)
     model = {
         "name": plan.name,
-        "points": writer.points(returned) if numba else None,
+        "points": writer.points(returned, statements) if numba else None,
         "params": plan.param_names[:n_positional],
         "keyword_params": plan.param_names[n_positional:],
         "constants": writer.const_names,
@@ -231,6 +233,8 @@ class _FunctionWriter:
         self.outputs = plan.outputs if numba or not batched_inputs else ops.align_batches(plan.outputs, batched_inputs)
         self.batched = ops.batch_carriers(self.outputs, batched_inputs)
         self.single = all(np.dtype(n.dtype) != np.float64 for n in plan.inputs)
+        # float64 kernels call the vectorizable helpers of numba_math.j2 (float32 ones stay on math)
+        self.fast = NumbaFastPrinter({"fully_qualified_modules": True}) if numba and not self.single else None
         self.nodes = ir.toposort(self.outputs)
         self.names = {id(node): plan.param_names[pos] for pos, node in enumerate(plan.inputs)}
         self.taken = set(plan.param_names) | RESERVED
@@ -246,7 +250,7 @@ class _FunctionWriter:
     # -- names and shared subexpressions --------------------------------------------------------
     def print_expr(self, expr) -> str:
         if self.numba:
-            return wrap((_NUMBA32 if self.single else _NUMBA).doprint(expr))
+            return wrap((self.fast or (_NUMBA32 if self.single else _NUMBA)).doprint(expr))
         if self.array_api:
             return wrap((_ARRAY_API32 if self.single else _ARRAY_API).doprint(expr))
         return _print(expr, self.single)
@@ -444,10 +448,16 @@ class _FunctionWriter:
         return {"name": self.names[id(node)], "broadcast": broadcast, "dtype": _np_dtype(dtype) if cast else None}
 
     # -- the rest of the model -------------------------------------------------------------------
-    def points(self, returned) -> dict:
-        """The numba kernel's view: per-point inputs and outputs."""
+    def points(self, returned, statements) -> dict:
+        """The numba kernel's view: per-point inputs and outputs, and the helpers of numba_math.j2 it
+        calls with, per call, the test of points to rerun on ``math`` (``far``)."""
         plan = self.plan
+        code = repr([_code_fields(s) for s in statements])
+        calls = [(name, far, arg) for name, far, arg in ((n, f, self.rename(a)) for n, f, a in self.fast.calls)
+                 if f"_fast_{name}({arg})" in code] if self.fast else []  # the calls that made it into statements
         return {
+            "far": list(dict.fromkeys(f"_far_{far}({arg})" for _, far, arg in calls)),
+            "helpers": sorted({name for name, _, _ in calls}),
             "inputs": [{"name": plan.param_names[i], "core": n.shape, "dtype": n.dtype, "scalar": n.shape == ()}
                        for i, n in enumerate(plan.inputs)],
             "outputs": [{"index": k, "core": o.shape, "dtype": _np_dtype(d), "packed": o.op == "pack",

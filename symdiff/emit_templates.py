@@ -14,6 +14,7 @@ import jinja2
 
 from . import ops
 from .errors import CompileError
+from .printing import libm_text as _libm_text
 from .resources import template_dir
 
 
@@ -28,6 +29,7 @@ def environment(array_api: bool = False) -> jinja2.Environment:
         autoescape=False,
     )
     env.globals["statement"] = _render_array_api_statement if array_api else _render_statement
+    env.filters["libm"] = lambda text, libm: _libm_text(text) if libm else text  # numba_module.py.j2's rerun
     env.globals["statements_template"] = "array_api_statements.j2" if array_api else "statements.j2"
     return env
 

@@ -86,6 +86,35 @@ class NumbaPrinter(PythonCodePrinter):
         return _float_text(float(expr), "math")
 
 
+class NumbaFastPrinter(NumbaPrinter):
+    """The numba printer with the table's vectorizable helpers (``_fast_exp``...) in place of ``math``
+    calls that keep LLVM from vectorizing a loop. One per kernel: ``calls`` collects (helper, test,
+    printed argument) per call; the test ``_far_<test>`` is True where the helper is not libm-exact
+    (the driver reruns those points on ``math``)."""
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.calls: list = []
+
+
+def _fast_method(name, far, libm):
+    def method(self, expr):
+        if expr.args[0].is_number:  # log(2) from SymPy's algebra: a constant, and an int the helpers do not take
+            return libm(self, expr)
+        arg = self._print(expr.args[0])
+        self.calls.append((name, far, arg))
+        return f"_fast_{name}({arg})"
+
+    return method
+
+
+def libm_text(text: str) -> str:
+    """A fast kernel's line with the table's ``math`` calls back in place of its helpers (the rerun)."""
+    for func, (name, _) in ufuncs.fast_numba().items():
+        text = text.replace(f"_fast_{name}(", f"{ufuncs.printed('numba')[func]}(")
+    return text
+
+
 class ArrayAPIPrinter(Printer):
     """The numpy printer on the array API standard: ``xp.`` functions, where the standard has them.
 
@@ -148,6 +177,9 @@ def _table_method(form):
 for _printer, _backend in ((Printer, "numpy"), (NumbaPrinter, "numba"), (ArrayAPIPrinter, "array_api")):
     for _func, _form in ufuncs.printed(_backend).items():
         setattr(_printer, f"_print_{_func.__name__}", _table_method(_form))
+for _func, (_name, _far) in ufuncs.fast_numba().items():
+    setattr(NumbaFastPrinter, f"_print_{_func.__name__}",
+            _fast_method(_name, _far, _table_method(ufuncs.printed("numba")[_func])))
 for _func, _spelled in ufuncs.without_array_api().items():
     setattr(ArrayAPIPrinter, f"_print_{_func.__name__}", _no_standard(_spelled))
 

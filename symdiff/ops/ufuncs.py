@@ -54,6 +54,8 @@ class Printed:
     numpy: object
     numba: object = None
     array_api: object = None  # None: the array API standard has no such function
+    numba_fast: str | None = None  # a branch-free helper of templates/numba_math.j2 (see ``fast_numba``)
+    numba_far: str | None = None  # its test of points to rerun on math, if not ``_far_<numba_fast>``
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,15 @@ class Ufunc:
 
 
 def ufunc(names, nin, body, numpy=None, numba=None, out=None, *, func=None, also=(), library="numpy", xp=None,
-          **kw) -> Ufunc:
+          fast=None, far=None, **kw) -> Ufunc:
     """An entry. ``numpy``/``numba``: how ``func`` prints, the SymPy function the body is made of (the
     body itself when it is one; arithmetic needs none, SymPy prints it); ``also``: the printing of
-    functions only its derivatives contain; ``xp``: how ``func`` prints on the array API backend."""
+    functions only its derivatives contain; ``xp``: how ``func`` prints on the array API backend; ``fast``:
+    its vectorizable helper in numba loops (templates/numba_math.j2), where it has one; ``far``: the
+    helper's test of points to rerun on math, when functions share it (sin and cos: one reduction)."""
     names = (names,) if isinstance(names, str) else tuple(names)
     func = func or (body if isinstance(body, sympy.FunctionClass) else None)
-    printed = (Printed(func, numpy, numba, xp),) if numpy or numba else ()
+    printed = (Printed(func, numpy, numba, xp, fast, far),) if numpy or numba else ()
     return Ufunc(names, nin, body, printed + tuple(also), out, library=library, **kw)
 
 
@@ -353,10 +357,10 @@ TABLE = (
     ufunc("absolute", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0 (JAX gives 1)", xp="abs"),
     ufunc("fabs", 1, sympy.Abs, "abs", "abs", "np.absolute", convention="sign(x): 0 at 0", xp="abs"),
     ufunc("sign", 1, sympy.sign, "np.sign", SIGN, "np.sign", convention="0", xp="xp.sign"),
-    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp", xp="xp.exp"),
+    ufunc("exp", 1, sympy.exp, "np.exp", "math.exp", "np.exp", xp="xp.exp", fast="exp"),
     ufunc("exp2", 1, exp2, "np.exp2", "math.pow(2.0, {0})", "np.exp2", xp="2.0**({0})"),
     ufunc("expm1", 1, expm1, "np.expm1", "math.expm1", "np.expm1", xp="xp.expm1"),
-    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log", xp="xp.log"),
+    ufunc("log", 1, sympy.log, "np.log", "math.log", "np.log", xp="xp.log", fast="log"),
     ufunc("log2", 1, log2, "np.log2", "math.log2", "np.log2", xp="xp.log2"),
     ufunc("log10", 1, log10, "np.log10", "math.log10", "np.log10", xp="xp.log10"),
     ufunc("log1p", 1, log1p, "np.log1p", "math.log1p", "np.log1p", xp="xp.log1p"),
@@ -365,8 +369,8 @@ TABLE = (
           convention="real cube root of negative numbers", xp="xp.sign({0})*xp.abs({0})**(1/3)"),
     ufunc("square", 1, lambda a: a**2),
     ufunc("reciprocal", 1, lambda a: 1 / a),
-    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin", xp="xp.sin"),
-    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos", xp="xp.cos"),
+    ufunc("sin", 1, sympy.sin, "np.sin", "math.sin", "np.sin", xp="xp.sin", fast="sin", far="pio2"),
+    ufunc("cos", 1, sympy.cos, "np.cos", "math.cos", "np.cos", xp="xp.cos", fast="cos", far="pio2"),
     ufunc("tan", 1, sympy.tan, "np.tan", "math.tan", "np.tan", xp="xp.tan"),
     ufunc("arcsin", 1, sympy.asin, "np.arcsin", "math.asin", "np.arcsin", xp="xp.asin"),
     ufunc("arccos", 1, sympy.acos, "np.arccos", "math.acos", "np.arccos", xp="xp.acos"),
@@ -484,6 +488,12 @@ def printed(backend: str) -> dict:
             if form is not None and forms.setdefault(p.func, form) != form:
                 raise ValueError(f"{p.func.__name__} prints two ways on {backend}")
     return forms
+
+
+def fast_numba() -> dict:
+    """SymPy function -> (its vectorizable helper in templates/numba_math.j2, ``_fast_<name>``; the name
+    of its test ``_far_<far>``, True where the helper is not libm-exact and the point reruns on math)."""
+    return {p.func: (p.numba_fast, p.numba_far or p.numba_fast) for e in TABLE for p in e.printed if p.numba_fast}
 
 
 def without_array_api() -> dict:
