@@ -12,9 +12,9 @@ table gives median and fastest-call ratios. Times are the process's CPU time (ev
 on its own), which a loaded machine distorts less than wall time.
 
 ``--breakdown``: where the numba kernel's time goes instead. Its generated text runs as written, without
-``math.exp`` (exp(x) replaced by x), without the block products (those lines replaced by ``pass``) and
-without both; the differences are what exp and the products cost (the edited variants compute wrong
-values: timing only).
+exp (``math.exp(x)`` and ``_fast_exp(x)`` replaced by x), without the block products (those lines replaced
+by ``pass``) and without both; the differences are what exp and the products cost (the edited variants
+compute wrong values: timing only).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def breakdown(data, repeats):
     os.environ["SYMDIFF_SAMPLE_SUM"] = "auto"
     text = symdiff.grad(loss, argnums=(0, 1), backend="numba").source(*data)
     kernel = re.search(r"def (_rows_\w+)\(", text).group(1)
-    no_exp = text.replace("math.exp(", "(")
+    no_exp = re.sub(r"(?<!def )\b(math\.exp|_fast_exp)\(", "(", text)  # calls of exp, libm's or the fast helper
     products = re.compile(r"^( +)_block_(times|add_outer)\(.*$", re.MULTILINE)
     variants = {"kernel as generated": text, "without exp": no_exp, "without block products":
                 products.sub(r"\1pass", text), "without both": products.sub(r"\1pass", no_exp)}

@@ -121,7 +121,8 @@ def render(title: str, notes: list, plans: list, version: str, backend: str = "n
         module={"title": _doc_text(title), "notes": [_doc_text(n) for n in notes], "version": version,
                 "functions": functions, "uses_numpy": uses_numpy, "constants": module_constants,
                 "uses_scipy": uses_scipy_special, "parallel": backend == "numba_parallel",
-                "fast_math": sorted({h for f in functions if f.get("points") for h in f["points"]["helpers"]}),
+                "fast_math": sorted({h for f in functions if f.get("points") for h in f["points"]["helpers"]}
+                                   | {h for k in kernels for h in k["helpers"]}),
                 "uses_math": any(f.get("scalar") and f["scalar"]["uses_math"] for f in functions),
                 "checks": any(f["checks"] for f in functions), "regenerate": repr(str(regenerate or _REGENERATE)),
                 "check_dtypes": sorted({c["dtype"] for f in functions for c in f["checks"]}),
@@ -456,7 +457,7 @@ class _FunctionWriter:
         calls = [(name, far, arg) for name, far, arg in ((n, f, self.rename(a)) for n, f, a in self.fast.calls)
                  if f"_fast_{name}({arg})" in code] if self.fast else []  # the calls that made it into statements
         return {
-            "far": list(dict.fromkeys(f"_far_{far}({arg})" for _, far, arg in calls)),
+            "far": list(dict.fromkeys(f"_far_{far}({arg})" for _, far, arg in calls if far)),
             "helpers": sorted({name for name, _, _ in calls}),
             "inputs": [{"name": plan.param_names[i], "core": n.shape, "dtype": n.dtype, "scalar": n.shape == ()}
                        for i, n in enumerate(plan.inputs)],

@@ -85,16 +85,29 @@ class NumbaPrinter(PythonCodePrinter):
     def _print_Float(self, expr):
         return _float_text(float(expr), "math")
 
+    def call(self, name: str, arg: str, exact: bool = False) -> str:
+        """The call of the table's function ``name`` on printed ``arg``, for printed forms that compose
+        calls (the stable sigmoid: exp of a clipped argument); ``exact``: the argument keeps a fast helper
+        libm-exact (no rerun)."""
+        return f"math.{name}({arg})"
+
 
 class NumbaFastPrinter(NumbaPrinter):
     """The numba printer with the table's vectorizable helpers (``_fast_exp``...) in place of ``math``
     calls that keep LLVM from vectorizing a loop. One per kernel: ``calls`` collects (helper, test,
     printed argument) per call; the test ``_far_<test>`` is True where the helper is not libm-exact
-    (the driver reruns those points on ``math``)."""
+    (the driver reruns those points on ``math``); None for a call that is exact everywhere."""
 
     def __init__(self, settings=None):
         super().__init__(settings)
         self.calls: list = []
+
+    def call(self, name: str, arg: str, exact: bool = False) -> str:
+        fast = {n: f for n, f in ufuncs.fast_numba().values()}
+        if name not in fast:
+            return super().call(name, arg, exact)
+        self.calls.append((name, None if exact else fast[name], arg))
+        return f"_fast_{name}({arg})"
 
 
 def _fast_method(name, far, libm):

@@ -86,3 +86,76 @@ def test_block_products_against_numpy_matmul():
         G = np.ones((c, d))
         namespace["_block_add_outer"](S, A, G)
         np.testing.assert_allclose(G, 1 + S.T @ A, rtol=1e-12, atol=1e-14)
+
+
+def exp_sum(W, b, X, Y):
+    """exp unclipped (unlike the stable sigmoid of bce): its fast helper's flagged rows run on math."""
+    return np.sum(1e300 * Y * np.exp(X @ W + b))
+
+
+def _rows_at(logits, W, b, d, seed):
+    """Data rows whose logits X @ W + b are about ``logits`` (one value per row, every column)."""
+    rng = np.random.default_rng(seed)
+    X = 0.1 * rng.standard_normal((len(logits), d))
+    X[:, 0] = (np.asarray(logits) - b[0]) / W[0, 0]
+    return X
+
+
+def _vector_kernel(source):
+    """The kernel computes its exp with the fast helper in one loop over the block's entries."""
+    kernel = source.split("def _rows_")[1].split("def _block_")[0]
+    assert "_fast_exp(" in kernel and "for _i in range(_n * " in kernel
+    return kernel
+
+
+def test_fast_exp_flagged_rows_run_on_libm(monkeypatch):
+    """Logits whose exp is subnormal: the fast helper's flagged entries are computed again with math.exp.
+    At the two logits of most rows the helper alone is 1 subnormal ulp above libm (relative 8e-13,
+    measured); times 1e300 the sums are normal numbers, and the sum over rows (gradient of b, terms of
+    one sign) equals the numpy backend's (libm's) to 1e-14. Rows at -720 (subnormal, helper exact) and
+    -760 (exp 0) too."""
+    rows, d, c = 1001, 5, 3
+    rng = np.random.default_rng(3)
+    W, b = np.zeros((d, c)), np.zeros(c)
+    W[0] = 1.0  # logits X[:, 0] exactly, every column
+    logits = np.where(np.arange(rows) % 2, -716.5756647423644, -716.516317845734)
+    logits[::89], logits[::97] = -720.0, -760.0
+    X = rng.standard_normal((rows, d))
+    X[:, 0] = logits
+    Y = (rng.random((rows, c)) < 0.7).astype(np.float64)
+    fast = _grad(exp_sum, (0, 1), "numba", "auto", monkeypatch)
+    got, source = fast(W, b, X, Y), fast.source(W, b, X, Y)
+    assert "_far[_i] = _far_exp(" in _vector_kernel(source)
+    ref = _grad(exp_sum, (0, 1), "numpy", "off", monkeypatch)(W, b, X, Y)
+    for a, r in zip(got, ref, strict=True):
+        assert np.all(np.isfinite(r)) and np.max(np.abs(r)) > 0
+        np.testing.assert_allclose(a, r, rtol=0, atol=1e-12 * np.max(np.abs(r)))
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-14)
+
+
+def test_fast_exp_overflow_like_numpy(monkeypatch):
+    """Logits near 800: exp is inf (the fast helper's select), the sums over rows inf like numpy's; and
+    bce's stable sigmoid (exp of the clipped logit) on logits of +-800 gives numpy's finite gradient."""
+    rows, d, c = 1001, 5, 3
+    rng = np.random.default_rng(5)
+    W, b = np.full((d, c), 1.0) + 0.01 * rng.standard_normal((d, c)), 0.1 * rng.standard_normal(c)
+    W[1:] = 0.01 * rng.standard_normal((d - 1, c))
+    logits = rng.uniform(-5.0, 5.0, rows)
+    logits[::50], logits[25::50] = 800.0, -800.0
+    X = _rows_at(logits, W, b, d, 6)
+    Y = (rng.random((rows, c)) < 0.5).astype(np.float64)
+    Y[::50] = 1.0  # not 0 * inf
+    fast = _grad(exp_sum, 1, "numba", "auto", monkeypatch)
+    got = fast(W, b, X, Y)
+    _vector_kernel(fast.source(W, b, X, Y))
+    with np.errstate(over="ignore"):
+        ref = _grad(exp_sum, 1, "numpy", "off", monkeypatch)(W, b, X, Y)
+    assert np.all(np.isinf(ref))
+    np.testing.assert_array_equal(got, ref)
+    fast = _grad(bce, (0, 1), "numba", "auto", monkeypatch)
+    got, source = fast(W, b, X, Y), fast.source(W, b, X, Y)
+    assert "_far" not in _vector_kernel(source)  # the clipped logit keeps exp exact: no rerun
+    ref = _grad(bce, (0, 1), "numpy", "off", monkeypatch)(W, b, X, Y)
+    for a, r in zip(got, ref, strict=True):
+        assert np.all(np.isfinite(r))
+        np.testing.assert_allclose(a, r, rtol=0, atol=1e-12 * np.max(np.abs(r)))

@@ -324,7 +324,8 @@ def _sigmoid_numpy(printer, expr):
 
 def _sigmoid_numba(printer, expr):
     b = printer.exp_bound
-    return f"1/(1 + math.exp(min(max(-{printer.parenthesize(expr.args[0], 100)}, -{b}), {b})))"
+    # exp of the clipped argument is never subnormal nor inf: a fast helper is exact there
+    return f"1/(1 + {printer.call('exp', f'min(max(-{printer.parenthesize(expr.args[0], 100)}, -{b}), {b})', exact=True)})"
 
 
 def _polygamma(printer, expr):
