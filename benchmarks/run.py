@@ -331,7 +331,7 @@ def workload_w1(cfg):
     impls = [
         Impl("symdiff", lambda: w1_symdiff(data), cold=True, limit=cfg.symbolic_limit),
         Impl("symdiff numba", lambda: extra.w1_numba(loss, data), cold=True, limit=cfg.symbolic_limit,
-             skip=extra.NUMBA_SKIP, note='backend="numba" (a sum over rows: numpy code, not a fused loop)'),
+             skip=extra.NUMBA_SKIP, note='backend="numba" (a sum over rows: one compiled loop over row blocks)'),
         Impl("SymEngine diff + Lambdify", lambda: extra.w1_symengine(data), cold=True, skip=extra.symengine()[1],
              note="hand-scalarized l(z, y); LLVM where available"),
         Impl("sympy.diff + lambdify", lambda: w1_sympy(data, False), cold=True, note="hand-scalarized l(z, y)"),
