@@ -43,10 +43,21 @@ _NUMPY_FORM = {
 }
 
 
-def _traced(values) -> bool:
+def _traced(values, spelled: str) -> bool:
+    """Whether a value is traced. A traced array of several elements is an error: on a numpy array
+    Python's function raises too (only length-1 arrays convert; the truth of an array is ambiguous)."""
     from .rewrite_runtime import is_traced
 
-    return any(is_traced(v) for v in values)
+    found = False
+    for v in values:
+        if is_traced(v):
+            if v.size != 1:
+                raise TraceError(
+                    f"{spelled} at {user_location()} is given an array of {v.size} elements; Python's {spelled} "
+                    "takes single numbers (on a numpy array it raises): use the numpy function, elementwise "
+                    "(np.maximum, np.minimum, np.sin, ...)")
+            found = True
+    return found
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,7 +66,7 @@ def _math_twin(name):
 
     @functools.wraps(plain)
     def twin(*args):
-        return traced(*args) if _traced(args) else plain(*args)
+        return traced(*args) if _traced(args, f"math.{name}") else plain(*args)
 
     return twin
 
@@ -69,7 +80,7 @@ def _extreme(plain, pairwise):
         if kwargs:  # key=, default=: Python's own
             return plain(*args, **kwargs)
         values = list(args[0]) if len(args) == 1 else args  # one iterable (read once) or the arguments
-        if not _traced(values):
+        if not _traced(values, f"{plain.__name__}()"):
             return plain(values) if len(args) == 1 else plain(*args)
         return functools.reduce(pairwise, values)
 
@@ -87,7 +98,7 @@ def _refusing_twin(name):
 
     @functools.wraps(plain)
     def twin(*args):
-        if _traced(args):
+        if _traced(args, f"math.{name}"):
             raise TraceError(
                 f"math.{name} takes Python numbers, and its argument at {user_location()} is traced; use "
                 f"the numpy or scipy.special function symdiff differentiates (see docs/operations.md)")

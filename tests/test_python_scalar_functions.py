@@ -95,3 +95,20 @@ def test_math_function_without_numpy_form_names_the_line():
     with pytest.raises(symdiff.errors.TraceError, match=rf"math\.gamma takes Python numbers.*:{line} is traced; use"):
         symdiff.derivative(f)(1.5)
     assert symdiff.derivative(lambda x: x * math.gamma(2.5))(1.0) == pytest.approx(math.gamma(2.5))
+
+
+def test_arrays_of_several_elements_are_refused_as_python_refuses_them():
+    """Python's max(a, b) and math.sin(a) raise on numpy arrays of several elements; the traced
+    function must not quietly mean np.maximum / np.sin there."""
+
+    def f(v):
+        return np.sum(max(v, 0.0))
+
+    def g(v):
+        return np.sum(math.sin(v))
+
+    for fun, spelled in ((f, r"max\(\)"), (g, r"math\.sin")):
+        with pytest.raises((ValueError, TypeError)):
+            fun(np.array([1.0, 2.0]))  # plain Python refuses it
+        with pytest.raises(symdiff.errors.TraceError, match=rf"{spelled} at .*given an array of 2 elements"):
+            symdiff.grad(fun)(np.array([1.0, 2.0]))
